@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Prepare this machine for deploybot's tests and for local use (idempotent).
+#
+# Installs (Debian packages) and starts: Docker with a single-node Swarm, a
+# local registry on 127.0.0.1:5000, a busybox base image, a throwaway
+# PostgreSQL cluster, and the Python virtual environment in .venv.
+# The recipe is the one DESIGN.md records as verified on these machines.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${DEPLOYBOT_STATE_DIR:-/var/lib/deploybot-dev}
+DOCKER=/usr/bin/docker
+REGISTRY_ADDR=${DEPLOYBOT_TEST_REGISTRY:-127.0.0.1:5000}
+BASE_IMAGE=${DEPLOYBOT_BASE_IMAGE:-deploybot/busybox:latest}
+PG_PORT=${DEPLOYBOT_TEST_PG_PORT:-55432}
+PG_DIR=$STATE/postgres
+mkdir -p "$STATE"
+
+log() { printf '[prepare] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_packages() {
+  local want=(docker.io busybox-static docker-registry postgresql git wrk)
+  local missing=()
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+start_docker() {
+  if ! $DOCKER info >/dev/null 2>&1; then
+    log "starting dockerd"
+    (as_root setsid nohup /usr/sbin/dockerd >"$STATE/dockerd.log" 2>&1 &)
+    for _ in $(seq 1 120); do
+      [ -S /var/run/docker.sock ] && $DOCKER info >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    $DOCKER info >/dev/null 2>&1 || { tail -50 "$STATE/dockerd.log" >&2; exit 1; }
+  fi
+  if [ "$($DOCKER info --format '{{.Swarm.LocalNodeState}}')" != "active" ]; then
+    log "initialising swarm"
+    $DOCKER swarm init --advertise-addr 127.0.0.1 >/dev/null
+  fi
+}
+
+start_registry() {
+  if curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then return; fi
+  log "starting registry on $REGISTRY_ADDR"
+  mkdir -p "$STATE/registry"
+  cat >"$STATE/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+YML
+  (setsid nohup /usr/bin/docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &)
+  for _ in $(seq 1 60); do
+    curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  tail -20 "$STATE/registry.log" >&2
+  exit 1
+}
+
+make_base_image() {
+  if $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return; fi
+  log "importing $BASE_IMAGE from busybox-static"
+  local rootfs
+  rootfs=$(mktemp -d)
+  mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,var/www,root,proc,sys,dev}
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -sf /bin/busybox "$rootfs/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  chmod 1777 "$rootfs/tmp"
+  tar -C "$rootfs" -c . | $DOCKER import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+}
+
+start_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  if [ ! -f "$PG_DIR/PG_VERSION" ]; then
+    log "creating PostgreSQL cluster in $PG_DIR"
+    mkdir -p "$PG_DIR"
+    chown postgres:postgres "$PG_DIR"
+    su postgres -s /bin/sh -c "$bin/initdb -D '$PG_DIR' -A trust -U postgres" >/dev/null
+  fi
+  if ! su postgres -s /bin/sh -c "$bin/pg_isready -h 127.0.0.1 -p $PG_PORT" >/dev/null 2>&1; then
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    su postgres -s /bin/sh -c "$bin/pg_ctl -D '$PG_DIR' -l '$PG_DIR/server.log' -w \
+      -o \"-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off\" start" >/dev/null
+  fi
+}
+
+python_env() {
+  if [ ! -x "$ROOT/.venv/bin/python" ]; then
+    log "creating .venv"
+    python3 -m venv "$ROOT/.venv"
+  fi
+  "$ROOT/.venv/bin/pip" install -q --upgrade pip >/dev/null
+  "$ROOT/.venv/bin/pip" install -q -e "$ROOT[dev]"
+}
+
+case "${1:-all}" in
+  services)
+    install_packages; start_docker; start_registry; make_base_image; start_postgres ;;
+  python) python_env ;;
+  all)
+    install_packages; start_docker; start_registry; make_base_image; start_postgres; python_env ;;
+  *) echo "usage: $0 [all|services|python]" >&2; exit 2 ;;
+esac
+log "ready: docker swarm, registry $REGISTRY_ADDR, base image $BASE_IMAGE, postgres 127.0.0.1:$PG_PORT"

@@ -1,0 +1,3 @@
+from deploybot.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The HTTP surface: /graphql (with GraphiQL), raw logs, health; and the process lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from deploybot.config import Settings, get_settings
+from deploybot.core import deployments as core
+from deploybot.core import logs as core_logs
+from deploybot.db import migrate
+from deploybot.db.engine import Database
+from deploybot.events.bus import EventBus
+from deploybot.runner.preflight import Preflight
+from deploybot.schema import schema
+from deploybot.schema.context import Context, Services
+
+logger = logging.getLogger(__name__)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, services: Services) -> None:
+        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        self.services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        base = self.services.settings.public_url.rstrip("/")
+        if "DEPLOYBOT_PUBLIC_URL" not in self.services.settings.model_fields_set:
+            base = str(request.base_url).rstrip("/")
+        return Context(services=self.services, base_url=base)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """Seed 002's error body: {"error": {"code", "message"}}."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_migrations: bool = True,
+    embedded_runner: bool = True,
+) -> Starlette:
+    settings = settings or get_settings()
+    db = Database(settings.database_url)
+    bus = EventBus()
+    services = Services(db=db, bus=bus, settings=settings, inspector=Preflight(settings))
+
+    async def raw_logs(request: Request) -> Response:
+        raw_id = request.path_params["id"]
+        if not raw_id.isdigit():
+            return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
+        number = int(raw_id)
+        if await core.get_deployment(db, number) is None:
+            return error_response(404, "DEPLOYMENT_NOT_FOUND", f"deployment {number} not found")
+        return StreamingResponse(
+            core_logs.raw_text(db, number), media_type="text/plain; charset=utf-8"
+        )
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "environment": settings.environment})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(404, "NOT_FOUND", f"no route {request.url.path}")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(500, "INTERNAL_ERROR", "internal server error")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        if run_migrations:
+            await migrate.upgrade(db)
+        runner = None
+        task = None
+        if embedded_runner:
+            import asyncio
+
+            from deploybot.runner.worker import Runner
+
+            runner = Runner(db, bus, settings)
+            task = asyncio.create_task(runner.run())
+        try:
+            yield
+        finally:
+            if runner is not None and task is not None:
+                runner.stop()
+                with contextlib.suppress(Exception):
+                    await task
+            await db.dispose()
+
+    graphql_app = GraphQLApp(services)
+    app = Starlette(
+        routes=[
+            Route("/deployments/{id}/logs", raw_logs),
+            Route("/healthz", healthz),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
+        ],
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 500: server_error},
+    )
+    app.state.services = services
+    return app

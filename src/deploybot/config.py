@@ -1,0 +1,63 @@
+"""Settings of one deploybot instance, from `DEPLOYBOT_*` environment variables and flags."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an instance needs to know; each field is `DEPLOYBOT_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DEPLOYBOT_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./deploybot.db",
+        description="SQLAlchemy URL; sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db",
+    )
+    environment: str = Field(default="local", description="The environment this instance serves")
+    docker_host: str = Field(
+        default="unix:///var/run/docker.sock", description="Docker Engine API of the Swarm manager"
+    )
+    registry: str | None = Field(
+        default=None,
+        description="Registry (host:port[/prefix]) that built images are pushed to and deployed from",
+    )
+    work_dir: Path = Field(
+        default=Path("./.deploybot"), description="Git mirror cache and other working files"
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL clients reach this instance at"
+    )
+    git_token: str | None = Field(default=None, description="Token for private HTTPS repositories")
+    git_username: str | None = Field(default=None, description="User name sent with git_token")
+    git_ssh_key: Path | None = Field(default=None, description="Private key for ssh:// repositories")
+    git_ssh_passphrase: str | None = Field(default=None, description="Passphrase of git_ssh_key")
+    converge_timeout: float = Field(
+        default=180.0, description="Seconds a rollout may take to converge before it fails"
+    )
+    runner_concurrency: int = Field(
+        default=2, ge=1, description="Deployments one runner process executes at once"
+    )
+    runner_poll_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between looks for queued deployments"
+    )
+    endpoint_mode: str = Field(
+        default="dnsrr",
+        description="Default Swarm endpoint mode (dnsrr: this platform has no IPVS for VIPs)",
+    )
+    publish_mode: str = Field(
+        default="host", description="Default publish mode of short-syntax ports (host or ingress)"
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

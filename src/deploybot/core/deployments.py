@@ -1,0 +1,605 @@
+"""Deployments: creating them (with every check before anything is written),
+the state machine the runner drives, and the filtered, keyset-paginated history.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deploybot.config import Settings
+from deploybot.db.engine import Database
+from deploybot.db.models import Application, Deployment, DeploymentStep, ServiceRollout
+from deploybot.db.types import utcnow
+from deploybot.domain import (
+    ApplicationState,
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    Health,
+    StepName,
+    StepStatus,
+)
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
+from deploybot.events.bus import DeploymentEvent, EventBus
+
+DEFAULT_STACK_FILE = "docker-compose.stack.yml"
+MAX_PAGE = 100
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
+
+DeploymentRecord = Row[Any]
+"""A deployment row as read by the queries below (attribute access by column name)."""
+
+deployment_table = Deployment.__table__  # type: ignore[attr-defined]
+step_table = DeploymentStep.__table__  # type: ignore[attr-defined]
+service_table = ServiceRollout.__table__  # type: ignore[attr-defined]
+
+
+# --- creating ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DeployRequest:
+    """What a caller asks for; GraphQL, webhooks and the CLI all build one of these."""
+
+    repository_url: str | None = None
+    commit_sha: str | None = None
+    ref: str | None = None
+    application: str | None = None
+    environment: str | None = None
+    stack_file: str | None = None
+    version: str | None = None
+    description: str | None = None
+    references: list[str] = field(default_factory=list)
+    image: str | None = None
+    service: str | None = None
+    strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
+    trigger: DeploymentTrigger = DeploymentTrigger.API
+    provider: str | None = None
+    actor: str | None = None
+    team: str | None = None
+    original_request: dict[str, Any] | None = None
+    mapped_request: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the runner found at the requested commit, before anything is written."""
+
+    commit_sha: str
+    ref: str | None
+    version: str
+    commit_message: str | None
+    commit_author: str | None
+    committed_at: datetime | None
+    stack_file: str
+    services: list[str]
+    builds: bool
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    image: str
+    digest: str | None
+    tag: str | None
+
+
+class SourceInspector(Protocol):
+    """The runner's side of a deploy request: look at the source without changing anything."""
+
+    async def inspect_git(
+        self,
+        repository_url: str,
+        *,
+        sha: str | None,
+        ref: str | None,
+        stack_file: str,
+        application: str,
+    ) -> SourceInfo: ...
+
+    async def inspect_image(self, image: str) -> ImageInfo: ...
+
+
+def application_name_from(repository_url: str | None, image: str | None) -> str:
+    """`git://host/team/web-app.git` → `web-app`; `registry:5000/team/api:1.2` → `api`."""
+    source = repository_url or image or ""
+    if image and not repository_url:
+        source = source.split("@", 1)[0]
+        last = source.rsplit("/", 1)[-1]
+        source = last.split(":", 1)[0]
+    name = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    name = name.removesuffix(".git").lower()
+    name = re.sub(r"[^a-z0-9_-]+", "-", name).strip("-_")
+    return name[:63] or "app"
+
+
+def _validate(request: DeployRequest, settings: Settings) -> None:
+    errors: list[DeploybotError] = []
+
+    def fail(field_name: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> None:
+        errors.append(DeploybotError(code, message, field=field_name))
+
+    if request.environment and request.environment != settings.environment:
+        fail(
+            "environment",
+            f"this instance deploys to {settings.environment!r}, not {request.environment!r};"
+            " send the request to that environment's deploybot or to the relay",
+            ErrorCode.WRONG_ENVIRONMENT,
+        )
+    if request.repository_url and request.image:
+        fail("image", "give either repositoryUrl (a git deploy) or image (a prebuilt image)")
+    elif not request.repository_url and not request.image:
+        fail("repositoryUrl", "repositoryUrl (with commitSha or ref) or image is required")
+    if request.repository_url is not None and not request.repository_url.strip():
+        fail("repositoryUrl", "repositoryUrl must not be empty")
+    if request.repository_url and not (request.commit_sha or request.ref):
+        fail("commitSha", "give the commitSha to deploy, or a ref (branch or tag) to resolve")
+    if request.commit_sha and not _SHA_RE.match(request.commit_sha):
+        fail("commitSha", f"{request.commit_sha!r} is not a commit sha (4 to 40 hex digits)")
+    if request.application is not None and not _NAME_RE.match(request.application):
+        fail(
+            "application",
+            "application must be 1-63 lowercase letters, digits, '-' or '_', starting with a"
+            " letter or digit",
+        )
+    if request.service is not None and not _NAME_RE.match(request.service):
+        fail("service", "service must be 1-63 lowercase letters, digits, '-' or '_'")
+    if request.stack_file is not None:
+        parts = request.stack_file.split("/")
+        if request.stack_file.startswith("/") or ".." in parts or not request.stack_file.strip():
+            fail("stackFile", "stackFile must be a path inside the repository")
+    if request.version is not None and not (0 < len(request.version) <= 255):
+        fail("version", "version must be 1 to 255 characters")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def plan_steps(request: DeployRequest, *, builds: bool, has_registry: bool) -> list[StepName]:
+    if request.image:
+        return [StepName.FETCH, StepName.ROLLOUT, StepName.CONVERGE]
+    steps = [StepName.FETCH]
+    if builds:
+        steps.append(StepName.BUILD)
+        if has_registry:
+            steps.append(StepName.PUSH)
+    return [*steps, StepName.ROLLOUT, StepName.CONVERGE]
+
+
+async def create_deployment(
+    db: Database,
+    bus: EventBus,
+    settings: Settings,
+    inspector: SourceInspector,
+    request: DeployRequest,
+) -> DeploymentRecord:
+    """Check everything a deploy needs, then queue it. Nothing is written when a check fails."""
+    _validate(request, settings)
+    application = request.application or application_name_from(
+        request.repository_url, request.image
+    )
+    values: dict[str, Any] = {}
+    if request.repository_url:
+        stack_file = request.stack_file or DEFAULT_STACK_FILE
+        info = await inspector.inspect_git(
+            request.repository_url.strip(),
+            sha=request.commit_sha,
+            ref=request.ref,
+            stack_file=stack_file,
+            application=application,
+        )
+        values.update(
+            repository_url=request.repository_url.strip(),
+            commit_sha=info.commit_sha,
+            ref=info.ref,
+            commit_message=info.commit_message,
+            commit_author=info.commit_author,
+            committed_at=info.committed_at,
+            version=request.version or info.version,
+            stack_file=info.stack_file,
+        )
+        steps = plan_steps(request, builds=info.builds, has_registry=bool(settings.registry))
+    else:
+        assert request.image is not None
+        image = await inspector.inspect_image(request.image.strip())
+        values.update(
+            image=image.image,
+            service=request.service or application,
+            version=request.version or image.tag or (image.digest or "")[7:19] or "latest",
+        )
+        steps = plan_steps(request, builds=False, has_registry=False)
+
+    now = utcnow()
+    async with db.transaction() as session:
+        app = await _application(session, application, settings.environment)
+        deployment = Deployment(
+            environment=settings.environment,
+            application=application,
+            previous_version=app.current_version if app else None,
+            strategy=request.strategy,
+            trigger=request.trigger,
+            provider=request.provider,
+            actor=request.actor,
+            team=request.team,
+            description=request.description,
+            references=list(request.references),
+            original_request=request.original_request,
+            mapped_request=request.mapped_request,
+            state=DeploymentState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        session.add(deployment)
+        await session.flush()
+        assert deployment.id is not None
+        for position, step in enumerate(steps):
+            session.add(
+                DeploymentStep(deployment_id=deployment.id, position=position, name=step.value)
+            )
+        deployment_id = deployment.id
+    bus.publish(DeploymentEvent(deployment_id, DeploymentState.QUEUED.value, "created"))
+    record = await get_deployment(db, deployment_id)
+    assert record is not None
+    return record
+
+
+async def _application(session: AsyncSession, name: str, environment: str) -> Application | None:
+    result = await session.execute(
+        select(Application).where(Application.name == name, Application.environment == environment)
+    )
+    return result.scalar_one_or_none()
+
+
+# --- the runner's side of the state machine ---------------------------------------------------
+
+
+async def claim_next(db: Database, environment: str, runner_id: str) -> int | None:
+    """Take the oldest queued deployment whose application has nothing in progress.
+
+    The conditional UPDATE is the claim: of two runners racing for one row,
+    exactly one sees a row count of 1, on SQLite and PostgreSQL alike.
+    """
+    busy = (
+        select(deployment_table.c.application)
+        .where(
+            deployment_table.c.environment == environment,
+            deployment_table.c.state == DeploymentState.IN_PROGRESS,
+        )
+        .scalar_subquery()
+    )
+    async with db.transaction() as session:
+        candidates = (
+            await session.execute(
+                select(deployment_table.c.id)
+                .where(
+                    deployment_table.c.environment == environment,
+                    deployment_table.c.state == DeploymentState.QUEUED,
+                    deployment_table.c.application.not_in(busy),
+                )
+                .order_by(deployment_table.c.id)
+                .limit(5)
+            )
+        ).scalars()
+        for candidate in list(candidates):
+            now = utcnow()
+            result = await session.execute(
+                update(deployment_table)
+                .where(
+                    deployment_table.c.id == candidate,
+                    deployment_table.c.state == DeploymentState.QUEUED,
+                )
+                .values(
+                    state=DeploymentState.IN_PROGRESS,
+                    runner_id=runner_id,
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return int(candidate)
+    return None
+
+
+async def set_step(
+    db: Database,
+    deployment_id: int,
+    name: StepName,
+    status: StepStatus,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {"status": status}
+    if message is not None:
+        values["message"] = message
+    if error is not None:
+        values["error"] = error
+    if status is StepStatus.RUNNING:
+        values["started_at"] = now
+    elif status in (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED):
+        values["finished_at"] = now
+    async with db.transaction() as session:
+        await session.execute(
+            update(step_table)
+            .where(step_table.c.deployment_id == deployment_id, step_table.c.name == name.value)
+            .values(**values)
+        )
+        await session.execute(
+            update(deployment_table)
+            .where(deployment_table.c.id == deployment_id)
+            .values(updated_at=now)
+        )
+
+
+async def update_deployment(db: Database, deployment_id: int, **values: Any) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(deployment_table)
+            .where(deployment_table.c.id == deployment_id)
+            .values(updated_at=utcnow(), **values)
+        )
+
+
+async def save_service_rollout(db: Database, deployment_id: int, service: str, **values: Any) -> None:
+    async with db.transaction() as session:
+        existing = (
+            await session.execute(
+                select(ServiceRollout).where(
+                    ServiceRollout.deployment_id == deployment_id,
+                    ServiceRollout.service == service,
+                )
+            )
+        ).scalar_one_or_none()
+        if existing is None:
+            session.add(ServiceRollout(deployment_id=deployment_id, service=service, **values))
+        else:
+            for key, value in values.items():
+                setattr(existing, key, value)
+
+
+async def finish_deployment(
+    db: Database,
+    bus: EventBus,
+    deployment_id: int,
+    state: DeploymentState,
+    *,
+    error_code: ErrorCode | None = None,
+    error_message: str | None = None,
+    swarm_changed: bool = False,
+) -> None:
+    """End a deployment. A success retires the previous success of the application (INACTIVE)
+    and becomes the application's current deployment."""
+    now = utcnow()
+    async with db.transaction() as session:
+        deployment = await session.get(Deployment, deployment_id)
+        if deployment is None:
+            raise DeploybotError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {deployment_id}")
+        deployment.state = state
+        deployment.finished_at = now
+        deployment.updated_at = now
+        deployment.error_code = error_code.value if error_code else None
+        deployment.error_message = error_message
+        await session.execute(
+            update(step_table)
+            .where(
+                step_table.c.deployment_id == deployment_id,
+                step_table.c.status.in_([StepStatus.PENDING]),
+            )
+            .values(status=StepStatus.SKIPPED)
+        )
+        app = await _application(session, deployment.application, deployment.environment)
+        if app is None:
+            app = Application(name=deployment.application, environment=deployment.environment)
+            session.add(app)
+        app.updated_at = now
+        if state is DeploymentState.SUCCESS:
+            await session.execute(
+                update(deployment_table)
+                .where(
+                    deployment_table.c.application == deployment.application,
+                    deployment_table.c.environment == deployment.environment,
+                    deployment_table.c.state == DeploymentState.SUCCESS,
+                    deployment_table.c.id != deployment_id,
+                )
+                .values(state=DeploymentState.INACTIVE, updated_at=now)
+            )
+            app.current_deployment_id = deployment_id
+            app.current_version = deployment.version
+            app.repository_url = deployment.repository_url or app.repository_url
+            app.stack_file = deployment.stack_file or app.stack_file
+            app.state = ApplicationState.HEALTHY
+            app.health = Health.HEALTHY
+        elif swarm_changed:
+            app.state = ApplicationState.FAILED
+            app.health = Health.UNKNOWN
+    bus.publish(DeploymentEvent(deployment_id, state.value))
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+async def get_deployment(db: Database, deployment_id: int) -> DeploymentRecord | None:
+    async with db.session() as session:
+        result = await session.execute(
+            select(deployment_table).where(deployment_table.c.id == deployment_id)
+        )
+        return result.first()
+
+
+async def find_by_idempotency(db: Database, environment: str, key: str) -> DeploymentRecord | None:
+    async with db.session() as session:
+        result = await session.execute(
+            select(deployment_table).where(
+                deployment_table.c.environment == environment,
+                deployment_table.c.idempotency_key == key,
+            )
+        )
+        return result.first()
+
+
+@dataclass
+class DeploymentFilter:
+    environments: Sequence[str] | None = None
+    applications: Sequence[str] | None = None
+    repository: str | None = None
+    commit_sha: str | None = None
+    refs: Sequence[str] | None = None
+    states: Sequence[DeploymentState] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:
+    if flt is None:
+        return []
+    c = deployment_table.c
+    clauses: list[Any] = []
+    if flt.environments:
+        clauses.append(c.environment.in_(list(flt.environments)))
+    if flt.applications:
+        clauses.append(c.application.in_(list(flt.applications)))
+    if flt.repository:
+        if any(ch in flt.repository for ch in "*?"):
+            clauses.append(c.repository_url.like(_glob_to_like(flt.repository), escape="\\"))
+        else:
+            clauses.append(c.repository_url == flt.repository)
+    if flt.commit_sha:
+        prefix = flt.commit_sha.lower()
+        if not _SHA_RE.match(prefix) and prefix:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT, "commitSha must be hex digits", field="filter.commitSha"
+            )
+        clauses.append(c.commit_sha.like(prefix + "%"))
+    if flt.refs:
+        clauses.append(c.ref.in_(list(flt.refs)))
+    if flt.states:
+        clauses.append(c.state.in_(list(flt.states)))
+    if flt.created_after:
+        clauses.append(c.created_at >= flt.created_after)
+    if flt.created_before:
+        clauses.append(c.created_at < flt.created_before)
+    return clauses
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[DeploymentRecord]
+    has_next: bool
+    has_previous: bool
+
+
+def page_bounds(first: int | None, last: int | None) -> tuple[int, bool]:
+    """(limit, backwards) for a connection argument pair, GitHub's rules: 1..100, not both."""
+    if first is not None and last is not None:
+        raise DeploybotError(ErrorCode.INVALID_INPUT, "pass either first or last, not both")
+    count = first if first is not None else last
+    if count is None:
+        count = 50 if last is None else last
+    if not 1 <= count <= MAX_PAGE:
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT,
+            f"{'last' if last is not None else 'first'} must be between 1 and {MAX_PAGE}",
+            field="last" if last is not None else "first",
+        )
+    return count, last is not None
+
+
+async def list_deployments(
+    db: Database,
+    flt: DeploymentFilter | None,
+    *,
+    descending: bool = True,
+    first: int | None = None,
+    after: int | None = None,
+    last: int | None = None,
+    before: int | None = None,
+) -> Page:
+    """Keyset pagination over ids (ids grow with creation time, so this is creation order)."""
+    limit, backwards = page_bounds(first, last)
+    c = deployment_table.c
+    clauses = filter_clauses(flt)
+    if after is not None:
+        clauses.append(c.id < after if descending else c.id > after)
+    if before is not None:
+        clauses.append(c.id > before if descending else c.id < before)
+    scan_descending = descending != backwards
+    query: Select[Any] = (
+        select(deployment_table)
+        .where(and_(True, *clauses))
+        .order_by(c.id.desc() if scan_descending else c.id.asc())
+        .limit(limit + 1)
+    )
+    async with db.session() as session:
+        rows = list((await session.execute(query)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+        return Page(rows, has_next=before is not None, has_previous=more)
+    return Page(rows, has_next=more, has_previous=after is not None)
+
+
+async def count_deployments(db: Database, flt: DeploymentFilter | None) -> int:
+    async with db.session() as session:
+        query = select(func.count()).select_from(deployment_table).where(
+            and_(True, *filter_clauses(flt))
+        )
+        return int((await session.execute(query)).scalar_one())
+
+
+async def steps_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
+    async with db.session() as session:
+        rows = await session.execute(
+            select(step_table)
+            .where(step_table.c.deployment_id.in_(list(ids)))
+            .order_by(step_table.c.deployment_id, step_table.c.position)
+        )
+        for row in rows:
+            out[row.deployment_id].append(row)
+    return out
+
+
+async def services_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
+    async with db.session() as session:
+        rows = await session.execute(
+            select(service_table)
+            .where(service_table.c.deployment_id.in_(list(ids)))
+            .order_by(service_table.c.deployment_id, service_table.c.service)
+        )
+        for row in rows:
+            out[row.deployment_id].append(row)
+    return out
+
+
+async def last_successful(
+    db: Database, application: str, environment: str, *, before_id: int | None = None
+) -> DeploymentRecord | None:
+    c = deployment_table.c
+    clauses = [
+        c.application == application,
+        c.environment == environment,
+        or_(c.state == DeploymentState.SUCCESS, c.state == DeploymentState.INACTIVE),
+    ]
+    if before_id is not None:
+        clauses.append(c.id < before_id)
+    async with db.session() as session:
+        result = await session.execute(
+            select(deployment_table).where(*clauses).order_by(c.id.desc()).limit(1)
+        )
+        return result.first()

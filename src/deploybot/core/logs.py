@@ -1,0 +1,145 @@
+"""Deployment log lines: batched writing, paginated reading, raw text.
+
+Lines are numbered per deployment (`seq`, from 1) so that a reader can resume
+exactly after the last line it saw. Writes are batched by time and by count:
+a chatty service must not cost a database round trip per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select
+
+from deploybot.db.engine import Database
+from deploybot.db.models import LogLine
+from deploybot.db.types import utcnow
+from deploybot.domain import LogSource, LogStream
+from deploybot.events.bus import DeploymentEvent, EventBus
+
+log_table = LogLine.__table__  # type: ignore[attr-defined]
+
+
+class LogWriter:
+    """Appends one deployment's lines; flushes every `interval` seconds or `batch` lines."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        deployment_id: int,
+        *,
+        interval: float = 0.1,
+        batch: int = 1000,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.deployment_id = deployment_id
+        self.interval = interval
+        self.batch = batch
+        self._seq = 0
+        self._pending: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LogWriter:
+        async with self.db.session() as session:
+            last = await session.execute(
+                select(func.max(log_table.c.seq)).where(
+                    log_table.c.deployment_id == self.deployment_id
+                )
+            )
+            self._seq = int(last.scalar_one() or 0)
+        self._task = asyncio.create_task(self._flusher())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    def write(
+        self,
+        text: str,
+        *,
+        source: LogSource = LogSource.SYSTEM,
+        stream: LogStream = LogStream.STDOUT,
+        source_name: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
+        for line in text.splitlines() or [""]:
+            self._seq += 1
+            self._pending.append(
+                {
+                    "deployment_id": self.deployment_id,
+                    "seq": self._seq,
+                    "timestamp": timestamp or utcnow(),
+                    "source": source,
+                    "source_name": source_name,
+                    "stream": stream,
+                    "text": line,
+                }
+            )
+        if len(self._pending) >= self.batch:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._pending:
+                chunk, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+                async with self.db.transaction() as session:
+                    await session.execute(insert(log_table), chunk)
+                self.bus.publish(
+                    DeploymentEvent(self.deployment_id, str(chunk[-1]["seq"]), "log")
+                )
+
+    async def _flusher(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            await self.flush()
+
+
+async def list_lines(
+    db: Database, deployment_id: int, *, after_seq: int = 0, limit: int = 100
+) -> list[Row[Any]]:
+    async with db.session() as session:
+        result = await session.execute(
+            select(log_table)
+            .where(log_table.c.deployment_id == deployment_id, log_table.c.seq > after_seq)
+            .order_by(log_table.c.seq)
+            .limit(limit)
+        )
+        return list(result.all())
+
+
+async def count_lines(db: Database, deployment_id: int) -> int:
+    async with db.session() as session:
+        result = await session.execute(
+            select(func.count()).where(log_table.c.deployment_id == deployment_id)
+        )
+        return int(result.scalar_one())
+
+
+def format_line(row: Row[Any]) -> str:
+    label = row.source_name or row.source.value.lower()
+    return f"[{label}] {row.text}\n"
+
+
+async def raw_text(db: Database, deployment_id: int, *, chunk: int = 2000) -> AsyncIterator[str]:
+    """The whole log as text, read in chunks so a huge log never sits in memory at once."""
+    after = 0
+    while True:
+        rows = await list_lines(db, deployment_id, after_seq=after, limit=chunk)
+        if not rows:
+            return
+        yield "".join(format_line(row) for row in rows)
+        after = rows[-1].seq

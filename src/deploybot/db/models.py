@@ -1,0 +1,215 @@
+"""SQLModel tables of deploybot's domain (see DESIGN.md, "Domain model").
+
+Every timestamp is UTC; free-form documents are portable JSON columns; the
+indexes follow the filters of the `deployments` query and keyset pagination
+by id (ids grow with creation time).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from deploybot.db.types import BigIntKey, PortableJSON, UTCDateTime, utcnow
+from deploybot.domain import (
+    ApplicationState,
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    Health,
+    LogSource,
+    LogStream,
+    StepStatus,
+)
+
+
+def _enum(cls: type[enum.Enum]) -> SAEnum:
+    return SAEnum(cls, native_enum=False, length=20, validate_strings=True)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Deployment(SQLModel, table=True):
+    """One attempt to put a version of an application onto this environment."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (
+        Index("ix_deployment_env_state_id", "environment", "state", "id"),
+        Index("ix_deployment_app_env_id", "application", "environment", "id"),
+        Index("ix_deployment_repository_id", "repository_url", "id"),
+        Index("ix_deployment_commit_sha", "commit_sha"),
+        Index("ix_deployment_state_id", "state", "id"),
+        Index("ix_deployment_created_at", "created_at"),
+        Index("ix_deployment_idempotency", "environment", "idempotency_key"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    environment: str = Field(sa_type=String(100))
+    application: str = Field(sa_type=String(200))
+    repository_url: str | None = Field(default=None, sa_type=String(1000))
+    ref: str | None = Field(default=None, sa_type=String(255))
+    commit_sha: str | None = Field(default=None, sa_type=String(64))
+    commit_message: str | None = Field(default=None, sa_type=Text)
+    commit_author: str | None = Field(default=None, sa_type=String(500))
+    committed_at: datetime | None = _ts()
+    version: str | None = Field(default=None, sa_type=String(255))
+    previous_version: str | None = Field(default=None, sa_type=String(255))
+    strategy: DeploymentStrategy = Field(
+        default=DeploymentStrategy.ROLLING, sa_type=_enum(DeploymentStrategy)
+    )
+    state: DeploymentState = Field(default=DeploymentState.QUEUED, sa_type=_enum(DeploymentState))
+    trigger: DeploymentTrigger = Field(
+        default=DeploymentTrigger.API, sa_type=_enum(DeploymentTrigger)
+    )
+    provider: str | None = Field(default=None, sa_type=String(50))
+    actor: str | None = Field(default=None, sa_type=String(255))
+    team: str | None = Field(default=None, sa_type=String(255))
+    description: str | None = Field(default=None, sa_type=Text)
+    references: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    stack_file: str | None = Field(default=None, sa_type=String(500))
+    image: str | None = Field(default=None, sa_type=String(1000))
+    service: str | None = Field(default=None, sa_type=String(200))
+    original_request: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
+    mapped_request: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
+    idempotency_key: str | None = Field(default=None, sa_type=String(255))
+    error_code: str | None = Field(default=None, sa_type=String(50))
+    error_message: str | None = Field(default=None, sa_type=Text)
+    rollback_of_id: int | None = Field(
+        default=None, sa_column=Column(BigIntKey, ForeignKey("deployment.id"), nullable=True)
+    )
+    release_id: int | None = Field(default=None, sa_type=BigIntKey)
+    runner_id: str | None = Field(default=None, sa_type=String(100))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class DeploymentStep(SQLModel, table=True):
+    """A named phase of a deployment (fetch, build, push, rollout, converge, ...)."""
+
+    __tablename__ = "deployment_step"
+    __table_args__ = (UniqueConstraint("deployment_id", "position"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    deployment_id: int = Field(
+        sa_column=Column(BigIntKey, ForeignKey("deployment.id", ondelete="CASCADE"), nullable=False)
+    )
+    position: int
+    name: str = Field(sa_type=String(50))
+    status: StepStatus = Field(default=StepStatus.PENDING, sa_type=_enum(StepStatus))
+    message: str | None = Field(default=None, sa_type=Text)
+    error: str | None = Field(default=None, sa_type=Text)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class LogLine(SQLModel, table=True):
+    """One line of a deployment's log; `seq` orders and resumes a log."""
+
+    __tablename__ = "log_line"
+    __table_args__ = (UniqueConstraint("deployment_id", "seq", name="uq_log_line_seq"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    deployment_id: int = Field(
+        sa_column=Column(BigIntKey, ForeignKey("deployment.id", ondelete="CASCADE"), nullable=False)
+    )
+    seq: int
+    timestamp: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    source: LogSource = Field(sa_type=_enum(LogSource))
+    source_name: str | None = Field(default=None, sa_type=String(255))
+    stream: LogStream = Field(default=LogStream.STDOUT, sa_type=_enum(LogStream))
+    text: str = Field(sa_type=Text)
+
+
+class ServiceRollout(SQLModel, table=True):
+    """What one service of the stack became in a deployment (Sponge's packages)."""
+
+    __tablename__ = "service_rollout"
+    __table_args__ = (UniqueConstraint("deployment_id", "service"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    deployment_id: int = Field(
+        sa_column=Column(BigIntKey, ForeignKey("deployment.id", ondelete="CASCADE"), nullable=False)
+    )
+    service: str = Field(sa_type=String(200))
+    swarm_name: str | None = Field(default=None, sa_type=String(255))
+    swarm_id: str | None = Field(default=None, sa_type=String(100))
+    image: str | None = Field(default=None, sa_type=String(1000))
+    digest: str | None = Field(default=None, sa_type=String(100))
+    version: str | None = Field(default=None, sa_type=String(255))
+    replicas_desired: int | None = None
+    replicas_running: int | None = None
+    replicas_healthy: int | None = None
+    nodes: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    spec: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
+    state: str | None = Field(default=None, sa_type=String(50))
+    error: str | None = Field(default=None, sa_type=Text)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class DeploymentResult(SQLModel, table=True):
+    """A free-form result an external runner attached (SPEED's results)."""
+
+    __tablename__ = "deployment_result"
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    deployment_id: int = Field(
+        sa_column=Column(
+            BigIntKey, ForeignKey("deployment.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    data: Any = Field(default=None, sa_type=PortableJSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Application(SQLModel, table=True):
+    """An application as deployed on this environment: what runs now and from where."""
+
+    __tablename__ = "application"
+    __table_args__ = (UniqueConstraint("name", "environment"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    name: str = Field(sa_type=String(200))
+    environment: str = Field(sa_type=String(100))
+    repository_url: str | None = Field(default=None, sa_type=String(1000))
+    stack_file: str | None = Field(default=None, sa_type=String(500))
+    current_deployment_id: int | None = Field(default=None, sa_type=BigIntKey)
+    current_version: str | None = Field(default=None, sa_type=String(255))
+    state: ApplicationState = Field(
+        default=ApplicationState.UNKNOWN, sa_type=_enum(ApplicationState)
+    )
+    health: Health = Field(default=Health.UNKNOWN, sa_type=_enum(Health))
+    configuration: dict[str, Any] = Field(default_factory=dict, sa_type=PortableJSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Release(SQLModel, table=True):
+    """A published version of a component on a release train (Deis' ComponentVersion)."""
+
+    __tablename__ = "release"
+    __table_args__ = (
+        UniqueConstraint("component", "train", "version"),
+        Index("ix_release_component_train_released", "component", "train", "released_at"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    component: str = Field(sa_type=String(200))
+    train: str = Field(sa_type=String(100))
+    version: str = Field(sa_type=String(255))
+    released_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=PortableJSON)
+    deployment_id: int | None = Field(default=None, sa_type=BigIntKey)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+metadata = SQLModel.metadata

@@ -1,0 +1,49 @@
+"""Error codes and the exception the core raises for expected failures.
+
+Expected failures travel as data (`userErrors` in GraphQL, a JSON body over plain
+HTTP); anything else is a bug and is masked at the edge.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    """Seed 002's codes plus the ones deploybot needs."""
+
+    DEPLOYMENT_NOT_FOUND = "DEPLOYMENT_NOT_FOUND"
+    DEPLOYMENT_IN_PROGRESS = "DEPLOYMENT_IN_PROGRESS"
+    INVALID_DEPLOYMENT_SPEC = "INVALID_DEPLOYMENT_SPEC"
+    ARTIFACT_NOT_FOUND = "ARTIFACT_NOT_FOUND"
+    DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
+    HEALTH_CHECK_FAILED = "HEALTH_CHECK_FAILED"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"
+    BACKUP_NOT_FOUND = "BACKUP_NOT_FOUND"
+    BUILD_FAILED = "BUILD_FAILED"
+    ROLLOUT_FAILED = "ROLLOUT_FAILED"
+    CONVERGE_TIMEOUT = "CONVERGE_TIMEOUT"
+    DOCKER_UNAVAILABLE = "DOCKER_UNAVAILABLE"
+    INVALID_INPUT = "INVALID_INPUT"
+    WRONG_ENVIRONMENT = "WRONG_ENVIRONMENT"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class DeploybotError(Exception):
+    """An expected failure: a code, a message, and the input field it concerns (if any)."""
+
+    def __init__(self, code: ErrorCode, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(Exception):
+    """Several field errors at once (an input with more than one mistake)."""
+
+    def __init__(self, errors: list[DeploybotError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors

@@ -1,0 +1,56 @@
+"""Global object IDs and opaque pagination cursors.
+
+IDs carry the environment (`Deployment:production:42`) so a relay can route a
+`node(id:)` to the instance that owns it; both are base64 so clients treat
+them as opaque, as GitHub's API asks them to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+
+class InvalidId(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalId:
+    type_name: str
+    environment: str
+    key: int
+
+    def encode(self) -> str:
+        raw = f"{self.type_name}:{self.environment}:{self.key}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _b64decode(value: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidId(f"not a valid ID: {value!r}") from exc
+
+
+def encode_id(type_name: str, environment: str, key: int) -> str:
+    return GlobalId(type_name, environment, key).encode()
+
+
+def decode_id(value: str) -> GlobalId:
+    parts = _b64decode(value).split(":")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise InvalidId(f"not a valid ID: {value!r}")
+    return GlobalId(parts[0], parts[1], int(parts[2]))
+
+
+def encode_cursor(key: int) -> str:
+    return base64.urlsafe_b64encode(f"k:{key}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> int:
+    raw = _b64decode(value)
+    if not raw.startswith("k:") or not raw[2:].isdigit():
+        raise InvalidId(f"not a valid cursor: {value!r}")
+    return int(raw[2:])

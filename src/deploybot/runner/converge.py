@@ -1,0 +1,153 @@
+"""Wait until a rolled-out stack has converged on the Swarm, or say why it did not.
+
+A service has converged when it runs its desired number of tasks, every one of
+them on the new spec and in state `running` (Swarm keeps a task with a
+healthcheck in `starting` until it is healthy), and Swarm's update, if any,
+has completed. Tasks of the new spec that fail (`non-zero exit`, `unhealthy
+container`) are collected; an update that Swarm paused or rolled back, or
+repeated task failures, end the wait early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploybot.runner.swarm import Swarm
+
+FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+BAD_UPDATE_STATES = frozenset({"paused", "rollback_started", "rollback_paused", "rollback_completed"})
+
+
+@dataclass
+class ServiceWatch:
+    """The progress of one service towards its new spec."""
+
+    service: str
+    service_id: str
+    known_tasks: set[str] = field(default_factory=set)
+    desired: int = 0
+    running: int = 0
+    nodes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    update_state: str | None = None
+    update_message: str | None = None
+    converged: bool = False
+    failure: str | None = None
+
+
+class ConvergeTimeout(Exception):
+    pass
+
+
+class ConvergeFailed(Exception):
+    pass
+
+
+async def snapshot_tasks(swarm: Swarm, service_id: str) -> set[str]:
+    """Task ids that exist before a rollout, so that old failures are not blamed on it."""
+    return {t["ID"] for t in await swarm.tasks(service_id)}
+
+
+def _image_of(spec: dict[str, Any]) -> str:
+    return str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", ""))
+
+
+async def _observe(swarm: Swarm, watch: ServiceWatch, nodes: dict[str, str], max_failures: int) -> None:
+    service = await swarm.service(watch.service_id)
+    spec = service["Spec"]
+    image = _image_of(spec)
+    mode = spec.get("Mode", {})
+    is_job = "ReplicatedJob" in mode or "GlobalJob" in mode
+    if "Replicated" in mode:
+        watch.desired = int(mode["Replicated"].get("Replicas", 1))
+    elif "Global" in mode or "GlobalJob" in mode:
+        watch.desired = await swarm.ready_nodes()
+    else:
+        watch.desired = int(mode["ReplicatedJob"].get("TotalCompletions", 1))
+    status = service.get("UpdateStatus") or {}
+    watch.update_state = status.get("State")
+    watch.update_message = status.get("Message")
+
+    tasks = await swarm.tasks(watch.service_id)
+    current = [
+        t
+        for t in tasks
+        if t.get("DesiredState") in ("running", "complete")
+        and t["Spec"].get("ContainerSpec", {}).get("Image") == image
+    ]
+    stale = [
+        t
+        for t in tasks
+        if t.get("DesiredState") == "running"
+        and t["Spec"].get("ContainerSpec", {}).get("Image") != image
+    ]
+    done_state = "complete" if is_job else "running"
+    ready = [t for t in current if t["Status"]["State"] == done_state]
+    watch.running = len(ready)
+    watch.nodes = sorted({nodes.get(t.get("NodeID", ""), t.get("NodeID", "")) for t in ready})
+    for task in tasks:
+        if task["ID"] in watch.known_tasks or task["Status"]["State"] not in FAILED_TASK_STATES:
+            continue
+        message = task["Status"].get("Err") or task["Status"].get("Message") or "task failed"
+        slot = task.get("Slot")
+        watch.errors.append(f"{watch.service}{'.' + str(slot) if slot else ''}: {message}")
+        watch.known_tasks.add(task["ID"])
+
+    if watch.update_state in BAD_UPDATE_STATES:
+        detail = watch.update_message or "update did not complete"
+        last = f"; last task error: {watch.errors[-1]}" if watch.errors else ""
+        watch.failure = f"{watch.service}: Swarm update {watch.update_state}: {detail}{last}"
+    elif len(watch.errors) >= max_failures:
+        watch.failure = (
+            f"{watch.service}: {len(watch.errors)} tasks failed, last: {watch.errors[-1]}"
+        )
+    watch.converged = (
+        watch.failure is None
+        and watch.running >= watch.desired
+        and not stale
+        and watch.update_state in (None, "completed")
+    )
+
+
+async def wait_converged(
+    swarm: Swarm,
+    watches: Iterable[ServiceWatch],
+    *,
+    timeout: float,
+    poll: float = 0.5,
+    max_failures: int = 3,
+    on_change: Callable[[ServiceWatch], Awaitable[None]] | None = None,
+) -> list[ServiceWatch]:
+    """Poll until every service converged; raise ConvergeFailed/ConvergeTimeout otherwise."""
+    watches = list(watches)
+    deadline = time.monotonic() + timeout
+    nodes = await swarm.node_names()
+    seen: dict[str, tuple[Any, ...]] = {}
+    while True:
+        for watch in watches:
+            if watch.converged:
+                continue
+            errors_before = len(watch.errors)
+            await _observe(swarm, watch, nodes, max_failures)
+            key = (watch.running, watch.desired, watch.update_state, watch.converged)
+            if on_change and (seen.get(watch.service) != key or len(watch.errors) != errors_before):
+                seen[watch.service] = key
+                await on_change(watch)
+            if watch.failure:
+                raise ConvergeFailed(watch.failure)
+        if all(w.converged for w in watches):
+            return watches
+        if time.monotonic() > deadline:
+            waiting = ", ".join(
+                f"{w.service} ({w.running}/{w.desired} running"
+                + (f", last error: {w.errors[-1]}" if w.errors else "")
+                + ")"
+                for w in watches
+                if not w.converged
+            )
+            raise ConvergeTimeout(f"not converged after {timeout:.0f}s: {waiting}")
+        await asyncio.sleep(poll)

@@ -1,0 +1,176 @@
+"""Look at a deploy request's source before anything is written or changed.
+
+This is the runner's half of `deploy`'s checks: the repository can be fetched,
+the commit exists, the stack file is there and valid (or a Dockerfile stands in
+for it), or the prebuilt image exists. The core turns each failure into a typed
+user error, so a bad request never leaves a half-written deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from deploybot.config import Settings
+from deploybot.core.deployments import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
+from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
+from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
+from deploybot.runner.swarm import DockerUnavailable, Swarm
+
+#: The stack file recorded for a repository that has only a Dockerfile.
+DOCKERFILE = "Dockerfile"
+
+
+def mirror_cache(settings: Settings) -> MirrorCache:
+    credentials = GitCredentials(
+        token=settings.git_token,
+        username=settings.git_username,
+        ssh_key_path=str(settings.git_ssh_key) if settings.git_ssh_key else None,
+        ssh_passphrase=settings.git_ssh_passphrase,
+    )
+    return MirrorCache(settings.work_dir / "git", credentials)
+
+
+def stack_env(
+    *, application: str, environment: str, version: str, commit: ResolvedCommit
+) -> dict[str, str]:
+    """Variables a stack file may interpolate (`${DEPLOYBOT_VERSION}` and friends)."""
+    return {
+        "DEPLOYBOT_APPLICATION": application,
+        "DEPLOYBOT_ENVIRONMENT": environment,
+        "DEPLOYBOT_VERSION": version,
+        "DEPLOYBOT_COMMIT_SHA": commit.sha,
+        "DEPLOYBOT_REF": commit.ref or "",
+    }
+
+
+def default_version(commit: ResolvedCommit) -> str:
+    return commit.tags[0] if commit.tags else commit.short_sha
+
+
+def load_stack(
+    mirrors: MirrorCache,
+    url: str,
+    commit: ResolvedCommit,
+    stack_file: str,
+    *,
+    application: str,
+    env: Mapping[str, str],
+) -> StackFile:
+    """The commit's stack file; a lone Dockerfile deploys as one service named after the app."""
+    if stack_file == DOCKERFILE:
+        return single_service_stack(application)
+    text = mirrors.read_file(url, commit.sha, stack_file)
+    if text is None:
+        if stack_file == DEFAULT_STACK_FILE and mirrors.read_file(url, commit.sha, DOCKERFILE):
+            return single_service_stack(application)
+        raise StackFileError(stack_file, None, f"not found at commit {commit.short_sha}")
+    return parse_stack_file(text.decode("utf-8", "replace"), stack_file, env)
+
+
+def spec_error(exc: StackFileError) -> DeploybotError:
+    return DeploybotError(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc), field="stackFile")
+
+
+class Preflight:
+    """`SourceInspector` over the mirror cache and the Swarm's engine."""
+
+    def __init__(self, settings: Settings, mirrors: MirrorCache | None = None) -> None:
+        self.settings = settings
+        self.mirrors = mirrors or mirror_cache(settings)
+
+    async def inspect_git(
+        self,
+        repository_url: str,
+        *,
+        sha: str | None,
+        ref: str | None,
+        stack_file: str,
+        application: str,
+    ) -> SourceInfo:
+        try:
+            commit = await asyncio.to_thread(self.mirrors.resolve, repository_url, sha=sha, ref=ref)
+        except GitError as exc:
+            field = "commitSha" if sha and "not found" in exc.message else "repositoryUrl"
+            if ref and not sha and "not found" in exc.message:
+                field = "ref"
+            raise DeploybotError(ErrorCode.ARTIFACT_NOT_FOUND, exc.message, field=field) from exc
+        version = default_version(commit)
+        env = stack_env(
+            application=application,
+            environment=self.settings.environment,
+            version=version,
+            commit=commit,
+        )
+        try:
+            stack = await asyncio.to_thread(
+                load_stack,
+                self.mirrors,
+                repository_url,
+                commit,
+                stack_file,
+                application=application,
+                env=env,
+            )
+        except StackFileError as exc:
+            raise spec_error(exc) from exc
+        except GitError as exc:
+            raise DeploybotError(ErrorCode.ARTIFACT_NOT_FOUND, exc.message) from exc
+        missing = [s for s, d in stack.services.items() if s not in stack.builds and not d.get("image")]
+        if missing:
+            raise DeploybotError(
+                ErrorCode.INVALID_DEPLOYMENT_SPEC,
+                f"{stack.filename}: services.{missing[0]}: needs `image` or `build`",
+                field="stackFile",
+            )
+        return SourceInfo(
+            commit_sha=commit.sha,
+            ref=commit.ref,
+            version=version,
+            commit_message=commit.message,
+            commit_author=commit.author,
+            committed_at=commit.committed_at,
+            stack_file=stack.filename,
+            services=sorted(stack.services),
+            builds=bool(stack.builds),
+        )
+
+    async def inspect_image(self, image: str) -> ImageInfo:
+        swarm = Swarm(self.settings.docker_host)
+        try:
+            return await image_info(swarm, image)
+        except DockerUnavailable as exc:
+            raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
+        finally:
+            await swarm.close()
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """`repo[:tag][@digest]` → (repo, tag, digest); a registry port is not a tag."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = None
+    if ":" in last:
+        name, tag = name.rsplit(":", 1)
+    return name, tag, digest or None
+
+
+async def image_info(swarm: Swarm, image: str) -> ImageInfo:
+    """Pin an image reference to a digest: the registry's, else the local image's."""
+    repo, tag, digest = split_image(image)
+    if digest:
+        return ImageInfo(image=image, digest=digest, tag=tag)
+    reference = f"{repo}:{tag or 'latest'}"
+    descriptor = await swarm.distribution(reference)
+    if descriptor and descriptor.get("Descriptor", {}).get("digest"):
+        found = str(descriptor["Descriptor"]["digest"])
+        return ImageInfo(image=f"{reference}@{found}", digest=found, tag=tag)
+    local = await swarm.image(reference)
+    if local is None:
+        raise DeploybotError(
+            ErrorCode.ARTIFACT_NOT_FOUND,
+            f"image {reference} is neither in its registry nor on the Swarm node",
+            field="image",
+        )
+    return ImageInfo(image=reference, digest=str(local["Id"]), tag=tag)

@@ -1,0 +1,225 @@
+"""The Docker Engine API of the Swarm manager, as deploybot uses it.
+
+aiodocker's `services.update` only changes the image, so full-spec updates go
+through its low-level query with the service's current version (a stale one
+answers 500 "update out of sequence", which is retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+from urllib.parse import quote
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+NAMESPACE_LABEL = "com.docker.stack.namespace"
+
+
+class DockerUnavailable(Exception):
+    """The engine cannot be reached: infrastructure, not the deployment's fault."""
+
+
+def _unavailable(exc: DockerError) -> bool:
+    return exc.status == 900 or exc.status >= 502
+
+
+class Swarm:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._docker: aiodocker.Docker | None = None
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.url)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    async def query(
+        self,
+        path: str,
+        method: str = "GET",
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        try:
+            return await self.docker._query_json(
+                path, method, params=dict(params) if params else None, data=body
+            )
+        except DockerError as exc:
+            if _unavailable(exc):
+                raise DockerUnavailable(str(exc.message)) from exc
+            raise
+        except OSError as exc:
+            raise DockerUnavailable(f"cannot reach Docker at {self.url}: {exc}") from exc
+
+    async def ping(self) -> None:
+        info = await self.query("info")
+        if info.get("Swarm", {}).get("LocalNodeState") != "active":
+            raise DockerUnavailable(f"Docker at {self.url} is not part of an active Swarm")
+
+    # --- networks -------------------------------------------------------------------------------
+
+    async def ensure_network(self, name: str, spec: Mapping[str, Any]) -> None:
+        existing = await self.query("networks", params={"filters": json.dumps({"name": [name]})})
+        if any(n["Name"] == name for n in existing):
+            return
+        try:
+            await self.query("networks/create", "POST", body=dict(spec))
+        except DockerError as exc:
+            if exc.status != 409:  # created meanwhile by a concurrent deploy
+                raise
+
+    async def network_exists(self, name: str) -> bool:
+        existing = await self.query("networks", params={"filters": json.dumps({"name": [name]})})
+        return any(n["Name"] == name for n in existing)
+
+    # --- services -------------------------------------------------------------------------------
+
+    async def stack_services(self, namespace: str) -> list[dict[str, Any]]:
+        filters = json.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]})
+        return cast(list[dict[str, Any]], await self.query("services", params={"filters": filters}))
+
+    async def service(self, service_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self.query(f"services/{service_id}"))
+
+    async def find_service(self, name: str) -> dict[str, Any] | None:
+        filters = json.dumps({"name": [name]})
+        found = await self.query("services", params={"filters": filters})
+        return next((s for s in found if s["Spec"]["Name"] == name), None)
+
+    async def deploy_service(self, spec: Mapping[str, Any]) -> tuple[str, bool]:
+        """Create the service or update it to exactly `spec`; returns (id, created)."""
+        name = spec["Name"]
+        for attempt in range(5):
+            current = await self.find_service(name)
+            if current is None:
+                created = await self.query("services/create", "POST", body=dict(spec))
+                return str(created["ID"]), True
+            version = current["Version"]["Index"]
+            try:
+                await self.query(
+                    f"services/{current['ID']}/update",
+                    "POST",
+                    params={"version": str(version)},
+                    body=dict(spec),
+                )
+                return str(current["ID"]), False
+            except DockerError as exc:
+                if "out of sequence" in str(exc.message) and attempt < 4:
+                    await asyncio.sleep(0.2)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    async def remove_service(self, service_id: str) -> None:
+        try:
+            await self.query(f"services/{service_id}", "DELETE")
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+
+    async def tasks(self, service_id: str) -> list[dict[str, Any]]:
+        filters = json.dumps({"service": [service_id]})
+        return cast(list[dict[str, Any]], await self.query("tasks", params={"filters": filters}))
+
+    async def node_names(self) -> dict[str, str]:
+        nodes = await self.query("nodes")
+        return {n["ID"]: n["Description"]["Hostname"] for n in nodes}
+
+    async def ready_nodes(self) -> int:
+        nodes = await self.query("nodes")
+        return sum(
+            1
+            for n in nodes
+            if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"
+        )
+
+    async def service_logs(self, service_id: str, *, since: float) -> AsyncIterator[str]:
+        """Follow a service's logs; never ends by itself (cancel it)."""
+        stream = self.docker.services.logs(
+            service_id, follow=True, stdout=True, stderr=True, since=int(since)
+        )
+        async for chunk in cast(AsyncIterator[str], stream):
+            yield chunk
+
+    # --- images ---------------------------------------------------------------------------------
+
+    async def image(self, name: str) -> dict[str, Any] | None:
+        try:
+            return cast(dict[str, Any], await self.query(f"images/{quote(name, safe='')}/json"))
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def distribution(self, name: str) -> dict[str, Any] | None:
+        """The registry's manifest descriptor of an image reference (None if it has none)."""
+        try:
+            return cast(dict[str, Any], await self.query(f"distribution/{name}/json"))
+        except DockerError as exc:
+            if exc.status in (401, 403, 404, 500):
+                return None
+            raise
+
+    async def build(
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        dockerfile: str,
+        buildargs: Mapping[str, str],
+        target: str | None,
+        labels: Mapping[str, str],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """`POST /build` with a tar context; yields the engine's JSON progress messages."""
+        params: dict[str, Any] = {
+            "t": tag,
+            "dockerfile": dockerfile,
+            "rm": "1",
+            "forcerm": "1",
+            "buildargs": json.dumps(dict(buildargs)),
+            "labels": json.dumps(dict(labels)),
+        }
+        if target:
+            params["target"] = target
+        try:
+            async with self.docker._query(
+                "build",
+                "POST",
+                params=params,
+                data=context,
+                headers={"Content-Type": "application/x-tar"},
+                timeout=None,
+            ) as response:
+                buffer = b""
+                async for data in response.content.iter_any():
+                    buffer += data
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+                if buffer.strip():
+                    yield json.loads(buffer)
+        except DockerError as exc:
+            if _unavailable(exc):
+                raise DockerUnavailable(str(exc.message)) from exc
+            raise
+
+    async def push(self, repository: str, tag: str) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for message in self.docker.images.push(repository, tag=tag, stream=True):
+                yield message
+        except DockerError as exc:
+            if exc.status == 900:
+                raise DockerUnavailable(str(exc.message)) from exc
+            raise

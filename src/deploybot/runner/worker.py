@@ -1,0 +1,78 @@
+"""The runner loop: claim queued deployments and execute them, a few at a time.
+
+It runs inside `deploybot serve` (embedded mode) or alone as `deploybot runner`
+against the same database. It wakes on the event bus when this process queued
+something and polls otherwise (another process may have queued it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from deploybot.config import Settings
+from deploybot.core import deployments as core
+from deploybot.db.engine import Database
+from deploybot.events.bus import EventBus
+from deploybot.runner.pipeline import RunnerContext, execute
+from deploybot.runner.preflight import mirror_cache
+
+logger = logging.getLogger(__name__)
+
+
+class Runner:
+    def __init__(self, db: Database, bus: EventBus, settings: Settings) -> None:
+        self.ctx = RunnerContext(db, bus, settings, mirror_cache(settings))
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._running: set[asyncio.Task[object]] = set()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        settings = self.ctx.settings
+        logger.info("runner %s started for environment %s", self.id, settings.environment)
+        async with self.ctx.bus.subscribe() as sub:
+            while not self._stop.is_set():
+                await self._fill()
+                waiters = [asyncio.ensure_future(sub.queue.get()), asyncio.ensure_future(self._stop.wait())]
+                await asyncio.wait(
+                    [*waiters, *self._running],
+                    timeout=settings.runner_poll_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for waiter in waiters:
+                    waiter.cancel()
+                while not sub.queue.empty():
+                    sub.queue.get_nowait()
+        for task in list(self._running):
+            task.cancel()
+        for task in list(self._running):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _fill(self) -> None:
+        settings = self.ctx.settings
+        while len(self._running) < settings.runner_concurrency:
+            try:
+                claimed = await core.claim_next(self.ctx.db, settings.environment, self.id)
+            except Exception:
+                logger.exception("runner could not claim work")
+                return
+            if claimed is None:
+                return
+            task: asyncio.Task[object] = asyncio.create_task(self._execute(claimed))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _execute(self, deployment_id: int) -> object:
+        try:
+            return await execute(self.ctx, deployment_id)
+        except Exception:
+            logger.exception("runner lost deployment %s", deployment_id)
+            return None

@@ -1,0 +1,37 @@
+"""The shared GraphQL vocabulary: Node, PageInfo, UserError (GitHub's conventions)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from deploybot.errors import DeploybotError, ValidationFailed
+from deploybot.schema.enums import ErrorCode
+
+
+@strawberry.interface(description="An object with a global ID, fetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="An expected failure of a mutation: data, not an exception.")
+class UserError:
+    field: str | None
+    message: str
+    code: ErrorCode
+
+    @classmethod
+    def from_exception(cls, exc: DeploybotError | ValidationFailed) -> list[UserError]:
+        errors = exc.errors if isinstance(exc, ValidationFailed) else [exc]
+        return [cls(field=e.field, message=e.message, code=e.code) for e in errors]
+
+
+class PublicError(Exception):
+    """A GraphQL error whose message is safe to show (bad ID, bad cursor, bad page size)."""

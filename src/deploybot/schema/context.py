@@ -1,0 +1,58 @@
+"""What every resolver gets: the process's services and per-request DataLoaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from sqlalchemy import Row
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from deploybot.config import Settings
+from deploybot.core import deployments
+from deploybot.core.deployments import SourceInspector
+from deploybot.db.engine import Database
+from deploybot.events.bus import EventBus
+
+
+@dataclass
+class Services:
+    """Process-wide: built once by the app and shared by every request."""
+
+    db: Database
+    bus: EventBus
+    settings: Settings
+    inspector: SourceInspector
+
+
+def _loader(services: Services, fn: Any) -> DataLoader[int, list[Row[Any]]]:
+    async def load(keys: Sequence[int]) -> list[list[Row[Any]]]:
+        found = await fn(services.db, keys)
+        return [found.get(k, []) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+@dataclass
+class Context:
+    services: Services
+    base_url: str
+    steps: DataLoader[int, list[Row[Any]]] = field(init=False)
+    service_rollouts: DataLoader[int, list[Row[Any]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.steps = _loader(self.services, deployments.steps_for)
+        self.service_rollouts = _loader(self.services, deployments.services_for)
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+
+Info: TypeAlias = StrawberryInfo[Context, None]

@@ -1,0 +1,374 @@
+"""GraphQL types and inputs of deployments: the deployment, its steps, services and logs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import Row
+from strawberry.scalars import JSON
+
+from deploybot import domain
+from deploybot.core import deployments as core
+from deploybot.core import logs as core_logs
+from deploybot.db.types import utcnow
+from deploybot.ids import InvalidId, decode_cursor, encode_cursor, encode_id
+from deploybot.schema.common import Node, PageInfo, PublicError, UserError
+from deploybot.schema.context import Info
+from deploybot.schema.enums import (
+    DeploymentOrderField,
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    ErrorCode,
+    LogSource,
+    LogStream,
+    OrderDirection,
+    StepStatus,
+)
+
+
+@strawberry.type(description="A named phase of a deployment, with its timings.")
+class DeploymentStep:
+    name: str
+    status: StepStatus
+    message: str | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field(description="Seconds the step took (so far, while it runs).")
+    def duration(self) -> float | None:
+        return _seconds(self.started_at, self.finished_at)
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> DeploymentStep:
+        return cls(
+            name=row.name,
+            status=row.status,
+            message=row.message,
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+
+@strawberry.type(description="What one service of the stack became in this deployment.")
+class ServiceRollout:
+    service: str = strawberry.field(description="The service's name in the stack file.")
+    swarm_name: str | None = strawberry.field(description="The Swarm service (`<stack>_<name>`).")
+    swarm_id: str | None
+    image: str | None = strawberry.field(description="The image reference deployed.")
+    digest: str | None = strawberry.field(description="Registry digest (or local image id).")
+    version: str | None
+    replicas_desired: int | None
+    replicas_running: int | None
+    replicas_healthy: int | None
+    nodes: list[str] = strawberry.field(description="Hostnames of the nodes its tasks run on.")
+    state: str | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field(description="Seconds from the service's update to its convergence.")
+    def duration(self) -> float | None:
+        return _seconds(self.started_at, self.finished_at)
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ServiceRollout:
+        return cls(
+            service=row.service,
+            swarm_name=row.swarm_name,
+            swarm_id=row.swarm_id,
+            image=row.image,
+            digest=row.digest,
+            version=row.version,
+            replicas_desired=row.replicas_desired,
+            replicas_running=row.replicas_running,
+            replicas_healthy=row.replicas_healthy,
+            nodes=list(row.nodes or []),
+            state=row.state,
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+
+@strawberry.type(description="One line of a deployment's log.")
+class LogLine:
+    sequence: int = strawberry.field(description="Position in the log, from 1; resume after it.")
+    timestamp: datetime
+    source: LogSource
+    source_name: str | None = strawberry.field(description="The service or build it came from.")
+    stream: LogStream
+    text: str
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> LogLine:
+        return cls(
+            sequence=row.seq,
+            timestamp=row.timestamp,
+            source=row.source,
+            source_name=row.source_name,
+            stream=row.stream,
+            text=row.text,
+        )
+
+
+@strawberry.type
+class LogLineEdge:
+    cursor: str
+    node: LogLine
+
+
+@strawberry.type
+class LogLineConnection:
+    edges: list[LogLineEdge]
+    nodes: list[LogLine]
+    page_info: PageInfo
+    deployment_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def total_count(self, info: Info) -> int:
+        return await core_logs.count_lines(info.context.db, self.deployment_id)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None:
+        return None
+    return round(((end or utcnow()) - start).total_seconds(), 3)
+
+
+@strawberry.type(description="One attempt to put a version of an application onto an environment.")
+class Deployment(Node):
+    id: strawberry.ID
+    number: int = strawberry.field(description="Serial number in this environment.")
+    environment: str
+    application: str
+    repository_url: str | None
+    ref: str | None = strawberry.field(description="Branch or tag asked for, if any.")
+    commit_sha: str | None = strawberry.field(description="The exact commit deployed.")
+    commit_message: str | None
+    commit_author: str | None
+    committed_at: datetime | None
+    version: str | None
+    previous_version: str | None = strawberry.field(
+        description="The application's version before this deployment."
+    )
+    strategy: DeploymentStrategy
+    state: DeploymentState
+    trigger: DeploymentTrigger
+    provider: str | None
+    actor: str | None
+    team: str | None
+    description: str | None
+    references: list[str]
+    stack_file: str | None
+    image: str | None = strawberry.field(description="The prebuilt image of an image deploy.")
+    service: str | None = strawberry.field(description="The service an image deploy targets.")
+    original_request: JSON | None = strawberry.field(description="The request as received.")
+    mapped_request: JSON | None = strawberry.field(
+        description="What a webhook or relay turned the request into."
+    )
+    error_code: ErrorCode | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    logs_url: str = strawberry.field(description="The raw log as plain text.")
+
+    @strawberry.field(description="Seconds from start to finish (so far, while it runs).")
+    def duration(self) -> float | None:
+        return _seconds(self.started_at, self.finished_at)
+
+    @strawberry.field
+    async def steps(self, info: Info) -> list[DeploymentStep]:
+        rows = await info.context.steps.load(self.number)
+        return [DeploymentStep.from_row(r) for r in rows]
+
+    @strawberry.field(description="Per-service outcome: image digest, replicas, nodes.")
+    async def services(self, info: Info) -> list[ServiceRollout]:
+        rows = await info.context.service_rollouts.load(self.number)
+        return [ServiceRollout.from_row(r) for r in rows]
+
+    @strawberry.field(description="The log, oldest first; `after` is a cursor from an edge.")
+    async def logs(
+        self, info: Info, first: int = 100, after: str | None = None
+    ) -> LogLineConnection:
+        if not 1 <= first <= 1000:
+            raise PublicError("first must be between 1 and 1000")
+        try:
+            after_seq = decode_cursor(after) if after else 0
+        except InvalidId as exc:
+            raise PublicError(str(exc)) from exc
+        rows = await core_logs.list_lines(
+            info.context.db, self.number, after_seq=after_seq, limit=first + 1
+        )
+        more = len(rows) > first
+        lines = [LogLine.from_row(r) for r in rows[:first]]
+        edges = [LogLineEdge(cursor=encode_cursor(line.sequence), node=line) for line in lines]
+        return LogLineConnection(
+            edges=edges,
+            nodes=lines,
+            page_info=PageInfo(
+                has_next_page=more,
+                has_previous_page=after_seq > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            deployment_id=self.number,
+        )
+
+    @classmethod
+    def from_row(cls, row: Row[Any], base_url: str) -> Deployment:
+        return cls(
+            id=strawberry.ID(encode_id("Deployment", row.environment, row.id)),
+            number=row.id,
+            environment=row.environment,
+            application=row.application,
+            repository_url=row.repository_url,
+            ref=row.ref,
+            commit_sha=row.commit_sha,
+            commit_message=row.commit_message,
+            commit_author=row.commit_author,
+            committed_at=row.committed_at,
+            version=row.version,
+            previous_version=row.previous_version,
+            strategy=row.strategy,
+            state=row.state,
+            trigger=row.trigger,
+            provider=row.provider,
+            actor=row.actor,
+            team=row.team,
+            description=row.description,
+            references=list(row.references or []),
+            stack_file=row.stack_file,
+            image=row.image,
+            service=row.service,
+            original_request=row.original_request,
+            mapped_request=row.mapped_request,
+            error_code=ErrorCode(row.error_code) if row.error_code else None,
+            error_message=row.error_message,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            logs_url=f"{base_url}/deployments/{row.id}/logs",
+        )
+
+
+@strawberry.type
+class DeploymentEdge:
+    cursor: str
+    node: Deployment
+
+
+@strawberry.type
+class DeploymentConnection:
+    edges: list[DeploymentEdge]
+    nodes: list[Deployment]
+    page_info: PageInfo
+    filter: strawberry.Private[core.DeploymentFilter | None]
+
+    @strawberry.field(description="All deployments matching the filter (counted only if asked).")
+    async def total_count(self, info: Info) -> int:
+        return await core.count_deployments(info.context.db, self.filter)
+
+
+@strawberry.input(description="Every field narrows the result; lists match any of their values.")
+class DeploymentFilter:
+    environments: list[str] | None = None
+    applications: list[str] | None = None
+    repository: str | None = strawberry.field(
+        default=None,
+        description="Repository URL, exact, or a glob (`*` any run, `?` one character).",
+    )
+    commit_sha: str | None = strawberry.field(default=None, description="A prefix of the sha.")
+    refs: list[str] | None = None
+    states: list[DeploymentState] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def to_core(self) -> core.DeploymentFilter:
+        return core.DeploymentFilter(
+            environments=self.environments,
+            applications=self.applications,
+            repository=self.repository,
+            commit_sha=self.commit_sha,
+            refs=self.refs,
+            states=[domain.DeploymentState(s.value) for s in self.states] if self.states else None,
+            created_after=self.created_after,
+            created_before=self.created_before,
+        )
+
+
+@strawberry.input
+class DeploymentOrder:
+    field: DeploymentOrderField = DeploymentOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.input(description="Deploy a git commit (repositoryUrl + commitSha or ref) or an image.")
+class DeployInput:
+    repository_url: str | None = strawberry.field(
+        default=None, description="git://, https://, ssh:// URL or a path on the server."
+    )
+    commit_sha: str | None = strawberry.field(default=None, description="Full or abbreviated sha.")
+    ref: str | None = strawberry.field(
+        default=None, description="Branch or tag, resolved to its sha when the request arrives."
+    )
+    application: str | None = strawberry.field(
+        default=None, description="Defaults to the repository (or image) name."
+    )
+    environment: str | None = strawberry.field(
+        default=None, description="Defaults to this instance's environment; no other is accepted."
+    )
+    stack_file: str | None = strawberry.field(
+        default=None, description="Defaults to docker-compose.stack.yml."
+    )
+    version: str | None = strawberry.field(
+        default=None, description="Defaults to a tag at the commit, else the short sha."
+    )
+    description: str | None = None
+    references: list[str] | None = strawberry.field(
+        default=None, description="Tickets or other external references."
+    )
+    image: str | None = strawberry.field(
+        default=None, description="Deploy this prebuilt image (no git) to one service."
+    )
+    service: str | None = strawberry.field(
+        default=None, description="The service an image deploy updates; defaults to the app name."
+    )
+    strategy: DeploymentStrategy = domain.DeploymentStrategy.ROLLING
+    client_mutation_id: str | None = None
+
+    def to_core(self, original: dict[str, Any]) -> core.DeployRequest:
+        return core.DeployRequest(
+            repository_url=self.repository_url,
+            commit_sha=self.commit_sha,
+            ref=self.ref,
+            application=self.application,
+            environment=self.environment,
+            stack_file=self.stack_file,
+            version=self.version,
+            description=self.description,
+            references=list(self.references or []),
+            image=self.image,
+            service=self.service,
+            strategy=domain.DeploymentStrategy(self.strategy.value),
+            original_request=original,
+        )
+
+
+@strawberry.type
+class DeployPayload:
+    deployment: Deployment | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
+
+
+DeploymentId = Annotated[
+    strawberry.ID, strawberry.argument(description="A global ID, or the deployment's number.")
+]

@@ -1,0 +1,193 @@
+"""Bad input gets typed userErrors and writes nothing; task failures and an unreachable
+Docker end deployments with the right state and code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import docker, remove_stack, server_env
+from tests.e2e.test_deploy_swarm import DEPLOY, DOCKERFILE, deploy, wait_final
+from tests.gitserver import GitServer
+from tests.servers import Client, ServerProcess
+
+COUNT = "{ deployments { totalCount } }"
+
+
+@pytest.fixture(scope="module")
+def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
+    remove_stack("crashy")
+    remove_stack("solo")
+    remove_stack("imgapp")
+    git_server.create_repo("broken")
+    good = git_server.commit(
+        "broken",
+        {
+            "Dockerfile": DOCKERFILE,
+            "www/index.html": "x\n",
+            "docker-compose.stack.yml": "services:\n  web:\n    build: .\n",
+            "bad-yaml.yml": "services:\n  web: [unclosed\n",
+            "unknown-key.yml": "services:\n  web:\n    build: .\n    replicass: 2\n",
+        },
+    )
+    git_server.create_repo("crashy")
+    crashy = git_server.commit(
+        "crashy",
+        {
+            "Dockerfile": DOCKERFILE,
+            "www/index.html": "x\n",
+            "docker-compose.stack.yml": (
+                "services:\n  app:\n    build: .\n"
+                '    command: ["sh", "-c", "echo starting; exit 3"]\n'
+                "    deploy:\n      restart_policy:\n        delay: 1s\n"
+            ),
+        },
+    )
+    git_server.create_repo("solo")
+    solo = git_server.commit("solo", {"Dockerfile": DOCKERFILE, "www/index.html": "solo\n"})
+    yield {"good": good, "crashy": crashy, "solo": solo}
+    remove_stack("crashy")
+    remove_stack("solo")
+    remove_stack("imgapp")
+
+
+def errors_of(client: Client, **input: Any) -> list[dict[str, Any]]:
+    before = client.query(COUNT)["deployments"]["totalCount"]
+    payload = client.query(DEPLOY, {"input": input})["deploy"]
+    assert payload["deployment"] is None
+    assert client.query(COUNT)["deployments"]["totalCount"] == before  # nothing half-written
+    return list(payload["userErrors"])
+
+
+def test_bad_input_is_a_typed_user_error(
+    client: Client, git_server: GitServer, repos: dict[str, Any]
+) -> None:
+    url = git_server.url("broken")
+    cases: list[tuple[dict[str, Any], str, str | None, str]] = [
+        ({"repositoryUrl": url}, "INVALID_INPUT", "commitSha", "commitSha"),
+        ({}, "INVALID_INPUT", "repositoryUrl", "repositoryUrl"),
+        ({"repositoryUrl": url, "commitSha": "xyz"}, "INVALID_INPUT", "commitSha", "hex"),
+        (
+            {"repositoryUrl": url, "ref": "main", "environment": "production"},
+            "WRONG_ENVIRONMENT",
+            "environment",
+            "production",
+        ),
+        (
+            {"repositoryUrl": git_server.url("nope"), "ref": "main"},
+            "ARTIFACT_NOT_FOUND",
+            "repositoryUrl",
+            "nope",
+        ),
+        (
+            {"repositoryUrl": "git://127.0.0.1:1/unreachable.git", "ref": "main"},
+            "ARTIFACT_NOT_FOUND",
+            "repositoryUrl",
+            "unreachable",
+        ),
+        (
+            {"repositoryUrl": url, "commitSha": "0123456789abcdef0123456789abcdef01234567"},
+            "ARTIFACT_NOT_FOUND",
+            "commitSha",
+            "0123456789abcdef",
+        ),
+        ({"repositoryUrl": url, "ref": "no-such-branch"}, "ARTIFACT_NOT_FOUND", "ref", "no-such"),
+        (
+            {"repositoryUrl": url, "ref": "main", "stackFile": "missing.yml"},
+            "INVALID_DEPLOYMENT_SPEC",
+            "stackFile",
+            "missing.yml",
+        ),
+        (
+            {"repositoryUrl": url, "ref": "main", "stackFile": "bad-yaml.yml"},
+            "INVALID_DEPLOYMENT_SPEC",
+            "stackFile",
+            "bad-yaml.yml",
+        ),
+        (
+            {"repositoryUrl": url, "ref": "main", "stackFile": "unknown-key.yml"},
+            "INVALID_DEPLOYMENT_SPEC",
+            "stackFile",
+            "services.web.replicass",
+        ),
+        (
+            {"image": "127.0.0.1:5000/does/not-exist:1"},
+            "ARTIFACT_NOT_FOUND",
+            "image",
+            "does/not-exist",
+        ),
+    ]
+    for input, code, field, fragment in cases:
+        errors = errors_of(client, **input)
+        assert errors, input
+        assert errors[0]["code"] == code, (input, errors)
+        assert errors[0]["field"] == field, (input, errors)
+        assert fragment in errors[0]["message"], (input, errors)
+
+
+def test_malformed_graphql_is_an_error_not_a_crash(client: Client) -> None:
+    body = client.execute("mutation { deploy(input: {commitSha: 5}) { userErrors { code } } }")
+    assert "errors" in body and "String" in body["errors"][0]["message"]
+    body = client.execute("{ deployments(first: 1000) { totalCount } }")
+    assert body["errors"][0]["message"] == "first must be between 1 and 100"
+
+
+def test_failing_tasks_fail_the_deployment(
+    client: Client, git_server: GitServer, repos: dict[str, Any]
+) -> None:
+    done = wait_final(
+        client, deploy(client, repositoryUrl=git_server.url("crashy"), commitSha=repos["crashy"])["id"]
+    )
+    assert done["state"] == "FAILURE"
+    assert done["errorCode"] == "ROLLOUT_FAILED"
+    assert "non-zero exit" in done["errorMessage"]
+    converge = next(s for s in done["steps"] if s["name"] == "converge")
+    assert converge["status"] == "FAILED" and "non-zero exit" in converge["error"]
+
+
+def test_dockerfile_without_stack_file_and_image_deploy(
+    client: Client, git_server: GitServer, repos: dict[str, Any], registry: str
+) -> None:
+    done = wait_final(
+        client, deploy(client, repositoryUrl=git_server.url("solo"), commitSha=repos["solo"])["id"]
+    )
+    assert done["state"] == "SUCCESS", done
+    assert done["stackFile"] == "Dockerfile"
+    assert [s["swarmName"] for s in done["services"]] == ["solo_solo"]
+
+    # The Docker Hub case: a prebuilt image deployed to one service, no git.
+    image = done["services"][0]["image"]
+    queued = deploy(client, image=image, application="imgapp", service="web", version="7")
+    assert queued["image"] == image  # already pinned by digest
+    assert queued["service"] == "web" and queued["version"] == "7"
+    assert [s["name"] for s in queued["steps"]] == ["fetch", "rollout", "converge"]
+    final = wait_final(client, queued["id"])
+    assert final["state"] == "SUCCESS", final
+    spec = docker("service", "inspect", "imgapp_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
+    assert spec.strip() == final["services"][0]["image"]
+
+
+def test_unreachable_docker_is_an_error(
+    swarm: str, git_server: GitServer, repos: dict[str, Any], tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        server_env(tmp_path, DEPLOYBOT_DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock"), tmp_path
+    )
+    client = Client(server.url)
+    try:
+        errors = client.query(DEPLOY, {"input": {"image": "127.0.0.1:5000/x/y:1"}})["deploy"][
+            "userErrors"
+        ]
+        assert errors[0]["code"] == "DOCKER_UNAVAILABLE"
+        done = wait_final(
+            client,
+            deploy(client, repositoryUrl=git_server.url("solo"), commitSha=repos["solo"])["id"],
+        )
+        assert done["state"] == "ERROR"
+        assert done["errorCode"] == "DOCKER_UNAVAILABLE"
+    finally:
+        client.close()
+        server.stop()
