@@ -86,9 +86,7 @@ async def _create_pg_database() -> str:
 
 
 @pytest.fixture
-async def empty_database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[str]:
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of the kind the test is parametrised with (sqlite or postgresql)."""
     kind = getattr(request, "param", "sqlite")
     if kind == "sqlite":

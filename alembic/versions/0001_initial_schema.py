@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:32:45.450677
+Create Date: 2026-11-22 16:45:59.055888
 """
 
 from collections.abc import Sequence
@@ -185,6 +185,13 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_deployment_repository_id", ["repository_url", "id"], unique=False)
         batch_op.create_index("ix_deployment_state_id", ["state", "id"], unique=False)
+        batch_op.create_index(
+            "uq_deployment_one_in_progress",
+            ["application", "environment"],
+            unique=True,
+            sqlite_where=sa.text("state = 'IN_PROGRESS'"),
+            postgresql_where=sa.text("state = 'IN_PROGRESS'"),
+        )
 
     op.create_table(
         "release",
@@ -338,6 +345,11 @@ def downgrade() -> None:
 
     op.drop_table("release")
     with op.batch_alter_table("deployment", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_deployment_one_in_progress",
+            sqlite_where=sa.text("state = 'IN_PROGRESS'"),
+            postgresql_where=sa.text("state = 'IN_PROGRESS'"),
+        )
         batch_op.drop_index("ix_deployment_state_id")
         batch_op.drop_index("ix_deployment_repository_id")
         batch_op.drop_index("ix_deployment_idempotency")

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     )
     registry: str | None = Field(
         default=None,
-        description="Registry (host:port[/prefix]) that built images are pushed to and deployed from",
+        description="Registry (host:port[/prefix]) built images are pushed to and deployed from",
     )
     work_dir: Path = Field(
         default=Path("./.deploybot"), description="Git mirror cache and other working files"
@@ -34,10 +34,17 @@ class Settings(BaseSettings):
     )
     git_token: str | None = Field(default=None, description="Token for private HTTPS repositories")
     git_username: str | None = Field(default=None, description="User name sent with git_token")
-    git_ssh_key: Path | None = Field(default=None, description="Private key for ssh:// repositories")
+    git_ssh_key: Path | None = Field(
+        default=None, description="Private key for ssh:// repositories"
+    )
     git_ssh_passphrase: str | None = Field(default=None, description="Passphrase of git_ssh_key")
     converge_timeout: float = Field(
         default=180.0, description="Seconds a rollout may take to converge before it fails"
+    )
+    converge_stable_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds every new task must keep running before a service counts as converged",
     )
     runner_concurrency: int = Field(
         default=2, ge=1, description="Deployments one runner process executes at once"

@@ -27,11 +27,11 @@ class GlobalId:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _b64decode(value: str) -> str:
+def _b64decode(value: str, what: str) -> str:
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidId(f"not a valid ID: {value!r}") from exc
+        raise InvalidId(f"not a valid {what}: {value!r}") from exc
 
 
 def encode_id(type_name: str, environment: str, key: int) -> str:
@@ -39,7 +39,7 @@ def encode_id(type_name: str, environment: str, key: int) -> str:
 
 
 def decode_id(value: str) -> GlobalId:
-    parts = _b64decode(value).split(":")
+    parts = _b64decode(value, "ID").split(":")
     if len(parts) != 3 or not parts[2].isdigit():
         raise InvalidId(f"not a valid ID: {value!r}")
     return GlobalId(parts[0], parts[1], int(parts[2]))
@@ -50,7 +50,7 @@ def encode_cursor(key: int) -> str:
 
 
 def decode_cursor(value: str) -> int:
-    raw = _b64decode(value)
+    raw = _b64decode(value, "cursor")
     if not raw.startswith("k:") or not raw[2:].isdigit():
         raise InvalidId(f"not a valid cursor: {value!r}")
     return int(raw[2:])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import docker, remove_stack, server_env
-from tests.e2e.test_deploy_swarm import DEPLOY, DOCKERFILE, deploy, wait_final
+from tests.e2e.test_deploy_swarm import DEPLOY, DOCKERFILE, deploy, outcome, wait_final
 from tests.gitserver import GitServer
 from tests.servers import Client, ServerProcess
 
@@ -139,9 +139,10 @@ def test_failing_tasks_fail_the_deployment(
     client: Client, git_server: GitServer, repos: dict[str, Any]
 ) -> None:
     done = wait_final(
-        client, deploy(client, repositoryUrl=git_server.url("crashy"), commitSha=repos["crashy"])["id"]
+        client,
+        deploy(client, repositoryUrl=git_server.url("crashy"), commitSha=repos["crashy"])["id"],
     )
-    assert done["state"] == "FAILURE"
+    assert done["state"] == "FAILURE", outcome(done)
     assert done["errorCode"] == "ROLLOUT_FAILED"
     assert "non-zero exit" in done["errorMessage"]
     converge = next(s for s in done["steps"] if s["name"] == "converge")
@@ -154,7 +155,7 @@ def test_dockerfile_without_stack_file_and_image_deploy(
     done = wait_final(
         client, deploy(client, repositoryUrl=git_server.url("solo"), commitSha=repos["solo"])["id"]
     )
-    assert done["state"] == "SUCCESS", done
+    assert done["state"] == "SUCCESS", outcome(done)
     assert done["stackFile"] == "Dockerfile"
     assert [s["swarmName"] for s in done["services"]] == ["solo_solo"]
 
@@ -165,8 +166,10 @@ def test_dockerfile_without_stack_file_and_image_deploy(
     assert queued["service"] == "web" and queued["version"] == "7"
     assert [s["name"] for s in queued["steps"]] == ["fetch", "rollout", "converge"]
     final = wait_final(client, queued["id"])
-    assert final["state"] == "SUCCESS", final
-    spec = docker("service", "inspect", "imgapp_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
+    assert final["state"] == "SUCCESS", outcome(final)
+    spec = docker(
+        "service", "inspect", "imgapp_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"
+    )
     assert spec.strip() == final["services"][0]["image"]
 
 

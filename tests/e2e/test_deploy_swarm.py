@@ -89,6 +89,12 @@ def wait_final(client: Client, deployment_id: str, timeout: float = 150) -> dict
         time.sleep(0.5)
 
 
+def outcome(deployment: dict[str, Any]) -> str:
+    """What to print when a deployment ended otherwise than expected."""
+    steps = [(s["name"], s["status"], s["error"]) for s in deployment["steps"]]
+    return f"{deployment['state']} {deployment['errorCode']}: {deployment['errorMessage']} {steps}"
+
+
 def deploy(client: Client, **input: Any) -> dict[str, Any]:
     payload = client.query(DEPLOY, {"input": input})["deploy"]
     assert payload["userErrors"] == [], payload["userErrors"]
@@ -149,7 +155,7 @@ def test_deploy_commit_builds_pushes_and_converges(
     done = wait_final(client, queued["id"])
     elapsed = time.monotonic() - started
     print(f"end-to-end deploy of 2 services: {elapsed:.1f}s (recorded {done['duration']}s)")
-    assert done["state"] == "SUCCESS", done
+    assert done["state"] == "SUCCESS", outcome(done)
     assert all(s["status"] == "COMPLETED" for s in done["steps"]), done["steps"]
     assert all(s["startedAt"] and s["finishedAt"] for s in done["steps"])
     assert done["duration"] > 0
@@ -190,7 +196,7 @@ def test_deploy_branch_rolls_out_the_new_commit(
     assert queued["previousVersion"] == "v1.0.0"
 
     done = wait_final(client, queued["id"])
-    assert done["state"] == "SUCCESS", done
+    assert done["state"] == "SUCCESS", outcome(done)
     assert http_text(shop["port"]) == "B"
 
     worker = service_inspect("shop_worker")
@@ -205,7 +211,7 @@ def test_deploy_branch_rolls_out_the_new_commit(
     assert len(shut) >= 2 and all("v1.0.0" in t for t in shut), tasks
 
     first = client.query(
-        "{ deployments(filter: {applications: [\"shop\"]}, orderBy: {direction: ASC}) "
+        '{ deployments(filter: {applications: ["shop"]}, orderBy: {direction: ASC}) '
         "{ nodes { state version } } }"
     )["deployments"]["nodes"]
     assert [d["state"] for d in first] == ["INACTIVE", "SUCCESS"]
@@ -270,7 +276,7 @@ def test_history_filters(client: Client, shop: dict[str, Any]) -> None:
     assert numbers('{repository: "git://elsewhere/*"}') == []
     assert numbers('{commitSha: "%s"}' % shop["a"][:8]) == [everything[-1]]
     assert numbers('{refs: ["main"]}') == [everything[1]]
-    assert numbers('{states: [FAILURE]}') == [everything[0]]
+    assert numbers("{states: [FAILURE]}") == [everything[0]]
     assert numbers('{states: [SUCCESS, INACTIVE], applications: ["shop"]}') == everything[1:]
     assert numbers('{createdAfter: "2000-01-01T00:00:00Z", applications: ["shop"]}') == everything
     assert numbers('{createdBefore: "2000-01-01T00:00:00Z"}') == []
@@ -297,10 +303,11 @@ def test_history_filters(client: Client, shop: dict[str, Any]) -> None:
 
 
 def test_node_and_number_lookup(client: Client, shop: dict[str, Any]) -> None:
-    latest = client.query('{ deployments(first: 1, filter: {applications: ["shop"]}) '
-                          "{ nodes { id number } } }")["deployments"]["nodes"][0]
+    latest = client.query(
+        '{ deployments(first: 1, filter: {applications: ["shop"]}) { nodes { id number } } }'
+    )["deployments"]["nodes"][0]
     by_node = client.query(
-        'query($id: ID!) { node(id: $id) { id ... on Deployment { number state } } }',
+        "query($id: ID!) { node(id: $id) { id ... on Deployment { number state } } }",
         {"id": latest["id"]},
     )["node"]
     assert by_node["number"] == latest["number"]

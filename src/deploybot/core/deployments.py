@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploybot.config import Settings
@@ -253,7 +254,10 @@ async def create_deployment(
 
 async def _application(session: AsyncSession, name: str, environment: str) -> Application | None:
     result = await session.execute(
-        select(Application).where(Application.name == name, Application.environment == environment)
+        select(Application).where(
+            Application.__table__.c.name == name,  # type: ignore[attr-defined]
+            Application.__table__.c.environment == environment,  # type: ignore[attr-defined]
+        )
     )
     return result.scalar_one_or_none()
 
@@ -265,46 +269,49 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
     """Take the oldest queued deployment whose application has nothing in progress.
 
     The conditional UPDATE is the claim: of two runners racing for one row,
-    exactly one sees a row count of 1, on SQLite and PostgreSQL alike.
+    exactly one sees a row count of 1; and the partial unique index on
+    (application, environment) WHERE state = 'IN_PROGRESS' refuses a second
+    deployment of the same application, on SQLite and PostgreSQL alike.
     """
+    c = deployment_table.c
     busy = (
-        select(deployment_table.c.application)
-        .where(
-            deployment_table.c.environment == environment,
-            deployment_table.c.state == DeploymentState.IN_PROGRESS,
-        )
+        select(c.application)
+        .where(c.environment == environment, c.state == DeploymentState.IN_PROGRESS)
         .scalar_subquery()
     )
-    async with db.transaction() as session:
-        candidates = (
-            await session.execute(
-                select(deployment_table.c.id)
-                .where(
-                    deployment_table.c.environment == environment,
-                    deployment_table.c.state == DeploymentState.QUEUED,
-                    deployment_table.c.application.not_in(busy),
+    async with db.session() as session:
+        candidates = list(
+            (
+                await session.execute(
+                    select(c.id)
+                    .where(
+                        c.environment == environment,
+                        c.state == DeploymentState.QUEUED,
+                        c.application.not_in(busy),
+                    )
+                    .order_by(c.id)
+                    .limit(5)
                 )
-                .order_by(deployment_table.c.id)
-                .limit(5)
-            )
-        ).scalars()
-        for candidate in list(candidates):
-            now = utcnow()
-            result = await session.execute(
-                update(deployment_table)
-                .where(
-                    deployment_table.c.id == candidate,
-                    deployment_table.c.state == DeploymentState.QUEUED,
+            ).scalars()
+        )
+    for candidate in candidates:
+        now = utcnow()
+        try:
+            async with db.transaction() as session:
+                result = await session.execute(
+                    update(deployment_table)
+                    .where(c.id == candidate, c.state == DeploymentState.QUEUED)
+                    .values(
+                        state=DeploymentState.IN_PROGRESS,
+                        runner_id=runner_id,
+                        started_at=now,
+                        updated_at=now,
+                    )
                 )
-                .values(
-                    state=DeploymentState.IN_PROGRESS,
-                    runner_id=runner_id,
-                    started_at=now,
-                    updated_at=now,
-                )
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                return int(candidate)
+        except IntegrityError:
+            continue  # another runner started this application meanwhile
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return int(candidate)
     return None
 
 
@@ -349,13 +356,15 @@ async def update_deployment(db: Database, deployment_id: int, **values: Any) -> 
         )
 
 
-async def save_service_rollout(db: Database, deployment_id: int, service: str, **values: Any) -> None:
+async def save_service_rollout(
+    db: Database, deployment_id: int, service: str, **values: Any
+) -> None:
     async with db.transaction() as session:
         existing = (
             await session.execute(
                 select(ServiceRollout).where(
-                    ServiceRollout.deployment_id == deployment_id,
-                    ServiceRollout.service == service,
+                    service_table.c.deployment_id == deployment_id,
+                    service_table.c.service == service,
                 )
             )
         ).scalar_one_or_none()
@@ -428,8 +437,8 @@ async def finish_deployment(
 
 
 async def get_deployment(db: Database, deployment_id: int) -> DeploymentRecord | None:
-    async with db.session() as session:
-        result = await session.execute(
+    async with db.connection() as connection:
+        result = await connection.execute(
             select(deployment_table).where(deployment_table.c.id == deployment_id)
         )
         return result.first()
@@ -543,8 +552,8 @@ async def list_deployments(
         .order_by(c.id.desc() if scan_descending else c.id.asc())
         .limit(limit + 1)
     )
-    async with db.session() as session:
-        rows = list((await session.execute(query)).all())
+    async with db.connection() as connection:
+        rows = list((await connection.execute(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
@@ -555,8 +564,10 @@ async def list_deployments(
 
 async def count_deployments(db: Database, flt: DeploymentFilter | None) -> int:
     async with db.session() as session:
-        query = select(func.count()).select_from(deployment_table).where(
-            and_(True, *filter_clauses(flt))
+        query = (
+            select(func.count())
+            .select_from(deployment_table)
+            .where(and_(True, *filter_clauses(flt)))
         )
         return int((await session.execute(query)).scalar_one())
 

@@ -11,7 +11,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -48,6 +48,15 @@ class Deployment(SQLModel, table=True):
         Index("ix_deployment_state_id", "state", "id"),
         Index("ix_deployment_created_at", "created_at"),
         Index("ix_deployment_idempotency", "environment", "idempotency_key"),
+        # One deployment in progress per application and environment, across runners.
+        Index(
+            "uq_deployment_one_in_progress",
+            "application",
+            "environment",
+            unique=True,
+            sqlite_where=text("state = 'IN_PROGRESS'"),
+            postgresql_where=text("state = 'IN_PROGRESS'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)

@@ -14,13 +14,13 @@ from deploybot.schema.common import PageInfo, PublicError, UserError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import (
     DeployInput,
-    DeployPayload,
     Deployment,
     DeploymentConnection,
     DeploymentEdge,
     DeploymentFilter,
     DeploymentId,
     DeploymentOrder,
+    DeployPayload,
 )
 from deploybot.schema.enums import OrderDirection
 

@@ -2,9 +2,12 @@
 
 A service has converged when it runs its desired number of tasks, every one of
 them on the new spec and in state `running` (Swarm keeps a task with a
-healthcheck in `starting` until it is healthy), and Swarm's update, if any,
-has completed. Tasks of the new spec that fail (`non-zero exit`, `unhealthy
-container`) are collected; an update that Swarm paused or rolled back, or
+healthcheck in `starting` until it is healthy) for at least `stable` seconds,
+and Swarm's update, if any, has completed. The stability window is Swarm's own
+update `monitor` idea applied to every service: a crash-looping container is
+briefly `running` after each restart and must not pass for converged. Tasks
+of the new spec that fail (`non-zero exit`, `unhealthy container`) are
+collected; an update that Swarm paused or rolled back, or
 repeated task failures, end the wait early.
 """
 
@@ -19,7 +22,9 @@ from typing import Any
 from deploybot.runner.swarm import Swarm
 
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
-BAD_UPDATE_STATES = frozenset({"paused", "rollback_started", "rollback_paused", "rollback_completed"})
+BAD_UPDATE_STATES = frozenset(
+    {"paused", "rollback_started", "rollback_paused", "rollback_completed"}
+)
 
 
 @dataclass
@@ -35,6 +40,7 @@ class ServiceWatch:
     errors: list[str] = field(default_factory=list)
     update_state: str | None = None
     update_message: str | None = None
+    running_since: dict[str, float] = field(default_factory=dict)
     converged: bool = False
     failure: str | None = None
 
@@ -56,7 +62,9 @@ def _image_of(spec: dict[str, Any]) -> str:
     return str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", ""))
 
 
-async def _observe(swarm: Swarm, watch: ServiceWatch, nodes: dict[str, str], max_failures: int) -> None:
+async def _observe(
+    swarm: Swarm, watch: ServiceWatch, nodes: dict[str, str], max_failures: int, stable: float
+) -> None:
     service = await swarm.service(watch.service_id)
     spec = service["Spec"]
     image = _image_of(spec)
@@ -87,6 +95,9 @@ async def _observe(swarm: Swarm, watch: ServiceWatch, nodes: dict[str, str], max
     ]
     done_state = "complete" if is_job else "running"
     ready = [t for t in current if t["Status"]["State"] == done_state]
+    now = time.monotonic()
+    watch.running_since = {t["ID"]: watch.running_since.get(t["ID"], now) for t in ready}
+    settled = all(now - since >= stable for since in watch.running_since.values())
     watch.running = len(ready)
     watch.nodes = sorted({nodes.get(t.get("NodeID", ""), t.get("NodeID", "")) for t in ready})
     for task in tasks:
@@ -108,6 +119,7 @@ async def _observe(swarm: Swarm, watch: ServiceWatch, nodes: dict[str, str], max
     watch.converged = (
         watch.failure is None
         and watch.running >= watch.desired
+        and (settled or is_job)
         and not stale
         and watch.update_state in (None, "completed")
     )
@@ -119,6 +131,7 @@ async def wait_converged(
     *,
     timeout: float,
     poll: float = 0.5,
+    stable: float = 2.0,
     max_failures: int = 3,
     on_change: Callable[[ServiceWatch], Awaitable[None]] | None = None,
 ) -> list[ServiceWatch]:
@@ -132,7 +145,7 @@ async def wait_converged(
             if watch.converged:
                 continue
             errors_before = len(watch.errors)
-            await _observe(swarm, watch, nodes, max_failures)
+            await _observe(swarm, watch, nodes, max_failures, stable)
             key = (watch.running, watch.desired, watch.update_state, watch.converged)
             if on_change and (seen.get(watch.service) != key or len(watch.errors) != errors_before):
                 seen[watch.service] = key

@@ -25,7 +25,14 @@ from deploybot.db.types import utcnow
 from deploybot.domain import DeploymentState, LogSource, LogStream, StepName, StepStatus
 from deploybot.errors import ErrorCode
 from deploybot.events.bus import EventBus
-from deploybot.runner.build import BuildFailed, PushFailed, build_image, image_repository, image_tag, push_image
+from deploybot.runner.build import (
+    BuildFailed,
+    PushFailed,
+    build_image,
+    image_repository,
+    image_tag,
+    push_image,
+)
 from deploybot.runner.converge import (
     ConvergeFailed,
     ConvergeTimeout,
@@ -35,8 +42,14 @@ from deploybot.runner.converge import (
 )
 from deploybot.runner.git import GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.preflight import load_stack, stack_env
-from deploybot.runner.stack import StackFile, StackFileError, network_specs, service_specs, single_service_stack
-from deploybot.runner.swarm import NAMESPACE_LABEL, DockerUnavailable, Swarm
+from deploybot.runner.stack import (
+    StackFile,
+    StackFileError,
+    network_specs,
+    service_specs,
+    single_service_stack,
+)
+from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +332,7 @@ class DeploymentRun:
                         self.swarm,
                         watches,
                         timeout=settings.converge_timeout,
+                        stable=settings.converge_stable_seconds,
                         on_change=self._progress,
                     )
                 except ConvergeFailed as exc:
@@ -369,7 +383,8 @@ class DeploymentRun:
 
 
 def _image(spec: dict[str, Any]) -> str | None:
-    return spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
+    image = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
+    return str(image) if image else None
 
 
 async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:

@@ -117,7 +117,9 @@ class Preflight:
             raise spec_error(exc) from exc
         except GitError as exc:
             raise DeploybotError(ErrorCode.ARTIFACT_NOT_FOUND, exc.message) from exc
-        missing = [s for s, d in stack.services.items() if s not in stack.builds and not d.get("image")]
+        missing = [
+            s for s, d in stack.services.items() if s not in stack.builds and not d.get("image")
+        ]
         if missing:
             raise DeploybotError(
                 ErrorCode.INVALID_DEPLOYMENT_SPEC,

@@ -40,7 +40,10 @@ class Runner:
         async with self.ctx.bus.subscribe() as sub:
             while not self._stop.is_set():
                 await self._fill()
-                waiters = [asyncio.ensure_future(sub.queue.get()), asyncio.ensure_future(self._stop.wait())]
+                waiters = [
+                    asyncio.ensure_future(sub.queue.get()),
+                    asyncio.ensure_future(self._stop.wait()),
+                ]
                 await asyncio.wait(
                     [*waiters, *self._running],
                     timeout=settings.runner_poll_interval,

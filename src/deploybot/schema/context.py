@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeAlias
 
 from sqlalchemy import Row
@@ -39,12 +40,14 @@ def _loader(services: Services, fn: Any) -> DataLoader[int, list[Row[Any]]]:
 class Context:
     services: Services
     base_url: str
-    steps: DataLoader[int, list[Row[Any]]] = field(init=False)
-    service_rollouts: DataLoader[int, list[Row[Any]]] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.steps = _loader(self.services, deployments.steps_for)
-        self.service_rollouts = _loader(self.services, deployments.services_for)
+    @cached_property
+    def steps(self) -> DataLoader[int, list[Row[Any]]]:
+        return _loader(self.services, deployments.steps_for)
+
+    @cached_property
+    def service_rollouts(self) -> DataLoader[int, list[Row[Any]]]:
+        return _loader(self.services, deployments.services_for)
 
     @property
     def db(self) -> Database:

@@ -9,7 +9,6 @@ import strawberry
 from sqlalchemy import Row
 from strawberry.scalars import JSON
 
-from deploybot import domain
 from deploybot.core import deployments as core
 from deploybot.core import logs as core_logs
 from deploybot.db.types import utcnow
@@ -223,40 +222,17 @@ class Deployment(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any], base_url: str) -> Deployment:
-        return cls(
-            id=strawberry.ID(encode_id("Deployment", row.environment, row.id)),
-            number=row.id,
-            environment=row.environment,
-            application=row.application,
-            repository_url=row.repository_url,
-            ref=row.ref,
-            commit_sha=row.commit_sha,
-            commit_message=row.commit_message,
-            commit_author=row.commit_author,
-            committed_at=row.committed_at,
-            version=row.version,
-            previous_version=row.previous_version,
-            strategy=row.strategy,
-            state=row.state,
-            trigger=row.trigger,
-            provider=row.provider,
-            actor=row.actor,
-            team=row.team,
-            description=row.description,
-            references=list(row.references or []),
-            stack_file=row.stack_file,
-            image=row.image,
-            service=row.service,
-            original_request=row.original_request,
-            mapped_request=row.mapped_request,
-            error_code=ErrorCode(row.error_code) if row.error_code else None,
-            error_message=row.error_message,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            logs_url=f"{base_url}/deployments/{row.id}/logs",
-        )
+        """Build from a row without the dataclass constructor: lists of 50 are the hot path."""
+        obj = cls.__new__(cls)
+        fields = obj.__dict__
+        fields.update(row._mapping)
+        number = row.id
+        fields["id"] = strawberry.ID(encode_id("Deployment", row.environment, number))
+        fields["number"] = number
+        fields["references"] = row.references or []
+        fields["error_code"] = ErrorCode(row.error_code) if row.error_code else None
+        fields["logs_url"] = f"{base_url}/deployments/{number}/logs"
+        return obj
 
 
 @strawberry.type
@@ -298,7 +274,7 @@ class DeploymentFilter:
             repository=self.repository,
             commit_sha=self.commit_sha,
             refs=self.refs,
-            states=[domain.DeploymentState(s.value) for s in self.states] if self.states else None,
+            states=list(self.states) if self.states else None,
             created_after=self.created_after,
             created_before=self.created_before,
         )
@@ -341,7 +317,7 @@ class DeployInput:
     service: str | None = strawberry.field(
         default=None, description="The service an image deploy updates; defaults to the app name."
     )
-    strategy: DeploymentStrategy = domain.DeploymentStrategy.ROLLING
+    strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
     client_mutation_id: str | None = None
 
     def to_core(self, original: dict[str, Any]) -> core.DeployRequest:
@@ -357,7 +333,7 @@ class DeployInput:
             references=list(self.references or []),
             image=self.image,
             service=self.service,
-            strategy=domain.DeploymentStrategy(self.strategy.value),
+            strategy=self.strategy,
             original_request=original,
         )
 

@@ -1,4 +1,4 @@
-"""GraphQL enums: the domain's enums, exposed under their own names."""
+"""GraphQL enums: the domain's own enums, registered with Strawberry under their names."""
 
 from __future__ import annotations
 
@@ -6,17 +6,30 @@ import enum
 
 import strawberry
 
-from deploybot import domain, errors
+from deploybot.domain import (
+    ApplicationState,
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    Health,
+    LogSource,
+    LogStream,
+    StepStatus,
+)
+from deploybot.errors import ErrorCode
 
-DeploymentState = strawberry.enum(domain.DeploymentState, name="DeploymentState")
-DeploymentTrigger = strawberry.enum(domain.DeploymentTrigger, name="DeploymentTrigger")
-DeploymentStrategy = strawberry.enum(domain.DeploymentStrategy, name="DeploymentStrategy")
-StepStatus = strawberry.enum(domain.StepStatus, name="StepStatus")
-LogSource = strawberry.enum(domain.LogSource, name="LogSource")
-LogStream = strawberry.enum(domain.LogStream, name="LogStream")
-ApplicationState = strawberry.enum(domain.ApplicationState, name="ApplicationState")
-Health = strawberry.enum(domain.Health, name="Health")
-ErrorCode = strawberry.enum(errors.ErrorCode, name="ErrorCode")
+for _domain_enum in (
+    ApplicationState,
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    Health,
+    LogSource,
+    LogStream,
+    StepStatus,
+    ErrorCode,
+):
+    strawberry.enum(_domain_enum)
 
 
 @strawberry.enum
@@ -28,3 +41,18 @@ class OrderDirection(enum.Enum):
 @strawberry.enum
 class DeploymentOrderField(enum.Enum):
     CREATED_AT = "CREATED_AT"
+
+
+__all__ = [
+    "ApplicationState",
+    "DeploymentOrderField",
+    "DeploymentState",
+    "DeploymentStrategy",
+    "DeploymentTrigger",
+    "ErrorCode",
+    "Health",
+    "LogSource",
+    "LogStream",
+    "OrderDirection",
+    "StepStatus",
+]

@@ -1,0 +1,74 @@
+"""The history over GraphQL/HTTP from a running server, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploybot.db.engine import Database
+from deploybot.ids import encode_id
+from tests.conftest import both_databases, server_env
+from tests.core.test_deployments import seed
+from tests.servers import Client, ServerProcess
+
+
+@pytest.fixture
+def api(database: Database, empty_database_url: str, tmp_path: Path) -> Iterator[Client]:
+    server = ServerProcess(
+        server_env(tmp_path, DEPLOYBOT_DATABASE_URL=empty_database_url), tmp_path, "--no-runner"
+    )
+    client = Client(server.url)
+    yield client
+    client.close()
+    server.stop()
+
+
+QUERY = """
+query($filter: DeploymentFilter, $first: Int, $after: String) {
+  deployments(filter: $filter, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+    edges { cursor node { id number environment application state commitSha createdAt } }
+  }
+}
+"""
+
+
+@both_databases
+async def test_filtered_history_over_http(database: Database, api: Client) -> None:
+    ids = await seed(database, 30)
+    data = api.query(
+        QUERY,
+        {
+            "filter": {"environments": ["production"], "states": ["SUCCESS", "FAILURE"]},
+            "first": 4,
+        },
+    )["deployments"]
+    expected = [i for n, i in enumerate(ids) if n % 2 == 1 and n % 3 != 2][::-1]
+    assert data["totalCount"] == len(expected) == 10
+    assert [e["node"]["number"] for e in data["edges"]] == expected[:4]
+    assert data["pageInfo"]["hasNextPage"] is True
+    assert data["edges"][0]["node"]["createdAt"].endswith("+00:00")
+
+    rest = api.query(
+        QUERY,
+        {
+            "filter": {"environments": ["production"], "states": ["SUCCESS", "FAILURE"]},
+            "first": 100,
+            "after": data["pageInfo"]["endCursor"],
+        },
+    )["deployments"]
+    assert [e["node"]["number"] for e in rest["edges"]] == expected[4:]
+    assert rest["pageInfo"]["hasPreviousPage"] is True
+
+    other_env = api.query(
+        "query($id: ID!) { node(id: $id) { id } }",
+        {"id": encode_id("Deployment", "elsewhere", data["edges"][0]["node"]["number"])},
+    )
+    assert other_env["node"] is None
+
+    bad = api.execute(QUERY, {"after": "garbage"})
+    assert "not a valid cursor" in bad["errors"][0]["message"]
+    assert api.execute(QUERY, {"filter": {"createdAfter": "yesterday"}})["errors"]
