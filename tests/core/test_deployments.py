@@ -48,7 +48,7 @@ async def seed(db: Database, count: int = 30) -> list[int]:
 
 async def numbers(db: Database, flt: core.DeploymentFilter, **kw: object) -> list[int]:
     page = await core.list_deployments(db, flt, **kw)  # type: ignore[arg-type]
-    return [r.id for r in page.rows]
+    return [r["id"] for r in page.rows]
 
 
 @both_databases
@@ -105,19 +105,19 @@ async def test_keyset_pages_both_directions(database: Database) -> None:
     after = None
     while True:
         page = await core.list_deployments(database, None, first=10, after=after)
-        seen += [r.id for r in page.rows]
+        seen += [r["id"] for r in page.rows]
         if not page.has_next:
             break
-        after = page.rows[-1].id
+        after = page.rows[-1]["id"]
     assert seen == newest_first
 
     # Backwards from the end: last 10 before the oldest.
     page = await core.list_deployments(database, None, last=10, before=ids[0])
-    assert [r.id for r in page.rows] == newest_first[14:24]
+    assert [r["id"] for r in page.rows] == newest_first[14:24]
     assert page.has_previous is True and page.has_next is True
 
     ascending = await core.list_deployments(database, None, first=3, descending=False)
-    assert [r.id for r in ascending.rows] == ids[:3]
+    assert [r["id"] for r in ascending.rows] == ids[:3]
     for bad in ({"first": 0}, {"first": 101}, {"first": 1, "last": 1}):
         with pytest.raises(DeploybotError):
             await core.list_deployments(database, None, **bad)  # type: ignore[arg-type]

@@ -72,3 +72,23 @@ async def test_filtered_history_over_http(database: Database, api: Client) -> No
     bad = api.execute(QUERY, {"after": "garbage"})
     assert "not a valid cursor" in bad["errors"][0]["message"]
     assert api.execute(QUERY, {"filter": {"createdAfter": "yesterday"}})["errors"]
+
+
+@both_databases
+async def test_narrowed_reads_answer_every_selected_field(database: Database, api: Client) -> None:
+    """The list reads only the columns a selection shows; fragments and edges included."""
+    await seed(database, 3)
+    full = api.query(
+        "{ deployments { nodes { number environment application repositoryUrl ref commitSha "
+        "version state strategy trigger references createdAt finishedAt duration logsUrl } } }"
+    )["deployments"]["nodes"]
+    narrowed = api.query(
+        "fragment F on Deployment { version state } "
+        "{ deployments { edges { node { number ...F ... on Deployment { commitSha duration } "
+        "logsUrl references } } } }"
+    )["deployments"]["edges"]
+    assert [e["node"]["number"] for e in narrowed] == [n["number"] for n in full]
+    for edge, node in zip(narrowed, full, strict=True):
+        for key, value in edge["node"].items():
+            assert value == node[key], key
+    assert all(n["state"] and n["strategy"] == "ROLLING" for n in full)

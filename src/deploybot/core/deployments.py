@@ -5,7 +5,7 @@ the state machine the runner drives, and the filtered, keyset-paginated history.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploybot.config import Settings
+from deploybot.core import pg_history
 from deploybot.db.engine import Database
 from deploybot.db.models import Application, Deployment, DeploymentStep, ServiceRollout
 from deploybot.db.types import utcnow
@@ -472,7 +473,15 @@ def _glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
+def check_filter(flt: DeploymentFilter | None) -> None:
+    if flt is not None and flt.commit_sha and not _SHA_RE.match(flt.commit_sha):
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT, "commitSha must be hex digits", field="filter.commitSha"
+        )
+
+
 def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:
+    check_filter(flt)
     if flt is None:
         return []
     c = deployment_table.c
@@ -487,12 +496,7 @@ def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:
         else:
             clauses.append(c.repository_url == flt.repository)
     if flt.commit_sha:
-        prefix = flt.commit_sha.lower()
-        if not _SHA_RE.match(prefix) and prefix:
-            raise DeploybotError(
-                ErrorCode.INVALID_INPUT, "commitSha must be hex digits", field="filter.commitSha"
-            )
-        clauses.append(c.commit_sha.like(prefix + "%"))
+        clauses.append(c.commit_sha.like(flt.commit_sha.lower() + "%"))
     if flt.refs:
         clauses.append(c.ref.in_(list(flt.refs)))
     if flt.states:
@@ -506,7 +510,7 @@ def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[DeploymentRecord]
+    rows: list[Mapping[str, Any]]
     has_next: bool
     has_previous: bool
 
@@ -536,24 +540,46 @@ async def list_deployments(
     after: int | None = None,
     last: int | None = None,
     before: int | None = None,
+    columns: Collection[str] | None = None,
 ) -> Page:
-    """Keyset pagination over ids (ids grow with creation time, so this is creation order)."""
+    """Keyset pagination over ids (ids grow with creation time, so this is creation order).
+
+    `columns` narrows what is read (the caller knows what it will show); `id` and
+    `environment` are always read.
+    """
     limit, backwards = page_bounds(first, last)
+    check_filter(flt)
     c = deployment_table.c
-    clauses = filter_clauses(flt)
-    if after is not None:
-        clauses.append(c.id < after if descending else c.id > after)
-    if before is not None:
-        clauses.append(c.id > before if descending else c.id < before)
+    lower, upper = (before, after) if descending else (after, before)
     scan_descending = descending != backwards
-    query: Select[Any] = (
-        select(deployment_table)
-        .where(and_(True, *clauses))
-        .order_by(c.id.desc() if scan_descending else c.id.asc())
-        .limit(limit + 1)
-    )
-    async with db.connection() as connection:
-        rows = list((await connection.execute(query)).all())
+    if columns is not None:
+        columns = {"id", "environment", *columns}
+    rows: list[Mapping[str, Any]]
+    if not db.is_sqlite:
+        rows = await pg_history.fetch_page(
+            db,
+            flt,
+            scan_descending=scan_descending,
+            lower=lower,
+            upper=upper,
+            limit=limit + 1,
+            columns=columns,
+        )
+    else:
+        clauses = filter_clauses(flt)
+        if lower is not None:
+            clauses.append(c.id > lower)
+        if upper is not None:
+            clauses.append(c.id < upper)
+        selected = [col for col in c if columns is None or col.name in columns]
+        query: Select[Any] = (
+            select(*selected)
+            .where(and_(True, *clauses))
+            .order_by(c.id.desc() if scan_descending else c.id.asc())
+            .limit(limit + 1)
+        )
+        async with db.connection() as connection:
+            rows = [row._mapping for row in (await connection.execute(query)).all()]
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:

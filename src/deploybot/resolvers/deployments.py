@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from deploybot.core import deployments as core
+from deploybot.core.deployments import deployment_table
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.ids import InvalidId, decode_cursor, decode_id, encode_cursor
 from deploybot.schema.common import PageInfo, PublicError, UserError
@@ -46,6 +49,51 @@ async def deployment(info: Info, id: DeploymentId) -> Deployment | None:
     return Deployment.from_row(row, info.context.base_url) if row else None
 
 
+#: GraphQL fields of Deployment computed from other columns (or none: loaded separately).
+_DERIVED: dict[str, tuple[str, ...]] = {
+    "id": (),
+    "number": (),
+    "logsUrl": (),
+    "steps": (),
+    "services": (),
+    "logs": (),
+    "__typename": (),
+    "duration": ("started_at", "finished_at"),
+}
+_COLUMN_OF = {
+    column.name.split("_")[0] + "".join(p.title() for p in column.name.split("_")[1:]): column.name
+    for column in deployment_table.columns
+}
+
+
+def _flatten(selections: list[Selection]) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:
+            yield from _flatten(selection.selections)
+
+
+def selected_columns(info: Info) -> set[str] | None:
+    """The columns a `deployments` selection shows (None: all, when it can't tell)."""
+    columns: set[str] = set()
+    for part in _flatten([s for f in info.selected_fields for s in f.selections]):
+        if part.name == "nodes":
+            nodes = part.selections
+        elif part.name == "edges":
+            nodes = [s for e in _flatten(part.selections) if e.name == "node" for s in e.selections]
+        else:
+            continue
+        for field in _flatten(nodes):
+            if field.name in _DERIVED:
+                columns.update(_DERIVED[field.name])
+            elif field.name in _COLUMN_OF:
+                columns.add(_COLUMN_OF[field.name])
+            else:
+                return None
+    return columns
+
+
 def _cursor(value: str | None, name: str) -> int | None:
     if value is None:
         return None
@@ -75,6 +123,7 @@ async def deployments(
             after=_cursor(after, "after"),
             last=last,
             before=_cursor(before, "before"),
+            columns=selected_columns(info),
         )
     except DeploybotError as exc:
         raise PublicError(exc.message) from exc

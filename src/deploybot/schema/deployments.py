@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -176,7 +177,11 @@ class Deployment(Node):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    logs_url: str = strawberry.field(description="The raw log as plain text.")
+    base_url: strawberry.Private[str]
+
+    @strawberry.field(description="The raw log as plain text.")
+    def logs_url(self) -> str:
+        return f"{self.base_url}/deployments/{self.number}/logs"
 
     @strawberry.field(description="Seconds from start to finish (so far, while it runs).")
     def duration(self) -> float | None:
@@ -221,17 +226,19 @@ class Deployment(Node):
         )
 
     @classmethod
-    def from_row(cls, row: Row[Any], base_url: str) -> Deployment:
+    def from_row(cls, row: Row[Any] | Mapping[str, Any], base_url: str) -> Deployment:
         """Build from a row without the dataclass constructor: lists of 50 are the hot path."""
+        mapping = row if isinstance(row, Mapping) else row._mapping
         obj = cls.__new__(cls)
         fields = obj.__dict__
-        fields.update(row._mapping)
-        number = row.id
-        fields["id"] = strawberry.ID(encode_id("Deployment", row.environment, number))
+        fields.update(mapping)
+        number = mapping["id"]
+        fields["id"] = strawberry.ID(encode_id("Deployment", mapping["environment"], number))
         fields["number"] = number
-        fields["references"] = row.references or []
-        fields["error_code"] = ErrorCode(row.error_code) if row.error_code else None
-        fields["logs_url"] = f"{base_url}/deployments/{number}/logs"
+        fields["references"] = mapping.get("references") or []
+        code = mapping.get("error_code")
+        fields["error_code"] = ErrorCode(code) if code else None
+        fields["base_url"] = base_url
         return obj
 
 
