@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     runner_concurrency: int = Field(
         default=2, ge=1, description="Deployments one runner process executes at once"
     )
+    runner_stale_after: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds without a heartbeat after which another host's runner counts as lost",
+    )
     runner_poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between looks for queued deployments"
     )

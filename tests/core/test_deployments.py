@@ -4,6 +4,8 @@ the end of a deployment, and creation checks."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -243,3 +245,36 @@ def test_application_names_from_sources() -> None:
     assert core.application_name_from("git@github.com:team/api.git", None) == "api"
     assert core.application_name_from(None, "127.0.0.1:5000/team/api:1.2@sha256:ab") == "api"
     assert core.application_name_from("/srv/repos/shop/", None) == "shop"
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+@both_databases
+async def test_deployments_of_a_dead_runner_are_found(database: Database) -> None:
+    host = socket.gethostname()
+    gone = dead_pid()
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with database.transaction() as session:
+        rows = [
+            Deployment(environment="test", application="a", runner_id=f"{host}-{gone}-x1"),
+            Deployment(environment="test", application="b", runner_id=f"{host}-1-x2"),
+            Deployment(environment="test", application="c", runner_id="elsewhere-5-x3"),
+            Deployment(
+                environment="test", application="d", runner_id="elsewhere-6-x4", updated_at=long_ago
+            ),
+        ]
+        for row in rows:
+            row.state = DeploymentState.IN_PROGRESS
+            session.add(row)
+        await session.flush()
+        ids = [r.id for r in rows]
+    lost = await core.abandoned(database, "test", host, stale_after=300)
+    # a: its process is gone; b: pid 1 lives; c: fresh heartbeat elsewhere; d: stale elsewhere.
+    assert sorted(lost) == sorted([ids[0], ids[3]])
+    assert core.runner_alive(f"{host}-1-x", host) is True
+    assert core.runner_alive("other-host-1-x", host) is None

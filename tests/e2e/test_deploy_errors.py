@@ -19,9 +19,8 @@ COUNT = "{ deployments { totalCount } }"
 
 @pytest.fixture(scope="module")
 def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
-    remove_stack("crashy")
-    remove_stack("solo")
-    remove_stack("imgapp")
+    for stack in ("crashy", "sickly", "solo", "imgapp"):
+        remove_stack(stack)
     git_server.create_repo("broken")
     good = git_server.commit(
         "broken",
@@ -46,12 +45,26 @@ def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
             ),
         },
     )
+    git_server.create_repo("sickly")
+    sickly = git_server.commit(
+        "sickly",
+        {
+            "Dockerfile": DOCKERFILE,
+            "www/index.html": "x\n",
+            "docker-compose.stack.yml": (
+                "services:\n  app:\n    build: .\n"
+                "    healthcheck:\n"
+                '      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9/"]\n'
+                "      interval: 1s\n      timeout: 1s\n      retries: 1\n"
+                "    deploy:\n      restart_policy:\n        delay: 1s\n"
+            ),
+        },
+    )
     git_server.create_repo("solo")
     solo = git_server.commit("solo", {"Dockerfile": DOCKERFILE, "www/index.html": "solo\n"})
-    yield {"good": good, "crashy": crashy, "solo": solo}
-    remove_stack("crashy")
-    remove_stack("solo")
-    remove_stack("imgapp")
+    yield {"good": good, "crashy": crashy, "sickly": sickly, "solo": solo}
+    for stack in ("crashy", "sickly", "solo", "imgapp"):
+        remove_stack(stack)
 
 
 def errors_of(client: Client, **input: Any) -> list[dict[str, Any]]:
@@ -147,6 +160,18 @@ def test_failing_tasks_fail_the_deployment(
     assert "non-zero exit" in done["errorMessage"]
     converge = next(s for s in done["steps"] if s["name"] == "converge")
     assert converge["status"] == "FAILED" and "non-zero exit" in converge["error"]
+
+
+def test_unhealthy_tasks_fail_the_deployment(
+    client: Client, git_server: GitServer, repos: dict[str, Any]
+) -> None:
+    done = wait_final(
+        client,
+        deploy(client, repositoryUrl=git_server.url("sickly"), commitSha=repos["sickly"])["id"],
+    )
+    assert done["state"] == "FAILURE", outcome(done)
+    assert done["errorCode"] == "ROLLOUT_FAILED"
+    assert "unhealthy container" in done["errorMessage"]
 
 
 def test_dockerfile_without_stack_file_and_image_deploy(

@@ -180,8 +180,9 @@ def test_deploy_commit_builds_pushes_and_converges(
 
     # The raw log has the build output and the service's own lines.
     raw = httpx.get(done["logsUrl"]).text
-    assert "COPY www /www" in raw
-    assert "[worker] tick A" in raw or "converge" in raw
+    assert "COPY www /www" in raw  # the build output
+    assert "[worker] tick A" in raw  # the new tasks' own output during the rollout
+    assert "[system] created service shop_web" in raw
 
 
 def test_deploy_branch_rolls_out_the_new_commit(
@@ -325,3 +326,22 @@ def test_raw_logs_endpoint_errors_are_json(deploy_server: ServerProcess) -> None
     bad = httpx.get(f"{deploy_server.url}/deployments/abc/logs")
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "INVALID_INPUT"
+
+
+def test_services_dropped_from_the_stack_are_removed(
+    client: Client, shop: dict[str, Any], git_server: GitServer
+) -> None:
+    web_only = stack_file(shop["port"]).split("  worker:")[0]
+    sha = git_server.commit(
+        "shop",
+        {"Dockerfile": DOCKERFILE, "docker-compose.stack.yml": web_only, "www/index.html": "D\n"},
+        message="fixed build, no worker",
+    )
+    done = wait_final(client, deploy(client, repositoryUrl=shop["url"], commitSha=sha)["id"])
+    assert done["state"] == "SUCCESS", outcome(done)
+    assert [s["service"] for s in done["services"]] == ["web"]
+    names = docker("service", "ls", "--filter", "label=com.docker.stack.namespace=shop",
+                   "--format", "{{.Name}}").split()  # fmt: skip
+    assert names == ["shop_web"]
+    assert http_text(shop["port"]) == "D"
+    assert "removed service shop_worker (not in the stack)" in httpx.get(done["logsUrl"]).text

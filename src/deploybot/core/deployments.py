@@ -4,10 +4,11 @@ the state machine the runner drives, and the filtered, keyset-paginated history.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Row, Select, and_, func, or_, select, update
@@ -316,6 +317,48 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
     return None
 
 
+async def heartbeat(db: Database, deployment_id: int) -> None:
+    """A running deployment says it is alive (its runner may be in a long wait)."""
+    await update_deployment(db, deployment_id)
+
+
+def runner_alive(runner_id: str, hostname: str) -> bool | None:
+    """Whether a runner id (`host-pid-nonce`) of this host still runs; None if not ours."""
+    host, _, rest = runner_id.rpartition("-")[0].rpartition("-")
+    pid = rest
+    if host != hostname or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def abandoned(
+    db: Database, environment: str, hostname: str, *, stale_after: float
+) -> list[int]:
+    """IN_PROGRESS deployments whose runner is gone: a dead process on this host, or no
+    heartbeat for `stale_after` seconds (a runner elsewhere, or a reused pid)."""
+    c = deployment_table.c
+    cutoff = utcnow() - timedelta(seconds=stale_after)
+    async with db.connection() as connection:
+        rows = (
+            await connection.execute(
+                select(c.id, c.runner_id, c.updated_at).where(
+                    c.environment == environment, c.state == DeploymentState.IN_PROGRESS
+                )
+            )
+        ).all()
+    lost = []
+    for row in rows:
+        if runner_alive(row.runner_id or "", hostname) is False or row.updated_at < cutoff:
+            lost.append(int(row.id))
+    return lost
+
+
 async def set_step(
     db: Database,
     deployment_id: int,
@@ -402,9 +445,17 @@ async def finish_deployment(
             update(step_table)
             .where(
                 step_table.c.deployment_id == deployment_id,
-                step_table.c.status.in_([StepStatus.PENDING]),
+                step_table.c.status == StepStatus.PENDING,
             )
             .values(status=StepStatus.SKIPPED)
+        )
+        await session.execute(
+            update(step_table)
+            .where(
+                step_table.c.deployment_id == deployment_id,
+                step_table.c.status == StepStatus.RUNNING,
+            )
+            .values(status=StepStatus.FAILED, finished_at=now, error=error_message)
         )
         app = await _application(session, deployment.application, deployment.environment)
         if app is None:

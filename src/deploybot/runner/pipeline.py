@@ -43,6 +43,7 @@ from deploybot.runner.converge import (
 from deploybot.runner.git import GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.preflight import load_stack, stack_env
 from deploybot.runner.stack import (
+    NetworkSpec,
     StackFile,
     StackFileError,
     network_specs,
@@ -276,29 +277,13 @@ class DeploymentRun:
                 networks = network_specs(stack, namespace)
             except StackFileError as exc:
                 raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
-            for network in networks:
-                if network.external:
-                    if not await self.swarm.network_exists(network.name):
-                        raise StepFailure(
-                            ErrorCode.INVALID_DEPLOYMENT_SPEC,
-                            f"external network {network.name} does not exist",
-                        )
-                    continue
-                await self.swarm.ensure_network(network.name, network.spec)
+            await self._networks(networks)
             kept: set[str] = set()
             for spec in specs:
                 body = (replace or {}).get(spec.service) or spec.spec
                 existing = await self.swarm.find_service(spec.name)
                 known = await snapshot_tasks(self.swarm, existing["ID"]) if existing else set()
-                try:
-                    service_id, created = await self.swarm.deploy_service(body)
-                except DockerUnavailable:
-                    raise
-                except Exception as exc:
-                    message = getattr(exc, "message", None) or str(exc)
-                    raise StepFailure(
-                        ErrorCode.ROLLOUT_FAILED, f"{spec.name}: Docker refused the spec: {message}"
-                    ) from exc
+                service_id, created = await self._deploy_service(spec.name, body, networks)
                 self.swarm_changed = True
                 kept.add(service_id)
                 self.say(f"{'created' if created else 'updated'} service {spec.name}")
@@ -364,6 +349,40 @@ class DeploymentRun:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def _networks(self, networks: list[NetworkSpec], *, trust_listing: bool = True) -> None:
+        for network in networks:
+            if network.external:
+                if not await self.swarm.network_exists(network.name):
+                    raise StepFailure(
+                        ErrorCode.INVALID_DEPLOYMENT_SPEC,
+                        f"external network {network.name} does not exist",
+                    )
+                continue
+            await self.swarm.ensure_network(network.name, network.spec, trust_listing=trust_listing)
+
+    async def _deploy_service(
+        self, name: str, body: dict[str, Any], networks: list[NetworkSpec]
+    ) -> tuple[str, bool]:
+        """Create or update one service. Swarm removes networks asynchronously: right after
+        a stack was removed its network can still be listed, then vanish, and the service
+        is refused with "network ... not found"; the network is made again and retried."""
+        for attempt in range(4):
+            try:
+                return await self.swarm.deploy_service(body)
+            except DockerUnavailable:
+                raise
+            except Exception as exc:
+                message = str(getattr(exc, "message", None) or exc)
+                if "network" in message and "not found" in message and attempt < 3:
+                    self.say(f"{name}: {message}; making the network again")
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    await self._networks(networks, trust_listing=False)
+                    continue
+                raise StepFailure(
+                    ErrorCode.ROLLOUT_FAILED, f"{name}: Docker refused the spec: {message}"
+                ) from exc
+        raise AssertionError("unreachable")
+
     async def _progress(self, watch: ServiceWatch) -> None:
         self.say(
             f"{watch.service}: {watch.running}/{watch.desired} running"
@@ -387,6 +406,13 @@ def _image(spec: dict[str, Any]) -> str | None:
     return str(image) if image else None
 
 
+async def _heartbeat(ctx: RunnerContext, deployment_id: int, every: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            await core.heartbeat(ctx.db, deployment_id)
+
+
 async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
     """Run a claimed deployment to its end and record the outcome."""
     record = await core.get_deployment(ctx.db, deployment_id)
@@ -395,6 +421,7 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
     state = DeploymentState.SUCCESS
     code: ErrorCode | None = None
     message: str | None = None
+    beat = asyncio.create_task(_heartbeat(ctx, deployment_id))
     async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
         run = DeploymentRun(ctx, record, swarm, log)
         run.say(
@@ -421,6 +448,7 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
             run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)
         else:
             run.say("deployment succeeded")
+    beat.cancel()
     await core.finish_deployment(
         ctx.db,
         ctx.bus,

@@ -69,9 +69,12 @@ class Swarm:
 
     # --- networks -------------------------------------------------------------------------------
 
-    async def ensure_network(self, name: str, spec: Mapping[str, Any]) -> None:
-        existing = await self.query("networks", params={"filters": json.dumps({"name": [name]})})
-        if any(n["Name"] == name for n in existing):
+    async def ensure_network(
+        self, name: str, spec: Mapping[str, Any], *, trust_listing: bool = True
+    ) -> None:
+        """Create the network unless it exists. Right after a stack was removed the listing can
+        still show a network Swarm has deleted; `trust_listing=False` asks by creating it."""
+        if trust_listing and await self.network_exists(name):
             return
         try:
             await self.query("networks/create", "POST", body=dict(spec))

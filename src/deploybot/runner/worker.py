@@ -17,6 +17,8 @@ import uuid
 from deploybot.config import Settings
 from deploybot.core import deployments as core
 from deploybot.db.engine import Database
+from deploybot.domain import DeploymentState
+from deploybot.errors import ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.runner.pipeline import RunnerContext, execute
 from deploybot.runner.preflight import mirror_cache
@@ -34,9 +36,33 @@ class Runner:
     def stop(self) -> None:
         self._stop.set()
 
+    async def recover(self) -> None:
+        """End what a dead runner left IN_PROGRESS, so its applications can deploy again."""
+        settings = self.ctx.settings
+        lost = await core.abandoned(
+            self.ctx.db,
+            settings.environment,
+            socket.gethostname(),
+            stale_after=settings.runner_stale_after,
+        )
+        for deployment_id in lost:
+            logger.warning("deployment %s was abandoned by its runner", deployment_id)
+            await core.finish_deployment(
+                self.ctx.db,
+                self.ctx.bus,
+                deployment_id,
+                DeploymentState.ERROR,
+                error_code=ErrorCode.RUNNER_LOST,
+                error_message="the runner executing this deployment stopped before it ended",
+            )
+
     async def run(self) -> None:
         settings = self.ctx.settings
         logger.info("runner %s started for environment %s", self.id, settings.environment)
+        try:
+            await self.recover()
+        except Exception:
+            logger.exception("could not recover abandoned deployments")
         async with self.ctx.bus.subscribe() as sub:
             while not self._stop.is_set():
                 await self._fill()

@@ -1,0 +1,106 @@
+"""The `deploybot` command as a user runs it: export-schema, migrate, and a runner in its
+own process beside an API process that has none."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from deploybot.schema import schema
+from tests.conftest import DOCKER, remove_stack, server_env
+from tests.core.test_deployments import dead_pid
+from tests.e2e.test_deploy_swarm import DEPLOY, outcome, wait_final
+from tests.servers import Client, ServerProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def deploybot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deploybot", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_export_schema_prints_the_committed_sdl(tmp_path: Path) -> None:
+    printed = deploybot("export-schema")
+    assert printed.returncode == 0
+    assert printed.stdout == schema.as_str() + "\n"
+    written = deploybot("export-schema", str(tmp_path / "out.graphql"))
+    assert written.returncode == 0
+    assert (tmp_path / "out.graphql").read_text() == (ROOT / "schema.graphql").read_text()
+
+
+def test_migrate_creates_and_reports_the_revision(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    done = deploybot("migrate", "--database-url", url)
+    assert done.returncode == 0, done.stderr
+    assert "database at 0001" in done.stdout
+    tables = sqlite3.connect(tmp_path / "fresh.db").execute(
+        "select name from sqlite_master where type = 'table'"
+    )
+    assert {"deployment", "log_line", "release"} <= {t[0] for t in tables}
+
+
+def test_runner_in_its_own_process(swarm: str, registry: str, tmp_path: Path) -> None:
+    image = f"{registry}/clitest/sleeper:1"
+    subprocess.run(
+        [DOCKER, "build", "-q", "-t", image, "-"],
+        input=b'FROM deploybot/busybox:latest\nCMD ["sleep", "3600"]\n',
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run([DOCKER, "push", "-q", image], check=True, capture_output=True)
+    remove_stack("clitest")
+    env = server_env(tmp_path, DEPLOYBOT_DOCKER_HOST=swarm)
+    api = ServerProcess(env, tmp_path, "--no-runner")
+    client = Client(api.url)
+
+    # A deployment left IN_PROGRESS by a runner process that died.
+    db = sqlite3.connect(tmp_path / "deploybot.db")
+    db.execute(
+        "insert into deployment (environment, application, strategy, state, trigger, "
+        "\"references\", runner_id, created_at, updated_at) values ('test', 'old', 'ROLLING', "
+        "'IN_PROGRESS', 'API', '[]', ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+        (f"{socket.gethostname()}-{dead_pid()}-dead",),
+    )
+    db.commit()
+    db.close()
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "deploybot", "runner"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        payload = client.query(
+            DEPLOY, {"input": {"image": image, "application": "clitest", "service": "sleeper"}}
+        )["deploy"]
+        assert payload["userErrors"] == []
+        done = wait_final(client, payload["deployment"]["id"])
+        assert done["state"] == "SUCCESS", outcome(done)
+        assert done["services"][0]["swarmName"] == "clitest_sleeper"
+
+        old = client.query(
+            '{ deployments(filter: {applications: ["old"]}) { nodes { state errorCode } } }'
+        )["deployments"]["nodes"]
+        assert old == [{"state": "ERROR", "errorCode": "RUNNER_LOST"}]
+    finally:
+        runner.send_signal(signal.SIGINT)
+        output = runner.communicate(timeout=30)[0].decode()
+        client.close()
+        api.stop()
+        remove_stack("clitest")
+    assert runner.returncode == 0, output
+    assert "runner" in output and "started for environment test" in output
