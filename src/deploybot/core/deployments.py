@@ -649,30 +649,27 @@ async def count_deployments(db: Database, flt: DeploymentFilter | None) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
-async def steps_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+async def _children(
+    db: Database, table: Any, order: Any, ids: Sequence[int]
+) -> dict[int, list[Row[Any]]]:
     out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
-    async with db.session() as session:
-        rows = await session.execute(
-            select(step_table)
-            .where(step_table.c.deployment_id.in_(list(ids)))
-            .order_by(step_table.c.deployment_id, step_table.c.position)
+    async with db.connection() as connection:
+        rows = await connection.execute(
+            select(table)
+            .where(table.c.deployment_id.in_(list(ids)))
+            .order_by(table.c.deployment_id, order)
         )
         for row in rows:
             out[row.deployment_id].append(row)
     return out
+
+
+async def steps_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    return await _children(db, step_table, step_table.c.position, ids)
 
 
 async def services_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
-    out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
-    async with db.session() as session:
-        rows = await session.execute(
-            select(service_table)
-            .where(service_table.c.deployment_id.in_(list(ids)))
-            .order_by(service_table.c.deployment_id, service_table.c.service)
-        )
-        for row in rows:
-            out[row.deployment_id].append(row)
-    return out
+    return await _children(db, service_table, service_table.c.service, ids)
 
 
 async def last_successful(

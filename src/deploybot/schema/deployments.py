@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy import Row
@@ -28,6 +28,17 @@ from deploybot.schema.enums import (
     StepStatus,
 )
 
+T = TypeVar("T")
+
+
+def from_columns(cls: type[T], row: Row[Any], **values: Any) -> T:
+    """An instance whose plain fields are the row's columns of the same names."""
+    mapping = row._mapping
+    for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        if field.base_resolver is None and field.python_name not in values:
+            values[field.python_name] = mapping[field.python_name]
+    return cls(**values)
+
 
 @strawberry.type(description="A named phase of a deployment, with its timings.")
 class DeploymentStep:
@@ -44,14 +55,7 @@ class DeploymentStep:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> DeploymentStep:
-        return cls(
-            name=row.name,
-            status=row.status,
-            message=row.message,
-            error=row.error,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
+        return from_columns(cls, row)
 
 
 @strawberry.type(description="What one service of the stack became in this deployment.")
@@ -77,22 +81,7 @@ class ServiceRollout:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> ServiceRollout:
-        return cls(
-            service=row.service,
-            swarm_name=row.swarm_name,
-            swarm_id=row.swarm_id,
-            image=row.image,
-            digest=row.digest,
-            version=row.version,
-            replicas_desired=row.replicas_desired,
-            replicas_running=row.replicas_running,
-            replicas_healthy=row.replicas_healthy,
-            nodes=list(row.nodes or []),
-            state=row.state,
-            error=row.error,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
+        return from_columns(cls, row, nodes=list(row.nodes or []))
 
 
 @strawberry.type(description="One line of a deployment's log.")
