@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -9,10 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from cross_web import HTTPException as BadGraphQLRequest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
@@ -23,6 +27,7 @@ from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.events.bus import EventBus
 from deploybot.runner.preflight import Preflight
+from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.schema.context import Context, Services
 
@@ -41,6 +46,17 @@ class GraphQLApp(GraphQL[Context, None]):
         scheme = request.url.scheme.replace("ws", "http")
         host = request.headers.get("host") or settings.public_url.split("://", 1)[-1]
         return Context(services=self.services, base_url=f"{scheme}://{host}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, but a request it can't use is answered with a JSON error body."""
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except BadGraphQLRequest as exc:
+            response = error_response(exc.status_code, "BAD_REQUEST", exc.reason)
+        await response(scope, receive, send)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -79,8 +95,10 @@ def create_app(
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "environment": settings.environment})
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return error_response(404, "NOT_FOUND", f"no route {request.url.path}")
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        return error_response(exc.status_code, code, f"{exc.detail}: {request.url.path}")
 
     async def server_error(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
@@ -94,10 +112,6 @@ def create_app(
         runner = None
         task = None
         if embedded_runner:
-            import asyncio
-
-            from deploybot.runner.worker import Runner
-
             runner = Runner(db, bus, settings)
             task = asyncio.create_task(runner.run())
         # Everything built at start-up lives as long as the process: move it out of
@@ -122,7 +136,7 @@ def create_app(
             WebSocketRoute("/graphql", graphql_app),
         ],
         lifespan=lifespan,
-        exception_handlers={404: not_found, 500: server_error},
+        exception_handlers={HTTPException: http_error, 500: server_error},
     )
     app.state.services = services
     return app

@@ -422,33 +422,35 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
     code: ErrorCode | None = None
     message: str | None = None
     beat = asyncio.create_task(_heartbeat(ctx, deployment_id))
-    async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
-        run = DeploymentRun(ctx, record, swarm, log)
-        run.say(
-            f"deployment #{deployment_id} of {record.application} {record.version}"
-            f" to {record.environment}"
-        )
-        try:
-            if record.image:
-                await run.run_image()
+    try:
+        async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
+            run = DeploymentRun(ctx, record, swarm, log)
+            run.say(
+                f"deployment #{deployment_id} of {record.application} {record.version}"
+                f" to {record.environment}"
+            )
+            try:
+                if record.image:
+                    await run.run_image()
+                else:
+                    await run.run_git()
+            except StepFailure as exc:
+                state, code, message = exc.state, exc.code, exc.message
+            except DockerUnavailable as exc:
+                state, code = DeploymentState.ERROR, ErrorCode.DOCKER_UNAVAILABLE
+                message = f"Docker is unavailable: {exc}"
+            except Exception as exc:
+                logger.exception("deployment %s failed unexpectedly", deployment_id)
+                state, code = DeploymentState.ERROR, ErrorCode.INTERNAL_ERROR
+                message = f"internal error: {type(exc).__name__}: {exc}"
+            finally:
+                await swarm.close()
+            if message:
+                run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)
             else:
-                await run.run_git()
-        except StepFailure as exc:
-            state, code, message = exc.state, exc.code, exc.message
-        except DockerUnavailable as exc:
-            state, code = DeploymentState.ERROR, ErrorCode.DOCKER_UNAVAILABLE
-            message = f"Docker is unavailable: {exc}"
-        except Exception as exc:
-            logger.exception("deployment %s failed unexpectedly", deployment_id)
-            state, code = DeploymentState.ERROR, ErrorCode.INTERNAL_ERROR
-            message = f"internal error: {type(exc).__name__}: {exc}"
-        finally:
-            await swarm.close()
-        if message:
-            run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)
-        else:
-            run.say("deployment succeeded")
-    beat.cancel()
+                run.say("deployment succeeded")
+    finally:
+        beat.cancel()
     await core.finish_deployment(
         ctx.db,
         ctx.bus,
