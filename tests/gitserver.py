@@ -279,3 +279,136 @@ def _write_tree(repo: pygit2.Repository, base: pygit2.Tree | None, changes: _Cha
             blob_id, mode = change
             builder.insert(name, blob_id, mode)
     return builder.write()
+
+
+class GitHttpServer:
+    """Smart HTTP (`git http-backend`) behind HTTP Basic auth, for private-repository tests.
+
+    Serves the bare repositories under ``base_dir`` at
+    ``http://127.0.0.1:<port>/<name>.git`` and answers 401 unless the request
+    carries ``username``/``password``.
+    """
+
+    def __init__(self, base_dir: Path, username: str, password: str) -> None:
+        import base64
+
+        self.base_dir = base_dir
+        self._expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self.port = _free_port()
+        self.requests: list[tuple[str, bool]] = []
+        self._server: object | None = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}.git"
+
+    def _app(self, environ: dict[str, object], start_response: object) -> list[bytes]:
+        import os
+
+        authorized = environ.get("HTTP_AUTHORIZATION") == self._expected
+        self.requests.append((str(environ.get("PATH_INFO")), authorized))
+        if not authorized:
+            start_response(  # type: ignore[operator]
+                "401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')]
+            )
+            return [b"authentication required\n"]
+        length = int(str(environ.get("CONTENT_LENGTH") or 0))
+        body = environ["wsgi.input"].read(length) if length else b""  # type: ignore[attr-defined]
+        cgi_env = {
+            "GIT_PROJECT_ROOT": str(self.base_dir),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "REMOTE_USER": "tester",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        for key in ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE"):
+            cgi_env[key] = str(environ.get(key) or "")
+        cgi_env["CONTENT_LENGTH"] = str(len(body))
+        if environ.get("HTTP_CONTENT_ENCODING"):
+            cgi_env["HTTP_CONTENT_ENCODING"] = str(environ["HTTP_CONTENT_ENCODING"])
+        if environ.get("HTTP_GIT_PROTOCOL"):
+            cgi_env["GIT_PROTOCOL"] = str(environ["HTTP_GIT_PROTOCOL"])
+        out = subprocess.run(
+            ["git", "http-backend"], input=body, env=cgi_env, capture_output=True, check=True
+        ).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status = "200 OK"
+        headers = []
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(": ")
+            if name.lower() == "status":
+                status = value
+            elif name:
+                headers.append((name, value))
+        start_response(status, headers)  # type: ignore[operator]
+        return [payload]
+
+    def start(self) -> None:
+        import threading
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = make_server("127.0.0.1", self.port, self._app, handler_class=Quiet)  # type: ignore[arg-type]
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()  # type: ignore[attr-defined]
+            self._server.server_close()  # type: ignore[attr-defined]
+
+
+class SshServer:
+    """A real sshd on 127.0.0.1 that accepts one generated key, for SSH-key fetch tests.
+
+    Repositories are addressed by absolute path:
+    ``ssh://root@127.0.0.1:<port>/<path to bare repo>``.
+    """
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.port = _free_port()
+        self.client_key = base_dir / "client_key"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import getpass
+
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        host_key = self.base_dir / "host_key"
+        for key in (host_key, self.client_key):
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
+            )
+        (self.base_dir / "authorized_keys").write_bytes(
+            (self.base_dir / "client_key.pub").read_bytes()
+        )
+        config = self.base_dir / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+            f"AuthorizedKeysFile {self.base_dir}/authorized_keys\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            f"PermitRootLogin prohibit-password\nPidFile {self.base_dir}/sshd.pid\n"
+        )
+        Path("/run/sshd").mkdir(exist_ok=True)
+        self.user = getpass.getuser()
+        self._proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(self.base_dir / "sshd.log")]
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("sshd did not start")
+
+    def url(self, repo: Path) -> str:
+        return f"ssh://{self.user}@127.0.0.1:{self.port}{repo}"
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)

@@ -471,3 +471,58 @@ def test_ssh_key_credentials_use_url_user(tmp_path: Path, monkeypatch: pytest.Mo
     assert cred.credential_tuple == ("deploy", None, key, "pp")
     with pytest.raises(GitError, match="no usable credentials"):
         CredentialCallbacks(None).credentials("ssh://h/r", None, CredentialType.SSH_KEY)
+
+
+def test_private_repository_over_https_with_a_token(tmp_path: Path) -> None:
+    """A real smart-HTTP server that refuses anonymous fetches; the configured token opens it."""
+    from tests.gitserver import GitHttpServer
+
+    repos = GitServer(tmp_path / "repos")  # used only to build the bare repository
+    repos.create_repo("private")
+    sha = repos.commit("private", {"README": "secret\n"}, tag="v1")
+    http = GitHttpServer(tmp_path / "repos", "x-access-token", "s3cr3t")
+    http.start()
+    try:
+        anonymous = MirrorCache(tmp_path / "anon")
+        with pytest.raises(GitError) as refused:
+            anonymous.resolve(http.url("private"), ref="main")
+        assert "s3cr3t" not in refused.value.message
+
+        wrong = MirrorCache(tmp_path / "wrong", GitCredentials(token="nope"))
+        with pytest.raises(GitError):
+            wrong.resolve(http.url("private"), ref="main")
+
+        cache = MirrorCache(tmp_path / "ok", GitCredentials(token="s3cr3t"))
+        resolved = cache.resolve(http.url("private"), ref="main")
+        assert resolved.sha == sha and resolved.tags == ["v1"]
+        assert cache.read_file(http.url("private"), sha, "README") == b"secret\n"
+        assert any(authorized for _, authorized in http.requests)
+        assert any(not authorized for _, authorized in http.requests)
+    finally:
+        http.stop()
+
+
+def test_private_repository_over_ssh_with_a_key(tmp_path: Path) -> None:
+    """A real sshd that only accepts the configured key."""
+    from tests.gitserver import SshServer
+
+    repos = GitServer(tmp_path / "repos")
+    bare = repos.create_repo("private")
+    sha = repos.commit("private", {"README": "over ssh\n"})
+    sshd = SshServer(tmp_path / "sshd")
+    sshd.start()
+    try:
+        url = sshd.url(bare)
+        keyless = MirrorCache(tmp_path / "none")
+        with pytest.raises(GitError):
+            keyless.resolve(url, ref="main")
+        cache = MirrorCache(
+            tmp_path / "ok",
+            GitCredentials(
+                ssh_key_path=str(sshd.client_key), ssh_public_key_path=f"{sshd.client_key}.pub"
+            ),
+        )
+        assert cache.resolve(url, ref="main").sha == sha
+        assert cache.read_file(url, sha, "README") == b"over ssh\n"
+    finally:
+        sshd.stop()
