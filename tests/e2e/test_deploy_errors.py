@@ -19,7 +19,7 @@ COUNT = "{ deployments { totalCount } }"
 
 @pytest.fixture(scope="module")
 def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
-    for stack in ("crashy", "sickly", "solo", "imgapp"):
+    for stack in ("crashy", "sickly", "stuck", "solo", "imgapp"):
         remove_stack(stack)
     git_server.create_repo("broken")
     good = git_server.commit(
@@ -60,10 +60,22 @@ def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
             ),
         },
     )
+    git_server.create_repo("stuck")
+    stuck = git_server.commit(
+        "stuck",
+        {
+            "Dockerfile": DOCKERFILE,
+            "www/index.html": "x\n",
+            "docker-compose.stack.yml": (
+                "services:\n  app:\n    build: .\n    deploy:\n      placement:\n"
+                "        constraints: [node.labels.deploybot-test-nowhere == yes]\n"
+            ),
+        },
+    )
     git_server.create_repo("solo")
     solo = git_server.commit("solo", {"Dockerfile": DOCKERFILE, "www/index.html": "solo\n"})
-    yield {"good": good, "crashy": crashy, "sickly": sickly, "solo": solo}
-    for stack in ("crashy", "sickly", "solo", "imgapp"):
+    yield {"good": good, "crashy": crashy, "sickly": sickly, "stuck": stuck, "solo": solo}
+    for stack in ("crashy", "sickly", "stuck", "solo", "imgapp"):
         remove_stack(stack)
 
 
@@ -216,6 +228,33 @@ def test_unreachable_docker_is_an_error(
         )
         assert done["state"] == "ERROR"
         assert done["errorCode"] == "DOCKER_UNAVAILABLE"
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_converge_timeout_says_what_the_tasks_wait_for(
+    swarm: str, registry: str, git_server: GitServer, repos: dict[str, Any], tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        server_env(
+            tmp_path,
+            DEPLOYBOT_DOCKER_HOST=swarm,
+            DEPLOYBOT_REGISTRY=registry,
+            DEPLOYBOT_CONVERGE_TIMEOUT="4",
+        ),
+        tmp_path,
+    )
+    client = Client(server.url)
+    try:
+        done = wait_final(
+            client,
+            deploy(client, repositoryUrl=git_server.url("stuck"), commitSha=repos["stuck"])["id"],
+        )
+        assert done["state"] == "FAILURE", outcome(done)
+        assert done["errorCode"] == "CONVERGE_TIMEOUT"
+        assert "not converged after 4s" in done["errorMessage"]
+        assert "no suitable node" in done["errorMessage"]
     finally:
         client.close()
         server.stop()

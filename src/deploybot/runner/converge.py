@@ -38,6 +38,7 @@ class ServiceWatch:
     running: int = 0
     nodes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    waiting: str | None = None
     update_state: str | None = None
     update_message: str | None = None
     running_since: dict[str, float] = field(default_factory=dict)
@@ -100,6 +101,12 @@ async def _observe(
     settled = all(now - since >= stable for since in watch.running_since.values())
     watch.running = len(ready)
     watch.nodes = sorted({nodes.get(t.get("NodeID", ""), t.get("NodeID", "")) for t in ready})
+    pending = [
+        t["Status"].get("Err") or t["Status"].get("Message")
+        for t in current
+        if t["Status"]["State"] in ("pending", "assigned", "preparing") and t["Status"].get("Err")
+    ]
+    watch.waiting = pending[-1] if pending else None
     for task in tasks:
         if task["ID"] in watch.known_tasks or task["Status"]["State"] not in FAILED_TASK_STATES:
             continue
@@ -157,6 +164,7 @@ async def wait_converged(
         if time.monotonic() > deadline:
             waiting = ", ".join(
                 f"{w.service} ({w.running}/{w.desired} running"
+                + (f", waiting: {w.waiting}" if w.waiting else "")
                 + (f", last error: {w.errors[-1]}" if w.errors else "")
                 + ")"
                 for w in watches
