@@ -79,6 +79,14 @@ def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
         remove_stack(stack)
 
 
+def deployed(
+    client: Client, git_server: GitServer, repos: dict[str, Any], name: str
+) -> dict[str, Any]:
+    """Deploy the fixture repository `name` at its commit and wait for the outcome."""
+    queued = deploy(client, repositoryUrl=git_server.url(name), commitSha=repos[name])
+    return wait_final(client, queued["id"])
+
+
 def errors_of(client: Client, **input: Any) -> list[dict[str, Any]]:
     before = client.query(COUNT)["deployments"]["totalCount"]
     payload = client.query(DEPLOY, {"input": input})["deploy"]
@@ -163,10 +171,7 @@ def test_malformed_graphql_is_an_error_not_a_crash(client: Client) -> None:
 def test_failing_tasks_fail_the_deployment(
     client: Client, git_server: GitServer, repos: dict[str, Any]
 ) -> None:
-    done = wait_final(
-        client,
-        deploy(client, repositoryUrl=git_server.url("crashy"), commitSha=repos["crashy"])["id"],
-    )
+    done = deployed(client, git_server, repos, "crashy")
     assert done["state"] == "FAILURE", outcome(done)
     assert done["errorCode"] == "ROLLOUT_FAILED"
     assert "non-zero exit" in done["errorMessage"]
@@ -177,10 +182,7 @@ def test_failing_tasks_fail_the_deployment(
 def test_unhealthy_tasks_fail_the_deployment(
     client: Client, git_server: GitServer, repos: dict[str, Any]
 ) -> None:
-    done = wait_final(
-        client,
-        deploy(client, repositoryUrl=git_server.url("sickly"), commitSha=repos["sickly"])["id"],
-    )
+    done = deployed(client, git_server, repos, "sickly")
     assert done["state"] == "FAILURE", outcome(done)
     assert done["errorCode"] == "ROLLOUT_FAILED"
     assert "unhealthy container" in done["errorMessage"]
@@ -189,9 +191,7 @@ def test_unhealthy_tasks_fail_the_deployment(
 def test_dockerfile_without_stack_file_and_image_deploy(
     client: Client, git_server: GitServer, repos: dict[str, Any], registry: str
 ) -> None:
-    done = wait_final(
-        client, deploy(client, repositoryUrl=git_server.url("solo"), commitSha=repos["solo"])["id"]
-    )
+    done = deployed(client, git_server, repos, "solo")
     assert done["state"] == "SUCCESS", outcome(done)
     assert done["stackFile"] == "Dockerfile"
     assert [s["swarmName"] for s in done["services"]] == ["solo_solo"]
@@ -222,10 +222,7 @@ def test_unreachable_docker_is_an_error(
             "userErrors"
         ]
         assert errors[0]["code"] == "DOCKER_UNAVAILABLE"
-        done = wait_final(
-            client,
-            deploy(client, repositoryUrl=git_server.url("solo"), commitSha=repos["solo"])["id"],
-        )
+        done = deployed(client, git_server, repos, "solo")
         assert done["state"] == "ERROR"
         assert done["errorCode"] == "DOCKER_UNAVAILABLE"
     finally:
@@ -247,10 +244,7 @@ def test_converge_timeout_says_what_the_tasks_wait_for(
     )
     client = Client(server.url)
     try:
-        done = wait_final(
-            client,
-            deploy(client, repositoryUrl=git_server.url("stuck"), commitSha=repos["stuck"])["id"],
-        )
+        done = deployed(client, git_server, repos, "stuck")
         assert done["state"] == "FAILURE", outcome(done)
         assert done["errorCode"] == "CONVERGE_TIMEOUT"
         assert "not converged after 4s" in done["errorMessage"]
