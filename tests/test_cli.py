@@ -104,3 +104,30 @@ def test_runner_in_its_own_process(swarm: str, registry: str, tmp_path: Path) ->
         remove_stack("clitest")
     assert runner.returncode == 0, output
     assert "runner" in output and "started for environment test" in output
+
+
+def test_serve_flags_override_the_environment(tmp_path: Path) -> None:
+    env = server_env(tmp_path)  # DEPLOYBOT_ENVIRONMENT=test, DEPLOYBOT_WORK_DIR=tmp/work
+    database = tmp_path / "flag.db"
+    server = ServerProcess(
+        env,
+        tmp_path,
+        "--no-runner",
+        "--environment",
+        "flagged",
+        "--work-dir",
+        str(tmp_path / "flag-work"),
+        "--database-url",
+        f"sqlite+aiosqlite:///{database}",
+        "--docker-host",
+        f"unix://{tmp_path}/none.sock",
+    )
+    try:
+        client = Client(server.url)
+        assert client.http.get("/healthz").json()["environment"] == "flagged"
+        errors = client.query(DEPLOY, {"input": {"image": "127.0.0.1:5000/a/b:1"}})["deploy"]
+        assert errors["userErrors"][0]["code"] == "DOCKER_UNAVAILABLE"  # the flag's socket
+        client.close()
+    finally:
+        server.stop()
+    assert (tmp_path / "flag-work").is_dir() and database.exists()

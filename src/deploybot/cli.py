@@ -20,6 +20,15 @@ DatabaseOpt = Annotated[
 EnvironmentOpt = Annotated[
     str | None, typer.Option("--environment", envvar="DEPLOYBOT_ENVIRONMENT", show_envvar=True)
 ]
+RegistryOpt = Annotated[
+    str | None, typer.Option("--registry", envvar="DEPLOYBOT_REGISTRY", show_envvar=True)
+]
+DockerHostOpt = Annotated[
+    str | None, typer.Option("--docker-host", envvar="DEPLOYBOT_DOCKER_HOST", show_envvar=True)
+]
+WorkDirOpt = Annotated[
+    Path | None, typer.Option("--work-dir", envvar="DEPLOYBOT_WORK_DIR", show_envvar=True)
+]
 
 
 def _settings(database_url: str | None, environment: str | None, **extra: object) -> Settings:
@@ -43,7 +52,9 @@ def serve(
     port: Annotated[int, typer.Option(envvar="DEPLOYBOT_PORT")] = 8000,
     database_url: DatabaseOpt = None,
     environment: EnvironmentOpt = None,
-    registry: Annotated[str | None, typer.Option(envvar="DEPLOYBOT_REGISTRY")] = None,
+    registry: RegistryOpt = None,
+    docker_host: DockerHostOpt = None,
+    work_dir: WorkDirOpt = None,
     runner: Annotated[
         bool, typer.Option("--runner/--no-runner", help="Run the runner in this process")
     ] = True,
@@ -56,7 +67,9 @@ def serve(
     from deploybot.app import create_app
 
     _logging(log_level)
-    settings = _settings(database_url, environment, registry=registry)
+    settings = _settings(
+        database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
+    )
     app = create_app(settings, run_migrations=migrate, embedded_runner=runner)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
@@ -65,7 +78,9 @@ def serve(
 def run_runner(
     database_url: DatabaseOpt = None,
     environment: EnvironmentOpt = None,
-    registry: Annotated[str | None, typer.Option(envvar="DEPLOYBOT_REGISTRY")] = None,
+    registry: RegistryOpt = None,
+    docker_host: DockerHostOpt = None,
+    work_dir: WorkDirOpt = None,
     log_level: str = "info",
 ) -> None:
     """Run only the runner, against the same database as the API processes."""
@@ -75,7 +90,9 @@ def run_runner(
     from deploybot.runner.worker import Runner
 
     _logging(log_level)
-    settings = _settings(database_url, environment, registry=registry)
+    settings = _settings(
+        database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
+    )
 
     async def main() -> None:
         db = Database(settings.database_url)
