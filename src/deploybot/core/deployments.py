@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy import Row, Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -496,17 +496,6 @@ async def get_deployment(db: Database, deployment_id: int) -> DeploymentRecord |
         return result.first()
 
 
-async def find_by_idempotency(db: Database, environment: str, key: str) -> DeploymentRecord | None:
-    async with db.session() as session:
-        result = await session.execute(
-            select(deployment_table).where(
-                deployment_table.c.environment == environment,
-                deployment_table.c.idempotency_key == key,
-            )
-        )
-        return result.first()
-
-
 @dataclass
 class DeploymentFilter:
     environments: Sequence[str] | None = None
@@ -670,21 +659,3 @@ async def steps_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]
 
 async def services_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
     return await _children(db, service_table, service_table.c.service, ids)
-
-
-async def last_successful(
-    db: Database, application: str, environment: str, *, before_id: int | None = None
-) -> DeploymentRecord | None:
-    c = deployment_table.c
-    clauses = [
-        c.application == application,
-        c.environment == environment,
-        or_(c.state == DeploymentState.SUCCESS, c.state == DeploymentState.INACTIVE),
-    ]
-    if before_id is not None:
-        clauses.append(c.id < before_id)
-    async with db.session() as session:
-        result = await session.execute(
-            select(deployment_table).where(*clauses).order_by(c.id.desc()).limit(1)
-        )
-        return result.first()

@@ -62,11 +62,6 @@ class Swarm:
         except OSError as exc:
             raise DockerUnavailable(f"cannot reach Docker at {self.url}: {exc}") from exc
 
-    async def ping(self) -> None:
-        info = await self.query("info")
-        if info.get("Swarm", {}).get("LocalNodeState") != "active":
-            raise DockerUnavailable(f"Docker at {self.url} is not part of an active Swarm")
-
     # --- networks -------------------------------------------------------------------------------
 
     async def ensure_network(
