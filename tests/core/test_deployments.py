@@ -13,6 +13,7 @@ import pytest
 
 from deploybot.config import Settings
 from deploybot.core import deployments as core
+from deploybot.core.filters import DeploymentFilter
 from deploybot.db.engine import Database
 from deploybot.db.models import Deployment, DeploymentStep
 from deploybot.domain import DeploymentState, StepName, StepStatus
@@ -48,7 +49,7 @@ async def seed(db: Database, count: int = 30) -> list[int]:
     return ids
 
 
-async def numbers(db: Database, flt: core.DeploymentFilter, **kw: object) -> list[int]:
+async def numbers(db: Database, flt: DeploymentFilter, **kw: object) -> list[int]:
     page = await core.list_deployments(db, flt, **kw)  # type: ignore[arg-type]
     return [r["id"] for r in page.rows]
 
@@ -57,7 +58,7 @@ async def numbers(db: Database, flt: core.DeploymentFilter, **kw: object) -> lis
 async def test_filters(database: Database) -> None:
     ids = await seed(database)
     newest_first = list(reversed(ids))
-    f = core.DeploymentFilter
+    f = DeploymentFilter
     assert await numbers(database, f(), first=100) == newest_first
     assert await numbers(database, f(environments=["staging"]), first=100) == newest_first[1::2]
     assert (

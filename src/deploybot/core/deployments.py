@@ -17,6 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploybot.config import Settings
 from deploybot.core import pg_history
+from deploybot.core.filters import (
+    SHA_RE,
+    DeploymentFilter,
+    check_filter,
+    glob_to_like,
+    is_glob,
+    sha_prefix,
+)
 from deploybot.db.engine import Database
 from deploybot.db.models import Application, Deployment, DeploymentStep, ServiceRollout
 from deploybot.db.types import utcnow
@@ -36,7 +44,6 @@ DEFAULT_STACK_FILE = "docker-compose.stack.yml"
 MAX_PAGE = 100
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
 DeploymentRecord = Row[Any]
 """A deployment row as read by the queries below (attribute access by column name)."""
@@ -145,7 +152,7 @@ def _validate(request: DeployRequest, settings: Settings) -> None:
         fail("repositoryUrl", "repositoryUrl must not be empty")
     if request.repository_url and not (request.commit_sha or request.ref):
         fail("commitSha", "give the commitSha to deploy, or a ref (branch or tag) to resolve")
-    if request.commit_sha and not _SHA_RE.match(request.commit_sha):
+    if request.commit_sha and not SHA_RE.match(request.commit_sha):
         fail("commitSha", f"{request.commit_sha!r} is not a commit sha (4 to 40 hex digits)")
     if request.application is not None and not _NAME_RE.match(request.application):
         fail(
@@ -496,30 +503,6 @@ async def get_deployment(db: Database, deployment_id: int) -> DeploymentRecord |
         return result.first()
 
 
-@dataclass
-class DeploymentFilter:
-    environments: Sequence[str] | None = None
-    applications: Sequence[str] | None = None
-    repository: str | None = None
-    commit_sha: str | None = None
-    refs: Sequence[str] | None = None
-    states: Sequence[DeploymentState] | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-
-def _glob_to_like(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-def check_filter(flt: DeploymentFilter | None) -> None:
-    if flt is not None and flt.commit_sha and not _SHA_RE.match(flt.commit_sha):
-        raise DeploybotError(
-            ErrorCode.INVALID_INPUT, "commitSha must be hex digits", field="filter.commitSha"
-        )
-
-
 def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:
     check_filter(flt)
     if flt is None:
@@ -531,12 +514,12 @@ def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:
     if flt.applications:
         clauses.append(c.application.in_(list(flt.applications)))
     if flt.repository:
-        if any(ch in flt.repository for ch in "*?"):
-            clauses.append(c.repository_url.like(_glob_to_like(flt.repository), escape="\\"))
+        if is_glob(flt.repository):
+            clauses.append(c.repository_url.like(glob_to_like(flt.repository), escape="\\"))
         else:
             clauses.append(c.repository_url == flt.repository)
     if flt.commit_sha:
-        clauses.append(c.commit_sha.like(flt.commit_sha.lower() + "%"))
+        clauses.append(c.commit_sha.like(sha_prefix(flt.commit_sha)))
     if flt.refs:
         clauses.append(c.ref.in_(list(flt.refs)))
     if flt.states:
@@ -559,9 +542,7 @@ def page_bounds(first: int | None, last: int | None) -> tuple[int, bool]:
     """(limit, backwards) for a connection argument pair, GitHub's rules: 1..100, not both."""
     if first is not None and last is not None:
         raise DeploybotError(ErrorCode.INVALID_INPUT, "pass either first or last, not both")
-    count = first if first is not None else last
-    if count is None:
-        count = 50 if last is None else last
+    count = first if first is not None else last if last is not None else 50
     if not 1 <= count <= MAX_PAGE:
         raise DeploybotError(
             ErrorCode.INVALID_INPUT,

@@ -96,7 +96,9 @@ class LogWriter:
                 chunk, self._pending = self._pending[: self.batch], self._pending[self.batch :]
                 async with self.db.transaction() as session:
                     await session.execute(insert(log_table), chunk)
-                self.bus.publish(DeploymentEvent(self.deployment_id, str(chunk[-1]["seq"]), "log"))
+                self.bus.publish(
+                    DeploymentEvent(self.deployment_id, None, "log", sequence=chunk[-1]["seq"])
+                )
 
     async def _flusher(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from deploybot.core.filters import DeploymentFilter, glob_to_like, is_glob, sha_prefix
 from deploybot.db.engine import Database
 from deploybot.db.models import Deployment
 from deploybot.domain import DeploymentState, DeploymentStrategy, DeploymentTrigger
@@ -24,12 +25,7 @@ _ENUMS: dict[str, dict[str, Any]] = {
 }
 
 
-def _like_glob(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-def where(flt: Any) -> tuple[list[str], list[Any]]:
+def where(flt: DeploymentFilter | None) -> tuple[list[str], list[Any]]:
     """SQL conditions and parameters of a `DeploymentFilter` (the Core path's rules)."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -45,12 +41,12 @@ def where(flt: Any) -> tuple[list[str], list[Any]]:
     if flt.applications:
         clauses.append(f"application = ANY({param(list(flt.applications))}::text[])")
     if flt.repository:
-        if any(ch in flt.repository for ch in "*?"):
-            clauses.append(f"repository_url LIKE {param(_like_glob(flt.repository))} ESCAPE '\\'")
+        if is_glob(flt.repository):
+            clauses.append(f"repository_url LIKE {param(glob_to_like(flt.repository))} ESCAPE '\\'")
         else:
             clauses.append(f"repository_url = {param(flt.repository)}")
     if flt.commit_sha:
-        clauses.append(f"commit_sha LIKE {param(flt.commit_sha.lower() + '%')}")
+        clauses.append(f"commit_sha LIKE {param(sha_prefix(flt.commit_sha))}")
     if flt.refs:
         clauses.append(f"ref = ANY({param(list(flt.refs))}::text[])")
     if flt.states:
@@ -65,7 +61,7 @@ def where(flt: Any) -> tuple[list[str], list[Any]]:
 
 async def fetch_page(
     db: Database,
-    flt: Any,
+    flt: DeploymentFilter | None,
     *,
     scan_descending: bool,
     lower: int | None,

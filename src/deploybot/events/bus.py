@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class DeploymentEvent:
-    """A deployment was created or changed; `state` is its state afterwards."""
+    """A deployment was created or changed (`state` is its state afterwards), or got log
+    lines up to `sequence`."""
 
     deployment_id: int
-    state: str
+    state: str | None
     kind: str = "changed"  # created | changed | log
+    sequence: int | None = None
 
 
 @dataclass(eq=False)

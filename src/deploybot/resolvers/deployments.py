@@ -6,12 +6,11 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-import strawberry
 from strawberry.types.nodes import SelectedField, Selection
 
 from deploybot.core import deployments as core
 from deploybot.core.deployments import deployment_table
-from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
+from deploybot.errors import DeploybotError, ValidationFailed
 from deploybot.ids import InvalidId, decode_cursor, decode_id, encode_cursor
 from deploybot.schema.common import PageInfo, PublicError, UserError
 from deploybot.schema.context import Info
@@ -178,6 +177,3 @@ async def deploy(info: Info, input: DeployInput) -> DeployPayload:
         user_errors=[],
         client_mutation_id=input.client_mutation_id,
     )
-
-
-__all__ = ["ErrorCode", "deploy", "deployment", "deployments", "strawberry"]

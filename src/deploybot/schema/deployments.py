@@ -11,6 +11,7 @@ from sqlalchemy import Row
 from strawberry.scalars import JSON
 
 from deploybot.core import deployments as core
+from deploybot.core import filters
 from deploybot.core import logs as core_logs
 from deploybot.db.types import utcnow
 from deploybot.ids import InvalidId, decode_cursor, encode_cursor, encode_id
@@ -242,7 +243,7 @@ class DeploymentConnection:
     edges: list[DeploymentEdge]
     nodes: list[Deployment]
     page_info: PageInfo
-    filter: strawberry.Private[core.DeploymentFilter | None]
+    filter: strawberry.Private[filters.DeploymentFilter | None]
 
     @strawberry.field(description="All deployments matching the filter (counted only if asked).")
     async def total_count(self, info: Info) -> int:
@@ -263,8 +264,8 @@ class DeploymentFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
 
-    def to_core(self) -> core.DeploymentFilter:
-        return core.DeploymentFilter(
+    def to_core(self) -> filters.DeploymentFilter:
+        return filters.DeploymentFilter(
             environments=self.environments,
             applications=self.applications,
             repository=self.repository,

@@ -1,0 +1,47 @@
+"""The `deployments` filter and the rules both query paths (Core and PostgreSQL) share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from deploybot.domain import DeploymentState
+from deploybot.errors import DeploybotError, ErrorCode
+
+SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
+
+
+@dataclass
+class DeploymentFilter:
+    environments: Sequence[str] | None = None
+    applications: Sequence[str] | None = None
+    repository: str | None = None
+    commit_sha: str | None = None
+    refs: Sequence[str] | None = None
+    states: Sequence[DeploymentState] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?")
+
+
+def glob_to_like(pattern: str) -> str:
+    """`*` any run, `?` one character; LIKE's own `%` and `_` are literal (escape `\\`)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def sha_prefix(value: str) -> str:
+    """The LIKE pattern of a sha prefix (shas are stored lowercase)."""
+    return value.lower() + "%"
+
+
+def check_filter(flt: DeploymentFilter | None) -> None:
+    if flt is not None and flt.commit_sha and not SHA_RE.match(flt.commit_sha):
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT, "commitSha must be hex digits", field="filter.commitSha"
+        )
