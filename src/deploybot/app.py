@@ -23,13 +23,19 @@ from strawberry.asgi import GraphQL
 from deploybot.config import Settings, get_settings
 from deploybot.core import deployments as core
 from deploybot.core import logs as core_logs
+from deploybot.core.feeds import DeploymentLogFeed
 from deploybot.db import migrate
 from deploybot.db.engine import Database
+from deploybot.errors import DeploybotError
 from deploybot.events.bus import EventBus
+from deploybot.events.postgres import PostgresRelay
 from deploybot.runner.preflight import Preflight
+from deploybot.runner.service_logs import ServiceLogStreams
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.schema.context import Context, Services
+from deploybot.subscriptions.multiplex import LiveStream
+from deploybot.subscriptions.websocket import GraphQLWebSocket
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +46,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.services = services
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        settings = self.services.settings
-        if "public_url" in settings.model_fields_set:
-            return Context(services=self.services, base_url=settings.public_url.rstrip("/"))
-        scheme = request.url.scheme.replace("ws", "http")
-        host = request.headers.get("host") or settings.public_url.split("://", 1)[-1]
-        return Context(services=self.services, base_url=f"{scheme}://{host}")
+        return context_for(self.services, request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it can't use is answered with a JSON error body."""
@@ -65,6 +66,15 @@ class GraphQLApp(GraphQL[Context, None]):
         return orjson.loads(data)
 
 
+def context_for(services: Services, request: Request | WebSocket) -> Context:
+    settings = services.settings
+    if "public_url" in settings.model_fields_set:
+        return Context(services=services, base_url=settings.public_url.rstrip("/"))
+    scheme = request.url.scheme.replace("ws", "http")
+    host = request.headers.get("host") or settings.public_url.split("://", 1)[-1]
+    return Context(services=services, base_url=f"{scheme}://{host}")
+
+
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     """Seed 002's error body: {"error": {"code", "message"}}."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
@@ -79,17 +89,45 @@ def create_app(
     settings = settings or get_settings()
     db = Database(settings.database_url)
     bus = EventBus()
-    services = Services(db=db, bus=bus, settings=settings, inspector=Preflight(settings))
+    services = Services(
+        db=db,
+        bus=bus,
+        settings=settings,
+        inspector=Preflight(settings),
+        service_logs=ServiceLogStreams(settings.docker_host),
+    )
+    relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)
 
     async def raw_logs(request: Request) -> Response:
         raw_id = request.path_params["id"]
         if not raw_id.isdigit():
             return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
         number = int(raw_id)
-        if await core.get_deployment(db, number) is None:
-            return error_response(404, "DEPLOYMENT_NOT_FOUND", f"deployment {number} not found")
+        follow = request.query_params.get("follow", "false").lower()
+        if follow not in ("true", "false", "1", "0"):
+            return error_response(400, "INVALID_INPUT", "follow must be true or false")
+        if follow in ("false", "0"):
+            if await core.get_deployment(db, number) is None:
+                return error_response(404, "DEPLOYMENT_NOT_FOUND", f"deployment {number} not found")
+            return StreamingResponse(
+                core_logs.raw_text(db, number), media_type="text/plain; charset=utf-8"
+            )
+        feed = DeploymentLogFeed(db, bus, number)
+        try:
+            await services.hub.prepare(feed)
+        except DeploybotError as exc:
+            return error_response(404, exc.code.value, exc.message)
+        stream = LiveStream(services.hub, feed, lambda batch: [batch])
+
+        async def text() -> AsyncIterator[str]:
+            async for batch in stream.batches():
+                if batch.items:
+                    yield "".join(core_logs.format_line(line) for line in batch.items)
+
         return StreamingResponse(
-            core_logs.raw_text(db, number), media_type="text/plain; charset=utf-8"
+            text(),
+            media_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     async def healthz(_: Request) -> Response:
@@ -109,6 +147,8 @@ def create_app(
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         if run_migrations:
             await migrate.upgrade(db)
+        if relay is not None:
+            await relay.start()
         runner = None
         task = None
         if embedded_runner:
@@ -125,15 +165,22 @@ def create_app(
                 runner.stop()
                 with contextlib.suppress(Exception):
                     await task
+            await services.hub.close()
+            if relay is not None:
+                await relay.stop()
             await db.dispose()
 
     graphql_app = GraphQLApp(services)
+
+    async def websocket_context(websocket: WebSocket) -> Context:
+        return context_for(services, websocket)
+
     app = Starlette(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_app),
+            WebSocketRoute("/graphql", GraphQLWebSocket(schema, websocket_context)),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, 500: server_error},

@@ -49,6 +49,15 @@ class StepStatus(enum.Enum):
     SKIPPED = "SKIPPED"
 
 
+class ProgressStatus(enum.Enum):
+    """Seed 002's progress message status."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    WARNING = "WARNING"
+
+
 class StepName(enum.Enum):
     FETCH = "fetch"
     BUILD = "build"

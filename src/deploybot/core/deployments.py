@@ -374,7 +374,9 @@ async def set_step(
     *,
     message: str | None = None,
     error: str | None = None,
+    bus: EventBus | None = None,
 ) -> None:
+    """Move a step; with a bus, progress subscribers hear of it."""
     now = utcnow()
     values: dict[str, Any] = {"status": status}
     if message is not None:
@@ -396,6 +398,8 @@ async def set_step(
             .where(deployment_table.c.id == deployment_id)
             .values(updated_at=now)
         )
+    if bus is not None:
+        bus.publish(DeploymentEvent(deployment_id, None, "step"))
 
 
 async def update_deployment(db: Database, deployment_id: int, **values: Any) -> None:
@@ -469,15 +473,20 @@ async def finish_deployment(
             app = Application(name=deployment.application, environment=deployment.environment)
             session.add(app)
         app.updated_at = now
+        retired: list[int] = []
         if state is DeploymentState.SUCCESS:
+            superseded = (
+                deployment_table.c.application == deployment.application,
+                deployment_table.c.environment == deployment.environment,
+                deployment_table.c.state == DeploymentState.SUCCESS,
+                deployment_table.c.id != deployment_id,
+            )
+            retired = list(
+                (await session.execute(select(deployment_table.c.id).where(*superseded))).scalars()
+            )
             await session.execute(
                 update(deployment_table)
-                .where(
-                    deployment_table.c.application == deployment.application,
-                    deployment_table.c.environment == deployment.environment,
-                    deployment_table.c.state == DeploymentState.SUCCESS,
-                    deployment_table.c.id != deployment_id,
-                )
+                .where(*superseded)
                 .values(state=DeploymentState.INACTIVE, updated_at=now)
             )
             app.current_deployment_id = deployment_id
@@ -490,6 +499,8 @@ async def finish_deployment(
             app.state = ApplicationState.FAILED
             app.health = Health.UNKNOWN
     bus.publish(DeploymentEvent(deployment_id, state.value))
+    for retired_id in retired:
+        bus.publish(DeploymentEvent(retired_id, DeploymentState.INACTIVE.value))
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -501,6 +512,16 @@ async def get_deployment(db: Database, deployment_id: int) -> DeploymentRecord |
             select(deployment_table).where(deployment_table.c.id == deployment_id)
         )
         return result.first()
+
+
+async def get_deployments(
+    db: Database, deployment_ids: Collection[int]
+) -> dict[int, DeploymentRecord]:
+    async with db.connection() as connection:
+        result = await connection.execute(
+            select(deployment_table).where(deployment_table.c.id.in_(list(deployment_ids)))
+        )
+        return {row.id: row for row in result}
 
 
 def filter_clauses(flt: DeploymentFilter | None) -> list[Any]:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from deploybot.domain import DeploymentState
 from deploybot.errors import DeploybotError, ErrorCode
@@ -45,3 +46,38 @@ def check_filter(flt: DeploymentFilter | None) -> None:
         raise DeploybotError(
             ErrorCode.INVALID_INPUT, "commitSha must be hex digits", field="filter.commitSha"
         )
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(
+        "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+        + r"\Z",
+        re.DOTALL,
+    )
+
+
+def matches(flt: DeploymentFilter | None, row: Any) -> bool:
+    """The filter applied to one deployment in memory, as the queries apply it in SQL
+    (the live feed of deployment events checks each change with it)."""
+    if flt is None:
+        return True
+    if flt.environments and row.environment not in flt.environments:
+        return False
+    if flt.applications and row.application not in flt.applications:
+        return False
+    if flt.repository:
+        url = row.repository_url or ""
+        if is_glob(flt.repository):
+            if not _glob_regex(flt.repository).match(url):
+                return False
+        elif url != flt.repository:
+            return False
+    if flt.commit_sha and not (row.commit_sha or "").startswith(flt.commit_sha.lower()):
+        return False
+    if flt.refs and row.ref not in flt.refs:
+        return False
+    if flt.states and row.state not in flt.states:
+        return False
+    if flt.created_after and row.created_at < flt.created_after:
+        return False
+    return not (flt.created_before and row.created_at >= flt.created_before)

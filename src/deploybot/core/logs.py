@@ -45,6 +45,7 @@ class LogWriter:
         self._pending: list[dict[str, Any]] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LogWriter:
@@ -59,9 +60,12 @@ class LogWriter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # Stop the flusher between flushes, never in one: a cancelled insert would lose
+        # its lines (and leave a gap in the sequence).
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(Exception):
                 await self._task
         await self.flush()
 
@@ -92,16 +96,28 @@ class LogWriter:
 
     async def flush(self) -> None:
         async with self._lock:
-            while self._pending:
-                chunk, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+            # Only what is pending now: lines written during the inserts wait for the next
+            # flush, or a steady writer would turn batches into a trickle of tiny ones.
+            remaining = len(self._pending)
+            while remaining > 0:
+                chunk = self._pending[: min(self.batch, remaining)]
+                remaining -= len(chunk)
                 async with self.db.transaction() as session:
                     await session.execute(insert(log_table), chunk)
+                del self._pending[: len(chunk)]
                 self.bus.publish(
-                    DeploymentEvent(self.deployment_id, None, "log", sequence=chunk[-1]["seq"])
+                    DeploymentEvent(
+                        self.deployment_id,
+                        None,
+                        "log",
+                        sequence=chunk[-1]["seq"],
+                        first_sequence=chunk[0]["seq"],
+                        lines=chunk,
+                    )
                 )
 
     async def _flusher(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
@@ -109,15 +125,20 @@ class LogWriter:
 
 
 async def list_lines(
-    db: Database, deployment_id: int, *, after_seq: int = 0, limit: int = 100
+    db: Database,
+    deployment_id: int,
+    *,
+    after_seq: int = 0,
+    limit: int = 100,
+    until_seq: int | None = None,
 ) -> list[Row[Any]]:
-    async with db.session() as session:
-        result = await session.execute(
-            select(log_table)
-            .where(log_table.c.deployment_id == deployment_id, log_table.c.seq > after_seq)
-            .order_by(log_table.c.seq)
-            .limit(limit)
-        )
+    query = select(log_table).where(
+        log_table.c.deployment_id == deployment_id, log_table.c.seq > after_seq
+    )
+    if until_seq is not None:
+        query = query.where(log_table.c.seq <= until_seq)
+    async with db.connection() as conn:
+        result = await conn.execute(query.order_by(log_table.c.seq).limit(limit))
         return list(result.all())
 
 
@@ -129,7 +150,7 @@ async def count_lines(db: Database, deployment_id: int) -> int:
         return int(result.scalar_one())
 
 
-def format_line(row: Row[Any]) -> str:
+def format_line(row: Any) -> str:
     label = row.source_name or row.source.value.lower()
     return f"[{label}] {row.text}\n"
 

@@ -102,18 +102,25 @@ class DeploymentRun:
         result: dict[str, str] = {}
         started = time.monotonic()
         self.say(f"==> {name.value}")
-        await core.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING)
+        await core.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING, bus=self.ctx.bus)
         try:
             yield result
         except BaseException as exc:
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.say(f"{name.value} failed: {message}", LogStream.STDERR)
-            await core.set_step(self.ctx.db, self.id, name, StepStatus.FAILED, error=message)
+            await core.set_step(
+                self.ctx.db, self.id, name, StepStatus.FAILED, error=message, bus=self.ctx.bus
+            )
             raise
         took = time.monotonic() - started
         self.say(f"{name.value} done in {took:.1f}s")
         await core.set_step(
-            self.ctx.db, self.id, name, StepStatus.COMPLETED, message=result.get("message")
+            self.ctx.db,
+            self.id,
+            name,
+            StepStatus.COMPLETED,
+            message=result.get("message"),
+            bus=self.ctx.bus,
         )
 
     # --- git deployments ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from deploybot.core import deployments as core
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
 from deploybot.errors import ErrorCode
-from deploybot.events.bus import EventBus
+from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.runner.pipeline import RunnerContext, execute
 from deploybot.runner.preflight import mirror_cache
 
@@ -95,6 +95,7 @@ class Runner:
                 return
             if claimed is None:
                 return
+            self.ctx.bus.publish(DeploymentEvent(claimed, DeploymentState.IN_PROGRESS.value))
             task: asyncio.Task[object] = asyncio.create_task(self._execute(claimed))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

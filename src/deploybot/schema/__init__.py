@@ -9,9 +9,10 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
-from deploybot.resolvers import deployments, node
+from deploybot.resolvers import deployments, node, subscriptions
 from deploybot.schema.common import Node, PublicError
 from deploybot.schema.deployments import Deployment, DeploymentConnection, DeployPayload
+from deploybot.schema.execution import Executor
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -36,6 +37,27 @@ class Mutation:
     )
 
 
+@strawberry.type
+class Subscription:
+    deployment_logs = strawberry.subscription(
+        resolver=subscriptions.deployment_logs,
+        description="The stored lines (after `after`), then new ones live, in chunks; "
+        "completes when the deployment has ended and every line was sent.",
+    )
+    deployment_progress = strawberry.subscription(
+        resolver=subscriptions.deployment_progress,
+        description="Where the deployment is now, then each change; completes when it ends.",
+    )
+    deployment_events = strawberry.subscription(
+        resolver=subscriptions.deployment_events,
+        description="Every deployment created or changing state that matches the filter.",
+    )
+    application_logs = strawberry.subscription(
+        resolver=subscriptions.application_logs,
+        description="The live logs of an application's running services.",
+    )
+
+
 class Schema(strawberry.Schema):
     """Masks unexpected errors in place while logging them.
 
@@ -49,6 +71,15 @@ class Schema(strawberry.Schema):
     ) -> None:
         for index, error in enumerate(errors):
             original = error.original_error
+            if isinstance(original, PublicError) and original.code:
+                errors[index] = GraphQLError(
+                    error.message,
+                    nodes=error.nodes,
+                    path=error.path,
+                    original_error=original,
+                    extensions={**(error.extensions or {}), "code": original.code},
+                )
+                continue
             if original is None or isinstance(original, PublicError):
                 continue
             logger.error("unexpected error in %s", error.path, exc_info=original)
@@ -60,6 +91,8 @@ class Schema(strawberry.Schema):
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[Deployment],
+    execution_context_class=Executor,
     extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
 )

@@ -34,4 +34,13 @@ class UserError:
 
 
 class PublicError(Exception):
-    """A GraphQL error whose message is safe to show (bad ID, bad cursor, bad page size)."""
+    """A GraphQL error whose message is safe to show (bad ID, bad cursor, bad page size),
+    with an error code for clients when there is one (`extensions.code`)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @classmethod
+    def from_exception(cls, exc: DeploybotError) -> PublicError:
+        return cls(exc.message, exc.code.value)

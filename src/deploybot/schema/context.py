@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeAlias
 
@@ -14,8 +14,10 @@ from strawberry.types import Info as StrawberryInfo
 from deploybot.config import Settings
 from deploybot.core import deployments
 from deploybot.core.deployments import SourceInspector
+from deploybot.core.feeds import ServiceLogSource
 from deploybot.db.engine import Database
 from deploybot.events.bus import EventBus
+from deploybot.subscriptions.multiplex import Hub
 
 
 @dataclass
@@ -26,6 +28,8 @@ class Services:
     bus: EventBus
     settings: Settings
     inspector: SourceInspector
+    hub: Hub = field(default_factory=Hub)
+    service_logs: ServiceLogSource | None = None
 
 
 def _loader(services: Services, fn: Any) -> DataLoader[int, list[Row[Any]]]:

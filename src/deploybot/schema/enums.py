@@ -14,6 +14,7 @@ from deploybot.domain import (
     Health,
     LogSource,
     LogStream,
+    ProgressStatus,
     StepStatus,
 )
 from deploybot.errors import ErrorCode
@@ -26,6 +27,7 @@ for _domain_enum in (
     Health,
     LogSource,
     LogStream,
+    ProgressStatus,
     StepStatus,
     ErrorCode,
 ):
@@ -38,6 +40,12 @@ class OrderDirection(enum.Enum):
     DESC = "DESC"
 
 
+@strawberry.enum(description="Why a deployment event was sent.")
+class DeploymentEventKind(enum.Enum):
+    CREATED = "CREATED"
+    CHANGED = "CHANGED"
+
+
 @strawberry.enum
 class DeploymentOrderField(enum.Enum):
     CREATED_AT = "CREATED_AT"
@@ -45,6 +53,7 @@ class DeploymentOrderField(enum.Enum):
 
 __all__ = [
     "ApplicationState",
+    "DeploymentEventKind",
     "DeploymentOrderField",
     "DeploymentState",
     "DeploymentStrategy",
@@ -54,5 +63,6 @@ __all__ = [
     "LogSource",
     "LogStream",
     "OrderDirection",
+    "ProgressStatus",
     "StepStatus",
 ]

@@ -1,0 +1,185 @@
+"""The live logs of an application's running services, read from Docker.
+
+One log stream per Swarm service of the application's stack; the feed that
+owns them (one per application, shared by every subscriber) cancels them
+when its last subscriber leaves, and a service's stream is closed when the
+service is removed. Docker's multiplexed log format is read here directly so
+that stdout and stderr stay apart (aiodocker's helper mixes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import aiodocker
+import orjson
+from aiodocker.exceptions import DockerError
+
+from deploybot.core.feeds import ServiceLogLine
+from deploybot.domain import LogStream
+
+STACK_LABEL = "com.docker.stack.namespace"
+_STREAMS = {1: LogStream.STDOUT, 2: LogStream.STDERR}
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Docker's RFC 3339 with nanoseconds (`2026-11-22T18:40:00.123456789Z`)."""
+    value = value.rstrip("Z")
+    if "." in value:
+        whole, fraction = value.split(".", 1)
+        value = f"{whole}.{fraction[:6]:0<6}"
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def parse_line(service: str, stream: LogStream, raw: str) -> ServiceLogLine:
+    """`<timestamp> <details> <text>` as Docker writes it with timestamps and details on."""
+    stamp, _, rest = raw.partition(" ")
+    task = None
+    if rest.startswith("com.docker.swarm."):
+        details, _, rest = rest.partition(" ")
+        for item in details.split(","):
+            key, _, value = item.partition("=")
+            if key == "com.docker.swarm.task.id":
+                task = value
+    try:
+        timestamp = parse_timestamp(stamp)
+    except ValueError:
+        timestamp, rest = datetime.now(UTC), raw
+    return ServiceLogLine(service=service, task=task, timestamp=timestamp, stream=stream, text=rest)
+
+
+class ServiceLogStreams:
+    """`core.feeds.ServiceLogSource` over the Docker API."""
+
+    def __init__(self, docker_host: str, *, poll_interval: float = 2.0, flush: float = 0.1) -> None:
+        self.docker_host = docker_host
+        self.poll_interval = poll_interval
+        self.flush = flush
+        self.open_streams: dict[str, int] = {}
+        """Open Docker log streams per service (what the tests observe)."""
+        self._docker: aiodocker.Docker | None = None
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.docker_host)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    async def _services(self, namespace: str) -> dict[str, str]:
+        filters = orjson.dumps({"label": [f"{STACK_LABEL}={namespace}"]}).decode()
+        found = await self.docker._query_json("services", params={"filters": filters})
+        return {s["ID"]: s["Spec"]["Name"] for s in found}
+
+    async def services(self, namespace: str) -> list[str]:
+        try:
+            return sorted((await self._services(namespace)).values())
+        except (DockerError, OSError):
+            return []
+
+    async def _frames(
+        self, service_id: str, *, follow: bool, tail: int | None, since: float | None
+    ) -> AsyncIterator[tuple[LogStream, str]]:
+        params = {
+            "follow": "1" if follow else "0",
+            "stdout": "1",
+            "stderr": "1",
+            "timestamps": "1",
+            "details": "1",
+            "tail": str(tail) if tail is not None else "all",
+        }
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        async with self.docker._query(f"services/{service_id}/logs", params=params) as response:
+            content = response.content
+            pending = {1: "", 2: ""}
+            while True:
+                try:
+                    header = await content.readexactly(8)
+                except asyncio.IncompleteReadError:
+                    return
+                kind, size = header[0], int.from_bytes(header[4:8], "big")
+                data = (await content.readexactly(size)).decode("utf-8", "replace")
+                text = pending.get(kind, "") + data
+                *lines, pending[kind] = text.split("\n")
+                for line in lines:
+                    yield _STREAMS.get(kind, LogStream.STDOUT), line
+
+    async def tail(
+        self, namespace: str, *, tail: int | None, since: datetime | None
+    ) -> list[ServiceLogLine]:
+        lines: list[ServiceLogLine] = []
+        for service_id, name in (await self._services(namespace)).items():
+            with contextlib.suppress(DockerError):
+                async for stream, raw in self._frames(
+                    service_id,
+                    follow=False,
+                    tail=tail,
+                    since=since.timestamp() if since else None,
+                ):
+                    lines.append(parse_line(name, stream, raw))
+        lines.sort(key=lambda line: line.timestamp)
+        return lines[-tail:] if tail else lines
+
+    async def follow(
+        self, namespace: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
+    ) -> None:
+        """Stream every service of the stack until none is left (or until cancelled)."""
+        buffer: list[ServiceLogLine] = []
+        streams: dict[str, asyncio.Task[None]] = {}
+        started = time.time()
+
+        async def read(service_id: str, name: str) -> None:
+            self.open_streams[name] = self.open_streams.get(name, 0) + 1
+            try:
+                async for stream, raw in self._frames(
+                    service_id, follow=True, tail=None, since=started
+                ):
+                    buffer.append(parse_line(name, stream, raw))
+            except (DockerError, OSError):
+                pass
+            finally:
+                self.open_streams[name] -= 1
+                if not self.open_streams[name]:
+                    del self.open_streams[name]
+
+        async def flush() -> None:
+            nonlocal buffer
+            while True:
+                await asyncio.sleep(self.flush)
+                if buffer:
+                    lines, buffer = buffer, []
+                    await emit(lines)
+
+        flusher = asyncio.create_task(flush())
+        try:
+            while True:
+                try:
+                    current = await self._services(namespace)
+                except (DockerError, OSError):
+                    current = {sid: "" for sid in streams}
+                for service_id in list(streams):
+                    if service_id not in current:  # removed: its stream would never end
+                        streams.pop(service_id).cancel()
+                for service_id, name in current.items():
+                    if service_id not in streams:
+                        streams[service_id] = asyncio.create_task(read(service_id, name))
+                if not streams:
+                    return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            for task in [*streams.values(), flusher]:
+                task.cancel()
+            for task in [*streams.values(), flusher]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if buffer:
+                await emit(buffer)

@@ -1,0 +1,1 @@
+"""Live GraphQL: subscriptions over WebSocket, shared by every subscriber of a feed."""
