@@ -158,3 +158,22 @@ def remove_stack(namespace: str) -> None:
 def service_inspect(name: str) -> dict[str, object]:
     data: list[dict[str, object]] = json.loads(docker("service", "inspect", name))
     return data[0]
+
+
+@pytest.fixture(scope="module")
+async def postgres_url() -> str:
+    """A fresh, empty PostgreSQL database for the module's server processes."""
+    return await _create_pg_database()
+
+
+@pytest.fixture(scope="module")
+def pg_api(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """`deploybot serve --no-runner` on PostgreSQL: its events come from other processes."""
+    tmp = tmp_path_factory.mktemp("pg-api")
+    server = ServerProcess(server_env(tmp, DEPLOYBOT_DATABASE_URL=postgres_url), tmp, "--no-runner")
+    yield server
+    server.stop()
+
+
+def ws_url(server: ServerProcess) -> str:
+    return server.url.replace("http://", "ws://") + "/graphql"

@@ -55,9 +55,11 @@ class LogProducer:
             await session.flush()
             assert row.id is not None
             for position, step in enumerate((StepName.BUILD, StepName.ROLLOUT)):
-                session.add(DeploymentStep(deployment_id=row.id, position=position, name=step.value))
+                step_row = DeploymentStep(deployment_id=row.id, position=position, name=step.value)
+                session.add(step_row)
             deployment_id = row.id
-        self.bus.publish(DeploymentEvent(deployment_id, DeploymentState.IN_PROGRESS.value, "created"))
+        state = DeploymentState.IN_PROGRESS.value
+        self.bus.publish(DeploymentEvent(deployment_id, state, "created"))
         return deployment_id
 
     async def step(self, deployment_id: int, name: StepName, status: StepStatus) -> None:

@@ -399,7 +399,16 @@ async def set_step(
             .values(updated_at=now)
         )
     if bus is not None:
-        bus.publish(DeploymentEvent(deployment_id, None, "step"))
+        bus.publish(
+            DeploymentEvent(
+                deployment_id,
+                None,
+                "step",
+                step=name.value,
+                step_status=status.value,
+                message=error or message,
+            )
+        )
 
 
 async def update_deployment(db: Database, deployment_id: int, **values: Any) -> None:

@@ -18,15 +18,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, select
 
 from deploybot.core import deployments as core
 from deploybot.core import logs as core_logs
-from deploybot.core.progress import progress_of
+from deploybot.core.progress import Progress, progress_of
 from deploybot.db.engine import Database
-from deploybot.domain import DeploymentState, LogSource, LogStream
+from deploybot.db.types import utcnow
+from deploybot.domain import DeploymentState, LogSource, LogStream, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
 
@@ -240,26 +242,63 @@ class DeploymentProgressFeed(Feed):
     async def backlog(self, cursor: int | None) -> Batch | None:
         return await self._snapshot()
 
+    async def _read(self) -> tuple[SimpleNamespace, list[SimpleNamespace]]:
+        """The deployment and its steps as mutable copies, to replay events onto."""
+        record = await _require_deployment(self.db, self.deployment_id)
+        steps = (await core.steps_for(self.db, [self.deployment_id])).get(self.deployment_id, [])
+        return SimpleNamespace(**record._mapping), [SimpleNamespace(**s._mapping) for s in steps]
+
     async def run(self, emit: Emit) -> None:
+        """Each step event is replayed onto the last known state, so quick successive
+        changes are each reported, not only the latest one the database shows."""
         async with self.bus.subscribe() as sub:
-            last = await self._snapshot()
+            record, steps = await self._read()
+            last = progress_of(record, steps)
             if last.final:
-                await emit(last)
+                await emit(Batch([last], final=True))
                 return
+
+            async def report(progress: Progress) -> None:
+                nonlocal last
+                if progress != last:
+                    last = progress
+                    await emit(Batch([progress], final=progress.final))
+
             while True:
                 events = [await sub.queue.get(), *_drain(sub.queue)]
-                relevant = sub.overflowed or any(
-                    e.deployment_id == self.deployment_id or e.kind == "resync" for e in events
-                )
-                sub.overflowed = False
-                if not relevant:
+                if sub.overflowed or any(e.kind == "resync" for e in events):
+                    sub.overflowed = False
+                    record, steps = await self._read()
+                    await report(progress_of(record, steps))
+                    if last.final:
+                        return
                     continue
-                batch = await self._snapshot()
-                if batch.items != last.items:
-                    last = batch
-                    await emit(batch)
-                if batch.final:
-                    return
+                for event in events:
+                    if event.deployment_id != self.deployment_id:
+                        continue
+                    if event.state and DeploymentState(event.state).is_final:
+                        record, steps = await self._read()
+                        await report(progress_of(record, steps))
+                        return
+                    if event.state:
+                        record.state = DeploymentState(event.state)
+                    if event.kind == "step" and event.step and event.step_status:
+                        _apply_step(steps, event)
+                    await report(progress_of(record, steps))
+
+
+def _apply_step(steps: list[SimpleNamespace], event: DeploymentEvent) -> None:
+    now = utcnow()
+    status = StepStatus(event.step_status)
+    for step in steps:
+        if step.name == event.step:
+            step.status = status
+            if status is StepStatus.RUNNING:
+                step.started_at = now
+            elif status is StepStatus.FAILED:
+                step.error, step.finished_at = event.message, now
+            elif status is not StepStatus.PENDING:
+                step.message, step.finished_at = event.message or step.message, now
 
 
 @dataclass(frozen=True, slots=True)

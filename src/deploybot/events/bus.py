@@ -35,6 +35,10 @@ class DeploymentEvent:
     first_sequence: int | None = None
     lines: Sequence[Mapping[str, Any]] | None = field(default=None, compare=False, repr=False)
     origin: str | None = None
+    step: str | None = None
+    """For `step` events: the step's name, new status and message (or error)."""
+    step_status: str | None = None
+    message: str | None = None
 
 
 @dataclass(eq=False)

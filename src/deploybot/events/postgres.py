@@ -44,11 +44,14 @@ def encode(event: DeploymentEvent, origin: str) -> str:
         data["q"] = event.sequence
     if event.first_sequence is not None:
         data["f"] = event.first_sequence
+    if event.step is not None:
+        data["st"] = [event.step, event.step_status, (event.message or "")[:2000] or None]
     return orjson.dumps(data).decode()
 
 
 def decode(payload: str) -> DeploymentEvent:
     data = orjson.loads(payload)
+    step, step_status, message = data.get("st") or (None, None, None)
     return DeploymentEvent(
         deployment_id=int(data["d"]),
         state=data.get("s"),
@@ -56,6 +59,9 @@ def decode(payload: str) -> DeploymentEvent:
         sequence=data.get("q"),
         first_sequence=data.get("f"),
         origin=str(data["o"]),
+        step=step,
+        step_status=step_status,
+        message=message,
     )
 
 
