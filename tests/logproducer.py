@@ -1,6 +1,6 @@
 """A runner played by the test process: it records a deployment, writes its log lines
-through the real LogWriter and announces everything through PostgreSQL NOTIFY,
-exactly as a `deploybot runner` process does for the API processes."""
+through the real LogWriter and announces everything on its bus and, on PostgreSQL,
+through NOTIFY, exactly as a `deploybot runner` process does for the API processes."""
 
 from __future__ import annotations
 
@@ -25,18 +25,20 @@ class LogProducer:
         self.environment = environment
         self.db = Database(database_url)
         self.bus = EventBus()
-        self.relay = PostgresRelay(database_url, self.bus)
+        self.relay = None if self.db.is_sqlite else PostgresRelay(database_url, self.bus)
 
     async def __aenter__(self) -> LogProducer:
         await migrate.upgrade(self.db)
-        await self.relay.start()
+        if self.relay is not None:
+            await self.relay.start()
         return self
 
     async def __aexit__(
         self, *exc: type[BaseException] | BaseException | TracebackType | None
     ) -> None:
-        await asyncio.sleep(0.2)  # let the last notifications leave
-        await self.relay.stop()
+        if self.relay is not None:
+            await asyncio.sleep(0.2)  # let the last notifications leave
+            await self.relay.stop()
         await self.db.dispose()
 
     async def create(self, application: str = "produced") -> int:

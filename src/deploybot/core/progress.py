@@ -49,11 +49,7 @@ def progress_of(deployment: Any, steps: Sequence[Any]) -> Progress:
     running = [s for s in steps if s.status is StepStatus.RUNNING]
     finished = [s for s in steps if s.finished_at is not None]
     current = (
-        running[-1]
-        if running
-        else max(finished, key=lambda s: s.finished_at)
-        if finished
-        else (steps[0] if steps else None)
+        running[-1] if running else max(finished, key=lambda s: s.finished_at) if finished else None
     )
     done = sum(1 for s in steps if s.status in _DONE)
     if state.is_final:
@@ -63,8 +59,8 @@ def progress_of(deployment: Any, steps: Sequence[Any]) -> Progress:
         timestamp = deployment.finished_at or deployment.updated_at
     elif current is None or state is DeploymentState.QUEUED:
         status, percentage = ProgressStatus.RUNNING, 0
-        message = "queued"
-        timestamp = deployment.created_at
+        message = "queued" if state is DeploymentState.QUEUED else "starting"
+        timestamp = deployment.started_at or deployment.created_at
     else:
         status = _STEP_STATUS[current.status]
         percentage = int(100 * done / len(steps)) if steps else 0
