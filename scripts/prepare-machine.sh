@@ -114,6 +114,21 @@ python_env() {
   fi
   "$ROOT/.venv/bin/pip" install -q --upgrade pip >/dev/null
   "$ROOT/.venv/bin/pip" install -q -e "$ROOT[dev]"
+  node_clients
+}
+
+# The npm graphql-ws client (the reference graphql-transport-ws implementation) for the tests.
+node_clients() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing nodejs and npm"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if [ ! -d "$ROOT/tests/js/node_modules/graphql-ws" ] \
+    || [ "$ROOT/tests/js/package-lock.json" -nt "$ROOT/tests/js/node_modules/.package-lock.json" ]; then
+    log "installing the test's npm clients"
+    (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 }
 
 case "${1:-all}" in

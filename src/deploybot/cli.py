@@ -87,6 +87,7 @@ def run_runner(
     from deploybot.db import migrate as migrations
     from deploybot.db.engine import Database
     from deploybot.events.bus import EventBus
+    from deploybot.events.postgres import PostgresRelay
     from deploybot.runner.worker import Runner
 
     _logging(log_level)
@@ -97,13 +98,20 @@ def run_runner(
     async def main() -> None:
         db = Database(settings.database_url)
         await migrations.upgrade(db)
-        worker = Runner(db, EventBus(), settings)
+        bus = EventBus()
+        # On PostgreSQL the API processes hear of new work and follow its logs via NOTIFY.
+        relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)
+        if relay is not None:
+            await relay.start()
+        worker = Runner(db, bus, settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
         try:
             await worker.run()
         finally:
+            if relay is not None:
+                await relay.stop()
             await db.dispose()
 
     asyncio.run(main())

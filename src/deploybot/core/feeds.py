@@ -303,9 +303,11 @@ def _apply_step(steps: list[SimpleNamespace], event: DeploymentEvent) -> None:
 
 @dataclass(frozen=True, slots=True)
 class DeploymentChange:
-    """A deployment was created or changed state; `deployment` is its row afterwards."""
+    """A deployment was created or changed to `state`; `deployment` is its row as read
+    afterwards (it may already have moved on)."""
 
     kind: str
+    state: DeploymentState
     deployment: Any
 
 
@@ -327,7 +329,7 @@ class DeploymentEventFeed(Feed):
                     continue
                 rows = await core.get_deployments(self.db, {e.deployment_id for e in changes})
                 items = [
-                    DeploymentChange(e.kind, rows[e.deployment_id])
+                    DeploymentChange(e.kind, DeploymentState(e.state), rows[e.deployment_id])
                     for e in changes
                     if e.deployment_id in rows
                 ]

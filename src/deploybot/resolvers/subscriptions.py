@@ -114,7 +114,7 @@ async def deployment_events(
                 out.append(
                     DeploymentEvent(
                         kind=DeploymentEventKind[change.kind.upper()],
-                        state=row.state,
+                        state=change.state,
                         deployment=Deployment.from_row(row, base_url),
                     )
                 )
