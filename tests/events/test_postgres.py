@@ -48,7 +48,7 @@ async def test_events_cross_processes_once_and_never_echo(postgres_url: str) -> 
             for n in range(1, 201):
                 here.publish(DeploymentEvent(1, None, "log", sequence=n, first_sequence=n))
             here.publish(DeploymentEvent(1, "SUCCESS"))
-            received = []
+            received: list[DeploymentEvent] = []
             while len(received) < 201:
                 received.append(await asyncio.wait_for(theirs.queue.get(), 10))
             assert [e.sequence for e in received[:200]] == list(range(1, 201))

@@ -41,7 +41,7 @@ def _root(n: int) -> Any:
     )
 
 
-def deliver(executor_class: type[CoreExecutor], events: int) -> tuple[CoreExecutor, int]:
+def deliver(executor_class: type[CoreExecutor[Any]], events: int) -> tuple[CoreExecutor[Any], int]:
     """Execute `events` events the way a subscription does; bytes still held afterwards."""
     executor = executor_class.build(schema._schema, DOCUMENT)
     assert isinstance(executor, CoreExecutor)

@@ -20,8 +20,9 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from deploybot.domain import DeploymentState, StepName, StepStatus
-from tests.conftest import ws_url
+from tests.conftest import remove_stack, ws_url
 from tests.logproducer import LogProducer
+from tests.runner.test_service_logs import APP, start_talker
 from tests.servers import ServerProcess
 
 TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # graphql-transport-ws
@@ -298,3 +299,35 @@ async def test_a_subscriber_that_never_reads_delays_no_one(
         assert (await http.get(f"{pg_api.url}/healthz", timeout=5)).status_code == 200
     assert took < 25, f"the reading subscriber needed {took:.1f}s for 2s of lines"
     stuck.transport.abort()
+
+
+async def test_application_logs_of_running_services(pg_api: ServerProcess, swarm: str) -> None:
+
+    remove_stack(APP)
+    start_talker()
+    try:
+        query = """subscription($app: String!) {
+            applicationLogs(application: $app, tail: 3) {
+                application lines { service task stream text }
+            }
+        }"""
+        lines: list[dict[str, Any]] = []
+        await asyncio.sleep(2)  # let it print something
+        async with _client(pg_api, TRANSPORT_WS) as session:
+            request = GraphQLRequest(query, variable_values={"app": APP})
+            async for result in session.subscribe(request):
+                lines.extend(result["applicationLogs"]["lines"])
+                if len(lines) >= 10:
+                    break
+        assert len(lines) >= 10
+        assert {line["service"] for line in lines} == {f"{APP}_talk"}
+        assert {line["stream"] for line in lines} == {"STDOUT", "STDERR"}
+        with pytest.raises(TransportQueryError) as caught:
+            async with _client(pg_api, LEGACY_WS) as session:
+                async for _ in session.subscribe(
+                    GraphQLRequest(query, variable_values={"app": "nope"})
+                ):
+                    pass
+        assert "has no running services" in str(caught.value)
+    finally:
+        remove_stack(APP)
