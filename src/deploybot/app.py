@@ -35,7 +35,7 @@ from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.schema.context import Context, Services
 from deploybot.subscriptions.multiplex import LiveStream
-from deploybot.subscriptions.websocket import GraphQLWebSocket
+from deploybot.subscriptions.websocket import GraphQLWebSocket, Limits
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,17 @@ def create_app(
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", GraphQLWebSocket(schema, websocket_context)),
+            WebSocketRoute(
+                "/graphql",
+                GraphQLWebSocket(
+                    schema,
+                    websocket_context,
+                    Limits(
+                        keep_alive=settings.ws_keep_alive,
+                        max_subscriptions=settings.ws_max_subscriptions,
+                    ),
+                ),
+            ),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, 500: server_error},

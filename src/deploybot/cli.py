@@ -71,7 +71,13 @@ def serve(
         database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
     )
     app = create_app(settings, run_migrations=migrate, embedded_runner=runner)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_per_message_deflate=settings.ws_compression,
+    )
 
 
 @cli.command("runner")

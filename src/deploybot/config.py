@@ -54,6 +54,17 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds without a heartbeat after which another host's runner counts as lost",
     )
+    ws_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate on WebSockets. Off by default: a frame shared "
+        "by a thousand subscribers would be compressed a thousand times.",
+    )
+    ws_keep_alive: float = Field(
+        default=15.0, gt=0, description="Seconds between keep-alive messages on WebSockets"
+    )
+    ws_max_subscriptions: int = Field(
+        default=100, ge=1, description="Operations one WebSocket connection may run at once"
+    )
     runner_poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between looks for queued deployments"
     )

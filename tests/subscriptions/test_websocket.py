@@ -231,6 +231,12 @@ async def test_graphql_transport_ws_rules(pg_api: ServerProcess) -> None:
         assert ws.close_code == 4429
 
     async with await _raw(pg_api, TRANSPORT_WS) as ws:
+        await ws.send(b'{"type": "connection_init"}')  # a binary frame
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4400
+
+    async with await _raw(pg_api, TRANSPORT_WS) as ws:
         await ws.send("not json")
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()

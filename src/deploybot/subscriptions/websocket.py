@@ -150,8 +150,13 @@ class _Connection:
         ]
         try:
             while True:
-                text = await self.websocket.receive_text()
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
                 try:
+                    text = message.get("text")
+                    if text is None:  # both protocols speak JSON in text frames only
+                        raise _ProtocolError(4400, "Invalid message received")
                     await self._handle(text)
                 except _ProtocolError as exc:
                     await self.close(exc.code, exc.reason)
@@ -357,7 +362,8 @@ class _Connection:
             async for payloads, _final in subscriber.stream():
                 for text in payloads or ():
                     await self.send_text(prefix + text + "}")
-                await asyncio.sleep(0)  # never let one busy subscriber starve the loop
+                if subscriber.frames:  # a subscriber with a backlog must not starve the loop
+                    await asyncio.sleep(0)
         finally:
             stream.hub.leave(subscriber)
         return True
