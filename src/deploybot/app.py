@@ -27,6 +27,7 @@ from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.events.bus import EventBus
 from deploybot.runner.preflight import Preflight
+from deploybot.runner.status import SwarmStatus
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.schema.context import Context, Services
@@ -79,7 +80,13 @@ def create_app(
     settings = settings or get_settings()
     db = Database(settings.database_url)
     bus = EventBus()
-    services = Services(db=db, bus=bus, settings=settings, inspector=Preflight(settings))
+    services = Services(
+        db=db,
+        bus=bus,
+        settings=settings,
+        inspector=Preflight(settings),
+        swarm=SwarmStatus(settings),
+    )
 
     async def raw_logs(request: Request) -> Response:
         raw_id = request.path_params["id"]

@@ -13,6 +13,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from deploybot.config import Settings
 from deploybot.core import deployments
+from deploybot.core.applications import SwarmInspector
 from deploybot.core.deployments import SourceInspector
 from deploybot.db.engine import Database
 from deploybot.events.bus import EventBus
@@ -26,6 +27,7 @@ class Services:
     bus: EventBus
     settings: Settings
     inspector: SourceInspector
+    swarm: SwarmInspector
 
 
 def _loader(services: Services, fn: Any) -> DataLoader[int, list[Row[Any]]]:
