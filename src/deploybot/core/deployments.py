@@ -268,9 +268,10 @@ async def create_deployment(
     _validate(request, settings)
     environment = settings.environment
     application = application_of(request)
+    active = await admission.active_deployments(db, application, environment)
+    # Read after `active`, so a retry's first attempt seen there is seen here too.
     replayed = await admission.replay(db, environment, request)
     if replayed is None:
-        active = await admission.active_deployments(db, application, environment)
         if active and not request.queue:
             raise admission.in_progress_error(application, active)
         if request.dependencies:
@@ -387,6 +388,13 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
                 )
             ).scalars()
         )
+    apps = Application.__table__  # type: ignore[attr-defined]
+    # A queued deployment follows whatever succeeded while it waited.
+    current_version = (
+        select(apps.c.current_version)
+        .where(apps.c.name == c.application, apps.c.environment == c.environment)
+        .scalar_subquery()
+    )
     for candidate in candidates:
         now = utcnow()
         try:
@@ -396,6 +404,7 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
                     .where(c.id == candidate, c.state == DeploymentState.QUEUED)
                     .values(
                         state=DeploymentState.IN_PROGRESS,
+                        previous_version=current_version,
                         runner_id=runner_id,
                         started_at=now,
                         updated_at=now,
