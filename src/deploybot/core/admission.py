@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from deploybot.db.engine import Database
 from deploybot.db.models import Application, Deployment, DeploymentStep
 from deploybot.db.types import utcnow
-from deploybot.domain import ACTIVE_STATES, DeploymentState, StepStatus
+from deploybot.domain import ACTIVE_STATES, ApplicationState, DeploymentState, Health, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
 
@@ -123,8 +123,8 @@ async def lock_application(session: AsyncSession, application: str, environment:
     statement = dialect.insert(application_table).values(
         name=application,
         environment=environment,
-        state="UNKNOWN",
-        health="UNKNOWN",
+        state=ApplicationState.UNKNOWN,
+        health=Health.UNKNOWN,
         configuration={},
         created_at=now,
         updated_at=now,

@@ -115,7 +115,8 @@ class DeploymentRun:
         except BaseException as exc:
             if self.cancel is not None:
                 self.cancel.after()
-            if self.cancel is not None and self.cancel.requested:
+            stopped = isinstance(exc, asyncio.CancelledError | DeploymentCancelled)
+            if stopped and self.cancel is not None and self.cancel.requested:
                 self.say(f"{name.value} cancelled", LogStream.STDERR)
                 await core.set_step(
                     self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"
