@@ -6,7 +6,7 @@ from deploybot.core import admission
 from deploybot.core import deployments as core
 from deploybot.core.validation import validate_deployment as validate
 from deploybot.errors import DeploybotError, ErrorCode
-from deploybot.resolvers.deployments import _original_request, deployment_number
+from deploybot.resolvers.deployments import deployment_number
 from deploybot.schema.admission import (
     CancelDeploymentInput,
     CancelDeploymentPayload,
@@ -24,7 +24,7 @@ async def validate_deployment(info: Info, input: DeployInput) -> DeploymentValid
         services.settings,
         services.inspector,
         services.swarm,
-        input.to_core(_original_request(input)),
+        input.to_core(original={}),  # nothing is recorded
     )
     return DeploymentValidation.of(report)
 
