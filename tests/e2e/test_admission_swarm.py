@@ -405,3 +405,10 @@ def test_validate_deployment_is_a_dry_run(
     }
     busy = validate(client, repositoryUrl=git_server.url("ad-queue"), ref="main")
     assert busy["valid"] is True  # nothing under way for ad-queue now
+    sick = validate(client, repositoryUrl=url, commitSha=sha, dependencies=["ad-sick"])
+    assert [i["code"] for i in sick["issues"] if i["severity"] == "ERROR"] == ["DEPENDENCY_FAILED"]
+    key = f"ad-cancel-{repos['cancel-fast']}"  # used by the cancel test for another request
+    reused = validate(client, repositoryUrl=url, commitSha=sha, idempotencyKey=key)
+    assert [i["code"] for i in reused["issues"] if i["severity"] == "ERROR"] == [
+        "IDEMPOTENCY_KEY_REUSED"
+    ]
