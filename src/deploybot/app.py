@@ -31,6 +31,7 @@ from deploybot.events.bus import EventBus
 from deploybot.events.postgres import PostgresRelay
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.service_logs import ServiceLogStreams
+from deploybot.runner.status import SwarmStatus
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.schema.context import Context, Services
@@ -94,6 +95,7 @@ def create_app(
         bus=bus,
         settings=settings,
         inspector=Preflight(settings),
+        swarm=SwarmStatus(settings),
         service_logs=ServiceLogStreams(settings.docker_host),
     )
     relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)

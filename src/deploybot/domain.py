@@ -47,6 +47,7 @@ class StepStatus(enum.Enum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
 
 
 class ProgressStatus(enum.Enum):

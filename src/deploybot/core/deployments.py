@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploybot.config import Settings
-from deploybot.core import pg_history
+from deploybot.core import admission, pg_history
+from deploybot.core.applications import SwarmInspector, check_dependencies
 from deploybot.core.filters import (
     SHA_RE,
     DeploymentFilter,
@@ -78,6 +79,9 @@ class DeployRequest:
     team: str | None = None
     original_request: dict[str, Any] | None = None
     mapped_request: dict[str, Any] | None = None
+    queue: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class SourceInfo:
     stack_file: str
     services: list[str]
     builds: bool
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,8 +173,18 @@ def _validate(request: DeployRequest, settings: Settings) -> None:
             fail("stackFile", "stackFile must be a path inside the repository")
     if request.version is not None and not (0 < len(request.version) <= 255):
         fail("version", "version must be 1 to 255 characters")
+    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 255):
+        fail("idempotencyKey", "idempotencyKey must be 1 to 255 characters")
+    bad = [d for d in request.dependencies if not _NAME_RE.match(d)]
+    if bad:
+        fail("dependencies", f"{bad[0]!r} is not an application name")
     if errors:
         raise ValidationFailed(errors)
+
+
+def check_request(request: DeployRequest, settings: Settings) -> None:
+    """The request's own fields, checked without any I/O (ValidationFailed lists them all)."""
+    _validate(request, settings)
 
 
 def plan_steps(request: DeployRequest, *, builds: bool, has_registry: bool) -> list[StepName]:
@@ -183,19 +198,22 @@ def plan_steps(request: DeployRequest, *, builds: bool, has_registry: bool) -> l
     return [*steps, StepName.ROLLOUT, StepName.CONVERGE]
 
 
-async def create_deployment(
-    db: Database,
-    bus: EventBus,
-    settings: Settings,
-    inspector: SourceInspector,
-    request: DeployRequest,
-) -> DeploymentRecord:
-    """Check everything a deploy needs, then queue it. Nothing is written when a check fails."""
-    _validate(request, settings)
-    application = request.application or application_name_from(
-        request.repository_url, request.image
-    )
+@dataclass(frozen=True)
+class PreparedDeployment:
+    """What the checks of a request found: the columns and steps of the deployment to write."""
+
+    application: str
+    values: dict[str, Any]
+    steps: list[StepName]
+    warnings: tuple[str, ...]
+
+
+async def inspect_source(
+    settings: Settings, inspector: SourceInspector, request: DeployRequest, application: str
+) -> PreparedDeployment:
+    """The request's source, looked at without changing anything (the runner's preflight)."""
     values: dict[str, Any] = {}
+    warnings: tuple[str, ...] = ()
     if request.repository_url:
         stack_file = request.stack_file or DEFAULT_STACK_FILE
         info = await inspector.inspect_git(
@@ -216,6 +234,7 @@ async def create_deployment(
             stack_file=info.stack_file,
         )
         steps = plan_steps(request, builds=info.builds, has_registry=bool(settings.registry))
+        warnings = info.warnings
     else:
         assert request.image is not None
         image = await inspector.inspect_image(request.image.strip())
@@ -225,9 +244,75 @@ async def create_deployment(
             version=request.version or image.tag or (image.digest or "")[7:19] or "latest",
         )
         steps = plan_steps(request, builds=False, has_registry=False)
+    return PreparedDeployment(application, values, steps, warnings)
 
+
+def application_of(request: DeployRequest) -> str:
+    return request.application or application_name_from(request.repository_url, request.image)
+
+
+async def create_deployment(
+    db: Database,
+    bus: EventBus,
+    settings: Settings,
+    inspector: SourceInspector,
+    request: DeployRequest,
+    *,
+    swarm: SwarmInspector | None = None,
+) -> DeploymentRecord:
+    """Check everything a deploy needs, then queue it. Nothing is written when a check fails.
+
+    A retry with the same idempotency key answers the deployment it created; a deployment
+    already under way refuses the request unless it asks to queue (see core.admission).
+    """
+    _validate(request, settings)
+    environment = settings.environment
+    application = application_of(request)
+    active = await admission.active_deployments(db, application, environment)
+    # Read after `active`, so a retry's first attempt seen there is seen here too.
+    replayed = await admission.replay(db, environment, request)
+    if replayed is None:
+        if active and not request.queue:
+            raise admission.in_progress_error(application, active)
+        if request.dependencies:
+            if swarm is None:
+                raise DeploybotError(
+                    ErrorCode.DEPENDENCY_FAILED, "dependencies cannot be checked here"
+                )
+            await check_dependencies(db, swarm, environment, request.dependencies)
+        prepared = await inspect_source(settings, inspector, request, application)
+        try:
+            replayed, created, superseded = await _admit(db, settings, request, prepared)
+        except IntegrityError:
+            # The same key was just taken by a request for another application.
+            replayed = await admission.replay(db, environment, request)
+            if replayed is None:
+                raise
+        else:
+            for old in superseded:
+                bus.publish(DeploymentEvent(old, DeploymentState.CANCELLED.value))
+            if created:
+                bus.publish(DeploymentEvent(replayed, DeploymentState.QUEUED.value, "created"))
+    record = await get_deployment(db, replayed)
+    assert record is not None
+    return record
+
+
+async def _admit(
+    db: Database, settings: Settings, request: DeployRequest, prepared: PreparedDeployment
+) -> tuple[int, bool, list[int]]:
+    """Write the deployment under the application's lock: (its id, whether it is new (not
+    written meanwhile by an identical request with the same key), the ids it superseded)."""
     now = utcnow()
+    application = prepared.application
     async with db.transaction() as session:
+        await admission.lock_application(session, application, settings.environment)
+        replayed = await admission.replay(session, settings.environment, request)
+        if replayed is not None:
+            return replayed, False, []
+        superseded = await admission.make_room(
+            session, application, settings.environment, queue=request.queue
+        )
         app = await _application(session, application, settings.environment)
         deployment = Deployment(
             environment=settings.environment,
@@ -245,20 +330,20 @@ async def create_deployment(
             state=DeploymentState.QUEUED,
             created_at=now,
             updated_at=now,
-            **values,
+            idempotency_key=request.idempotency_key,
+            request_fingerprint=admission.fingerprint(request),
+            dependencies=list(request.dependencies) or None,
+            **prepared.values,
         )
         session.add(deployment)
         await session.flush()
         assert deployment.id is not None
-        for position, step in enumerate(steps):
+        for position, step in enumerate(prepared.steps):
             session.add(
                 DeploymentStep(deployment_id=deployment.id, position=position, name=step.value)
             )
-        deployment_id = deployment.id
-    bus.publish(DeploymentEvent(deployment_id, DeploymentState.QUEUED.value, "created"))
-    record = await get_deployment(db, deployment_id)
-    assert record is not None
-    return record
+        await admission.name_successor(session, superseded, deployment.id)
+        return deployment.id, True, superseded
 
 
 async def _application(session: AsyncSession, name: str, environment: str) -> Application | None:
@@ -303,6 +388,13 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
                 )
             ).scalars()
         )
+    apps = Application.__table__  # type: ignore[attr-defined]
+    # A queued deployment follows whatever succeeded while it waited.
+    current_version = (
+        select(apps.c.current_version)
+        .where(apps.c.name == c.application, apps.c.environment == c.environment)
+        .scalar_subquery()
+    )
     for candidate in candidates:
         now = utcnow()
         try:
@@ -312,6 +404,7 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
                     .where(c.id == candidate, c.state == DeploymentState.QUEUED)
                     .values(
                         state=DeploymentState.IN_PROGRESS,
+                        previous_version=current_version,
                         runner_id=runner_id,
                         started_at=now,
                         updated_at=now,
@@ -385,7 +478,12 @@ async def set_step(
         values["error"] = error
     if status is StepStatus.RUNNING:
         values["started_at"] = now
-    elif status in (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED):
+    elif status in (
+        StepStatus.COMPLETED,
+        StepStatus.FAILED,
+        StepStatus.SKIPPED,
+        StepStatus.CANCELLED,
+    ):
         values["finished_at"] = now
     async with db.transaction() as session:
         await session.execute(
@@ -475,7 +573,13 @@ async def finish_deployment(
                 step_table.c.deployment_id == deployment_id,
                 step_table.c.status == StepStatus.RUNNING,
             )
-            .values(status=StepStatus.FAILED, finished_at=now, error=error_message)
+            .values(
+                status=StepStatus.CANCELLED
+                if state is DeploymentState.CANCELLED
+                else StepStatus.FAILED,
+                finished_at=now,
+                error=error_message,
+            )
         )
         app = await _application(session, deployment.application, deployment.environment)
         if app is None:
@@ -504,7 +608,7 @@ async def finish_deployment(
             app.stack_file = deployment.stack_file or app.stack_file
             app.state = ApplicationState.HEALTHY
             app.health = Health.HEALTHY
-        elif swarm_changed:
+        elif swarm_changed and state is not DeploymentState.CANCELLED:
             app.state = ApplicationState.FAILED
             app.health = Health.UNKNOWN
     bus.publish(DeploymentEvent(deployment_id, state.value))

@@ -47,7 +47,15 @@ class Deployment(SQLModel, table=True):
         Index("ix_deployment_commit_sha", "commit_sha"),
         Index("ix_deployment_state_id", "state", "id"),
         Index("ix_deployment_created_at", "created_at"),
-        Index("ix_deployment_idempotency", "environment", "idempotency_key"),
+        # A retried deploy with the same key finds its deployment; one per key and environment.
+        Index(
+            "uq_deployment_idempotency",
+            "environment",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         # One deployment in progress per application and environment, across runners.
         Index(
             "uq_deployment_one_in_progress",
@@ -88,6 +96,11 @@ class Deployment(SQLModel, table=True):
     original_request: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
     mapped_request: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
     idempotency_key: str | None = Field(default=None, sa_type=String(255))
+    request_fingerprint: str | None = Field(
+        default=None, sa_type=String(64), description="Hash of the request an idempotency key names"
+    )
+    dependencies: list[str] | None = Field(default=None, sa_type=PortableJSON)
+    cancel_requested_at: datetime | None = _ts()
     error_code: str | None = Field(default=None, sa_type=String(50))
     error_message: str | None = Field(default=None, sa_type=Text)
     rollback_of_id: int | None = Field(

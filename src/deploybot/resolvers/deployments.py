@@ -165,6 +165,7 @@ async def deploy(info: Info, input: DeployInput) -> DeployPayload:
             services.settings,
             services.inspector,
             input.to_core(_original_request(input)),
+            swarm=services.swarm,
         )
     except (DeploybotError, ValidationFailed) as exc:
         return DeployPayload(

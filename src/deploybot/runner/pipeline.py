@@ -19,11 +19,12 @@ from typing import Any
 
 from deploybot.config import Settings
 from deploybot.core import deployments as core
+from deploybot.core.applications import check_dependencies
 from deploybot.core.logs import LogWriter
 from deploybot.db.engine import Database
 from deploybot.db.types import utcnow
 from deploybot.domain import DeploymentState, LogSource, LogStream, StepName, StepStatus
-from deploybot.errors import ErrorCode
+from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.runner.build import (
     BuildFailed,
@@ -33,6 +34,7 @@ from deploybot.runner.build import (
     image_tag,
     push_image,
 )
+from deploybot.runner.cancellation import CancelWatch, DeploymentCancelled
 from deploybot.runner.converge import (
     ConvergeFailed,
     ConvergeTimeout,
@@ -50,6 +52,7 @@ from deploybot.runner.stack import (
     service_specs,
     single_service_stack,
 )
+from deploybot.runner.status import SwarmStatus
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class DeploymentRun:
     images: dict[str, str] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     swarm_changed: bool = False
+    cancel: CancelWatch | None = None
 
     @property
     def id(self) -> int:
@@ -100,12 +104,24 @@ class DeploymentRun:
     async def step(self, name: StepName) -> AsyncIterator[dict[str, str]]:
         """Record a step's start, end and outcome; `result["message"]` becomes its message."""
         result: dict[str, str] = {}
+        if self.cancel is not None:
+            # The rollout sends the whole stack: a cancel waits for it, never half of it.
+            self.cancel.before(name.value, interruptible=name is not StepName.ROLLOUT)
         started = time.monotonic()
         self.say(f"==> {name.value}")
         await core.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING, bus=self.ctx.bus)
         try:
             yield result
         except BaseException as exc:
+            if self.cancel is not None:
+                self.cancel.after()
+            stopped = isinstance(exc, asyncio.CancelledError | DeploymentCancelled)
+            if stopped and self.cancel is not None and self.cancel.requested:
+                self.say(f"{name.value} cancelled", LogStream.STDERR)
+                await core.set_step(
+                    self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"
+                )
+                raise
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.say(f"{name.value} failed: {message}", LogStream.STDERR)
             await core.set_step(
@@ -122,6 +138,8 @@ class DeploymentRun:
             message=result.get("message"),
             bus=self.ctx.bus,
         )
+        if self.cancel is not None:
+            self.cancel.after()
 
     # --- git deployments ------------------------------------------------------------------------
 
@@ -272,6 +290,7 @@ class DeploymentRun:
         followers: list[asyncio.Task[None]] = []
         since = time.time() - 1
         async with self.step(StepName.ROLLOUT) as result:
+            await self._check_dependencies()
             try:
                 specs = service_specs(
                     stack,
@@ -356,6 +375,19 @@ class DeploymentRun:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def _check_dependencies(self) -> None:
+        """Seed 002's dependencies, checked again just before the Swarm is changed."""
+        dependencies = list(self.record.dependencies or [])
+        if not dependencies:
+            return
+        try:
+            await check_dependencies(
+                self.ctx.db, SwarmStatus(self.ctx.settings), self.record.environment, dependencies
+            )
+        except DeploybotError as exc:
+            raise StepFailure(exc.code, exc.message) from exc
+        self.say(f"dependencies healthy: {', '.join(dependencies)}")
+
     async def _networks(self, networks: list[NetworkSpec], *, trust_listing: bool = True) -> None:
         for network in networks:
             if network.external:
@@ -431,16 +463,16 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
     beat = asyncio.create_task(_heartbeat(ctx, deployment_id))
     try:
         async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
-            run = DeploymentRun(ctx, record, swarm, log)
+            run = DeploymentRun(ctx, record, swarm, log, cancel=CancelWatch(ctx.db, deployment_id))
             run.say(
                 f"deployment #{deployment_id} of {record.application} {record.version}"
                 f" to {record.environment}"
             )
+            assert run.cancel is not None
             try:
-                if record.image:
-                    await run.run_image()
-                else:
-                    await run.run_git()
+                await run.cancel.run(run.run_image() if record.image else run.run_git())
+            except DeploymentCancelled as exc:
+                state, message = DeploymentState.CANCELLED, exc.message
             except StepFailure as exc:
                 state, code, message = exc.state, exc.code, exc.message
             except DockerUnavailable as exc:

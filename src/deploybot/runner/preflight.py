@@ -13,9 +13,10 @@ from collections.abc import Mapping
 
 from deploybot.config import Settings
 from deploybot.core.deployments import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
-from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
+from deploybot.runner.stack_checks import check_stack_on_swarm
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 #: The stack file recorded for a repository that has only a Dockerfile.
@@ -126,6 +127,9 @@ class Preflight:
                 f"{stack.filename}: services.{missing[0]}: needs `image` or `build`",
                 field="stackFile",
             )
+        errors, warnings = await check_stack_on_swarm(self.settings, stack, application)
+        if errors:
+            raise ValidationFailed(errors)
         return SourceInfo(
             commit_sha=commit.sha,
             ref=commit.ref,
@@ -136,6 +140,7 @@ class Preflight:
             stack_file=stack.filename,
             services=sorted(stack.services),
             builds=bool(stack.builds),
+            warnings=(*stack.warnings, *warnings),
         )
 
     async def inspect_image(self, image: str) -> ImageInfo:

@@ -9,7 +9,9 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
-from deploybot.resolvers import deployments, node, subscriptions
+from deploybot.resolvers import admission, applications, deployments, node, subscriptions
+from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
+from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
 from deploybot.schema.deployments import Deployment, DeploymentConnection, DeployPayload
 from deploybot.schema.execution import Executor
@@ -27,6 +29,18 @@ class Query:
         resolver=deployments.deployments,
         description="The deployment history, newest first, filtered and keyset-paginated.",
     )
+    application: Application | None = strawberry.field(
+        resolver=applications.application,
+        description="An application's state, health, replicas, configuration and events (live).",
+    )
+    applications: list[Application] = strawberry.field(
+        resolver=applications.applications,
+        description="Every application deployed here or running as a stack on the Swarm.",
+    )
+    validate_deployment: DeploymentValidation = strawberry.field(
+        resolver=admission.validate_deployment,
+        description="Every check of `deploy`, without deploying: valid, issues, warnings.",
+    )
 
 
 @strawberry.type
@@ -34,6 +48,10 @@ class Mutation:
     deploy: DeployPayload = strawberry.mutation(
         resolver=deployments.deploy,
         description="Queue a deployment after checking its source; errors come as userErrors.",
+    )
+    cancel_deployment: CancelDeploymentPayload = strawberry.mutation(
+        resolver=admission.cancel_deployment,
+        description="Cancel a queued deployment at once, or ask a running one to stop.",
     )
 
 

@@ -13,6 +13,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from deploybot.config import Settings
 from deploybot.core import deployments
+from deploybot.core.applications import SwarmInspector
 from deploybot.core.deployments import SourceInspector
 from deploybot.core.feeds import ServiceLogSource
 from deploybot.db.engine import Database
@@ -28,6 +29,7 @@ class Services:
     bus: EventBus
     settings: Settings
     inspector: SourceInspector
+    swarm: SwarmInspector
     hub: Hub = field(default_factory=Hub)
     service_logs: ServiceLogSource | None = None
 

@@ -163,6 +163,15 @@ class Deployment(Node):
     )
     error_code: ErrorCode | None
     error_message: str | None
+    idempotency_key: str | None = strawberry.field(
+        description="The key a retried deploy sends to get this deployment back."
+    )
+    dependencies: list[str] = strawberry.field(
+        description="Applications that had to be HEALTHY before the rollout."
+    )
+    cancel_requested_at: datetime | None = strawberry.field(
+        description="When a cancel was asked of this running deployment."
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -226,6 +235,7 @@ class Deployment(Node):
         fields["id"] = strawberry.ID(encode_id("Deployment", mapping["environment"], number))
         fields["number"] = number
         fields["references"] = mapping.get("references") or []
+        fields["dependencies"] = mapping.get("dependencies") or []
         code = mapping.get("error_code")
         fields["error_code"] = ErrorCode(code) if code else None
         fields["base_url"] = base_url
@@ -315,6 +325,21 @@ class DeployInput:
         default=None, description="The service an image deploy updates; defaults to the app name."
     )
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
+    queue: bool = strawberry.field(
+        default=False,
+        description="Wait behind a deployment under way instead of failing with"
+        " DEPLOYMENT_IN_PROGRESS; a newer queued request cancels an older queued one.",
+    )
+    dependencies: list[str] | None = strawberry.field(
+        default=None,
+        description="Applications that must be HEALTHY in this environment first"
+        " (else DEPENDENCY_FAILED); checked again just before the rollout.",
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="A retry with the same key gets the same deployment back; the same key"
+        " with a different request is IDEMPOTENCY_KEY_REUSED.",
+    )
     client_mutation_id: str | None = None
 
     def to_core(self, original: dict[str, Any]) -> core.DeployRequest:
@@ -332,6 +357,9 @@ class DeployInput:
             service=self.service,
             strategy=self.strategy,
             original_request=original,
+            queue=self.queue,
+            dependencies=list(self.dependencies or []),
+            idempotency_key=self.idempotency_key,
         )
 
 

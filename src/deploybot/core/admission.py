@@ -1,0 +1,240 @@
+"""Admission of deployments: one active deployment per application and environment, queueing
+with supersession, idempotency keys, and cancellation.
+
+Admissions of one application are serialised by the database itself: the first statement of
+the admission transaction is an upsert of the application's row, which takes that row's lock
+on PostgreSQL and the database's write lock on SQLite (as a first statement it waits out a
+concurrent writer instead of failing). Whatever the admission then reads is what is committed,
+so of two concurrent requests exactly one is accepted, across processes.
+
+Queueing follows GitHub Actions' concurrency groups: a request that asks to queue waits behind
+the running deployment, and a newer waiting request cancels an older waiting one.
+Idempotency keys follow Stripe and the IETF Idempotency-Key draft: the same key with the same
+request answers the first deployment, the same key with another request is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deploybot.db.engine import Database
+from deploybot.db.models import Application, Deployment, DeploymentStep
+from deploybot.db.types import utcnow
+from deploybot.domain import ACTIVE_STATES, ApplicationState, DeploymentState, Health, StepStatus
+from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.events.bus import DeploymentEvent, EventBus
+
+if TYPE_CHECKING:
+    from deploybot.core.deployments import DeployRequest
+
+deployment_table = Deployment.__table__  # type: ignore[attr-defined]
+step_table = DeploymentStep.__table__  # type: ignore[attr-defined]
+application_table = Application.__table__  # type: ignore[attr-defined]
+
+#: Fields of a request that do not change what it asks for (Relay's echo, recorded copies).
+_NOT_FINGERPRINTED = frozenset({"original_request", "mapped_request", "idempotency_key"})
+
+
+def fingerprint(request: DeployRequest) -> str:
+    """A hash of what a request asks for, to tell a retry from a different request."""
+
+    def plain(value: object) -> object:
+        return value.value if isinstance(value, enum.Enum) else value
+
+    fields = {
+        k: plain(v)
+        for k, v in sorted(dataclasses.asdict(request).items())
+        if k not in _NOT_FINGERPRINTED and v not in (None, [], False)
+    }
+    text = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def replay(
+    db: Database | AsyncSession, environment: str, request: DeployRequest
+) -> int | None:
+    """The deployment an idempotency key already created, if the request is the same one;
+    DeploybotError(IDEMPOTENCY_KEY_REUSED) if the key was used for another request."""
+    if not request.idempotency_key:
+        return None
+    c = deployment_table.c
+    query = select(c.id, c.request_fingerprint).where(
+        c.environment == environment, c.idempotency_key == request.idempotency_key
+    )
+    if isinstance(db, AsyncSession):
+        row = (await db.execute(query)).first()
+    else:
+        async with db.connection() as connection:
+            row = (await connection.execute(query)).first()
+    if row is None:
+        return None
+    if row.request_fingerprint != fingerprint(request):
+        raise DeploybotError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            f"idempotency key {request.idempotency_key!r} was already used by deployment"
+            f" #{row.id} for a different request; use a new key for a new request",
+            field="idempotencyKey",
+        )
+    return int(row.id)
+
+
+async def active_deployments(
+    db: Database | AsyncSession, application: str, environment: str
+) -> list[Any]:
+    """The application's QUEUED and IN_PROGRESS deployments, oldest first."""
+    c = deployment_table.c
+    query = (
+        select(c.id, c.state)
+        .where(
+            c.application == application,
+            c.environment == environment,
+            c.state.in_(list(ACTIVE_STATES)),
+        )
+        .order_by(c.id)
+    )
+    if isinstance(db, AsyncSession):
+        return list((await db.execute(query)).all())
+    async with db.connection() as connection:
+        return list((await connection.execute(query)).all())
+
+
+def in_progress_error(application: str, active: list[Any]) -> DeploybotError:
+    running = ", ".join(f"#{row.id} ({row.state.value})" for row in active)
+    return DeploybotError(
+        ErrorCode.DEPLOYMENT_IN_PROGRESS,
+        f"{application} already has a deployment under way: {running}; wait for it, cancel"
+        " it, or ask to queue behind it (queue: true)",
+        field="application",
+    )
+
+
+async def lock_application(session: AsyncSession, application: str, environment: str) -> None:
+    """Serialise admissions of one application; must be the transaction's first statement."""
+    now = utcnow()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(application_table).values(
+        name=application,
+        environment=environment,
+        state=ApplicationState.UNKNOWN,
+        health=Health.UNKNOWN,
+        configuration={},
+        created_at=now,
+        updated_at=now,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["name", "environment"], set_={"name": statement.excluded.name}
+    )
+    await session.execute(statement)
+
+
+async def make_room(
+    session: AsyncSession, application: str, environment: str, *, queue: bool
+) -> list[int]:
+    """Under the application's lock: refuse when a deployment is under way (unless queueing),
+    else cancel the queued ones the new request supersedes; returns their ids."""
+    active = await active_deployments(session, application, environment)
+    if not active:
+        return []
+    if not queue:
+        raise in_progress_error(application, active)
+    waiting = [int(row.id) for row in active if row.state is DeploymentState.QUEUED]
+    if waiting:
+        await _cancel_queued(session, waiting, "superseded by a newer queued deployment")
+    return waiting
+
+
+async def name_successor(session: AsyncSession, superseded: list[int], successor: int) -> None:
+    if superseded:
+        await session.execute(
+            update(deployment_table)
+            .where(deployment_table.c.id.in_(superseded))
+            .values(error_message=f"superseded by deployment #{successor}, queued after it")
+        )
+
+
+async def _cancel_queued(session: AsyncSession, ids: list[int], message: str) -> int:
+    """QUEUED → CANCELLED for those still queued (a runner may have claimed one meanwhile)."""
+    now = utcnow()
+    c = deployment_table.c
+    result = await session.execute(
+        update(deployment_table)
+        .where(c.id.in_(ids), c.state == DeploymentState.QUEUED)
+        .values(
+            state=DeploymentState.CANCELLED,
+            finished_at=now,
+            updated_at=now,
+            error_message=message,
+        )
+    )
+    await session.execute(
+        update(step_table)
+        .where(step_table.c.deployment_id.in_(ids), step_table.c.status == StepStatus.PENDING)
+        .values(status=StepStatus.SKIPPED)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def cancel_deployment(
+    db: Database, bus: EventBus, deployment_id: int, *, actor: str | None = None
+) -> None:
+    """Cancel a deployment: a queued one at once; a running one is asked to stop (its runner
+    notices between steps and while waiting for convergence, and records where it stopped);
+    a finished one is DeploybotError(DEPLOYMENT_FINISHED)."""
+    c = deployment_table.c
+    by = f" by {actor}" if actor else ""
+    for _ in range(3):  # a queued deployment may be claimed while we look at it
+        async with db.connection() as connection:
+            row = (
+                await connection.execute(select(c.id, c.state).where(c.id == deployment_id))
+            ).first()
+        if row is None:
+            raise DeploybotError(
+                ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {deployment_id} not found", field="id"
+            )
+        if row.state is DeploymentState.QUEUED:
+            async with db.transaction() as session:
+                done = await _cancel_queued(session, [deployment_id], f"cancelled{by} while queued")
+            if done:
+                bus.publish(DeploymentEvent(deployment_id, DeploymentState.CANCELLED.value))
+                return
+        elif row.state is DeploymentState.IN_PROGRESS:
+            now = utcnow()
+            async with db.transaction() as session:
+                result = await session.execute(
+                    update(deployment_table)
+                    .where(c.id == deployment_id, c.state == DeploymentState.IN_PROGRESS)
+                    .values(cancel_requested_at=now, updated_at=now)
+                )
+            if result.rowcount:  # type: ignore[attr-defined]
+                bus.publish(DeploymentEvent(deployment_id, DeploymentState.IN_PROGRESS.value))
+                return
+        else:
+            raise DeploybotError(
+                ErrorCode.DEPLOYMENT_FINISHED,
+                f"deployment #{deployment_id} already ended ({row.state.value}); nothing to cancel",
+                field="id",
+            )
+    raise DeploybotError(
+        ErrorCode.DEPLOYMENT_IN_PROGRESS, f"deployment #{deployment_id} changed state; try again"
+    )
+
+
+async def cancel_requested(db: Database, deployment_id: int) -> bool:
+    """Whether someone asked a running deployment to stop (the runner asks between steps)."""
+    async with db.connection() as connection:
+        value = (
+            await connection.execute(
+                select(deployment_table.c.cancel_requested_at).where(
+                    deployment_table.c.id == deployment_id
+                )
+            )
+        ).scalar_one_or_none()
+    return value is not None

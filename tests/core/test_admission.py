@@ -1,0 +1,189 @@
+"""Admission on real SQLite and PostgreSQL: concurrent requests, queueing and supersession,
+idempotency keys, cancellation, dependencies.
+
+Image deploys pinned by digest need no Docker to be admitted, so these tests drive the real
+`create_deployment` with the real preflight; two `Database` objects stand for two processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from deploybot.config import Settings
+from deploybot.core import admission
+from deploybot.core import deployments as core
+from deploybot.db.engine import Database
+from deploybot.domain import DeploymentState, StepStatus
+from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.events.bus import EventBus
+from deploybot.runner.preflight import Preflight
+from deploybot.runner.status import SwarmStatus
+from tests.conftest import both_databases
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def request(app: str, version: str, **extra: object) -> core.DeployRequest:
+    return core.DeployRequest(
+        image=f"127.0.0.1:5000/{app}/web:{version}@{DIGEST}",
+        application=app,
+        service="web",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(environment="test", work_dir=tmp_path)
+
+
+async def deploy(
+    db: Database, settings: Settings, req: core.DeployRequest
+) -> core.DeploymentRecord:
+    return await core.create_deployment(db, EventBus(), settings, Preflight(settings), req)
+
+
+@both_databases
+async def test_concurrent_requests_admit_exactly_one(
+    database: Database, empty_database_url: str, settings: Settings
+) -> None:
+    other = Database(empty_database_url)  # a second process's engine
+    try:
+        results = await asyncio.gather(
+            *(
+                deploy(database if i % 2 else other, settings, request("ad-race", f"{i}"))
+                for i in range(8)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await other.dispose()
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(accepted) == 1, results
+    assert all(
+        isinstance(r, DeploybotError) and r.code is ErrorCode.DEPLOYMENT_IN_PROGRESS
+        for r in refused
+    ), refused
+    assert await core.count_deployments(database, None) == 1
+
+
+@both_databases
+async def test_queued_request_waits_and_the_newest_supersedes(
+    database: Database, settings: Settings
+) -> None:
+    first = await deploy(database, settings, request("ad-q", "1"))
+    assert await core.claim_next(database, "test", "runner-a") == first.id
+    with pytest.raises(DeploybotError) as refused:
+        await deploy(database, settings, request("ad-q", "2"))
+    assert refused.value.code is ErrorCode.DEPLOYMENT_IN_PROGRESS
+    assert f"#{first.id}" in refused.value.message
+
+    older = await deploy(database, settings, request("ad-q", "2", queue=True))
+    newer = await deploy(database, settings, request("ad-q", "3", queue=True))
+    assert older.state is DeploymentState.QUEUED and newer.state is DeploymentState.QUEUED
+    older_now = await core.get_deployment(database, older.id)
+    assert older_now is not None and older_now.state is DeploymentState.CANCELLED
+    assert f"superseded by deployment #{newer.id}" in older_now.error_message
+    steps = (await core.steps_for(database, [older.id]))[older.id]
+    assert {s.status for s in steps} == {StepStatus.SKIPPED}
+
+    # Nothing else of the application runs while the first does; then the newest does.
+    assert await core.claim_next(database, "test", "runner-b") is None
+    await core.finish_deployment(database, EventBus(), first.id, DeploymentState.SUCCESS)
+    assert await core.claim_next(database, "test", "runner-b") == newer.id
+    started = await core.get_deployment(database, newer.id)
+    assert started is not None and started.previous_version == "1"  # what ran when it started
+
+
+@both_databases
+async def test_idempotency_key_returns_the_same_deployment(
+    database: Database, settings: Settings
+) -> None:
+    first = await deploy(database, settings, request("ad-idem", "1", idempotency_key="ci-77"))
+    again = await deploy(database, settings, request("ad-idem", "1", idempotency_key="ci-77"))
+    assert again.id == first.id
+    assert first.idempotency_key == "ci-77"
+    with pytest.raises(DeploybotError) as reused:
+        await deploy(database, settings, request("ad-idem", "2", idempotency_key="ci-77"))
+    assert reused.value.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
+    assert reused.value.field == "idempotencyKey"
+    # Concurrent retries (a client timing out and retrying) still make one deployment.
+    retries = await asyncio.gather(
+        *(
+            deploy(database, settings, request("ad-idem2", "1", idempotency_key="ci-78"))
+            for _ in range(5)
+        )
+    )
+    assert len({r.id for r in retries}) == 1
+    # The same key for another application at the same time: the index keeps one of them.
+    results = await asyncio.gather(
+        deploy(database, settings, request("ad-idem3", "1", idempotency_key="ci-79")),
+        deploy(database, settings, request("ad-idem4", "1", idempotency_key="ci-79")),
+        return_exceptions=True,
+    )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], DeploybotError), results
+    assert errors[0].code is ErrorCode.IDEMPOTENCY_KEY_REUSED
+    assert await core.count_deployments(database, None) == 3
+
+
+@both_databases
+async def test_cancel_queued_running_and_finished(database: Database, settings: Settings) -> None:
+    bus = EventBus()
+    running = await deploy(database, settings, request("ad-cancel", "1"))
+    assert await core.claim_next(database, "test", "runner-a") == running.id
+    queued = await deploy(database, settings, request("ad-cancel", "2", queue=True))
+
+    await admission.cancel_deployment(database, bus, queued.id, actor="ops")
+    row = await core.get_deployment(database, queued.id)
+    assert row is not None and row.state is DeploymentState.CANCELLED
+    assert row.error_message == "cancelled by ops while queued"
+    assert row.finished_at is not None
+
+    assert not await admission.cancel_requested(database, running.id)
+    await admission.cancel_deployment(database, bus, running.id)
+    assert await admission.cancel_requested(database, running.id)
+    row = await core.get_deployment(database, running.id)
+    assert row is not None and row.state is DeploymentState.IN_PROGRESS  # its runner stops it
+
+    await core.finish_deployment(database, bus, running.id, DeploymentState.CANCELLED)
+    steps = (await core.steps_for(database, [running.id]))[running.id]
+    assert {s.status for s in steps} == {StepStatus.SKIPPED}
+    for finished in (running.id, queued.id):
+        with pytest.raises(DeploybotError) as late:
+            await admission.cancel_deployment(database, bus, finished)
+        assert late.value.code is ErrorCode.DEPLOYMENT_FINISHED
+    with pytest.raises(DeploybotError) as missing:
+        await admission.cancel_deployment(database, bus, 424242)
+    assert missing.value.code is ErrorCode.DEPLOYMENT_NOT_FOUND
+
+
+@both_databases
+async def test_dependency_not_running_refuses_before_writing(
+    database: Database, settings: Settings, swarm: str
+) -> None:
+    with pytest.raises(DeploybotError) as failed:
+        await core.create_deployment(
+            database,
+            EventBus(),
+            settings,
+            Preflight(settings),
+            request("ad-dependent", "1", dependencies=["ad-nowhere"]),
+            swarm=SwarmStatus(settings),
+        )
+    assert failed.value.code is ErrorCode.DEPENDENCY_FAILED
+    assert "ad-nowhere is not deployed in test" in failed.value.message
+    assert await core.count_deployments(database, None) == 0
+
+
+def test_fingerprint_tells_retries_from_other_requests() -> None:
+    base = request("ad-fp", "1", idempotency_key="k")
+    assert admission.fingerprint(base) == admission.fingerprint(
+        request("ad-fp", "1", idempotency_key="k", original_request={"clientMutationId": "x"})
+    )
+    assert admission.fingerprint(base) != admission.fingerprint(request("ad-fp", "2"))
+    assert admission.fingerprint(base) != admission.fingerprint(request("ad-fp", "1", queue=True))
