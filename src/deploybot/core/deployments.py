@@ -25,6 +25,7 @@ from deploybot.core.filters import (
     is_glob,
     sha_prefix,
 )
+from deploybot.core.rollout_options import RolloutOptions, check_options
 from deploybot.db.engine import Database
 from deploybot.db.models import Application, Deployment, DeploymentStep, ServiceRollout
 from deploybot.db.types import utcnow
@@ -78,6 +79,7 @@ class DeployRequest:
     team: str | None = None
     original_request: dict[str, Any] | None = None
     mapped_request: dict[str, Any] | None = None
+    rollout: RolloutOptions = field(default_factory=RolloutOptions)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,10 @@ class SourceInspector(Protocol):
     ) -> SourceInfo: ...
 
     async def inspect_image(self, image: str) -> ImageInfo: ...
+
+    async def image_available(self, image: str) -> bool:
+        """Whether a recorded image reference can still run (registry or the node)."""
+        ...
 
 
 def application_name_from(repository_url: str | None, image: str | None) -> str:
@@ -168,19 +174,21 @@ def _validate(request: DeployRequest, settings: Settings) -> None:
             fail("stackFile", "stackFile must be a path inside the repository")
     if request.version is not None and not (0 < len(request.version) <= 255):
         fail("version", "version must be 1 to 255 characters")
+    errors.extend(check_options(request.rollout))
     if errors:
         raise ValidationFailed(errors)
 
 
 def plan_steps(request: DeployRequest, *, builds: bool, has_registry: bool) -> list[StepName]:
+    before, after = request.rollout.steps_around(request.strategy)
     if request.image:
-        return [StepName.FETCH, StepName.ROLLOUT, StepName.CONVERGE]
+        return [StepName.FETCH, *before, StepName.ROLLOUT, StepName.CONVERGE, *after]
     steps = [StepName.FETCH]
     if builds:
         steps.append(StepName.BUILD)
         if has_registry:
             steps.append(StepName.PUSH)
-    return [*steps, StepName.ROLLOUT, StepName.CONVERGE]
+    return [*steps, *before, StepName.ROLLOUT, StepName.CONVERGE, *after]
 
 
 async def create_deployment(
@@ -242,6 +250,7 @@ async def create_deployment(
             references=list(request.references),
             original_request=request.original_request,
             mapped_request=request.mapped_request,
+            rollout_options=request.rollout.to_json(),
             state=DeploymentState.QUEUED,
             created_at=now,
             updated_at=now,
@@ -485,6 +494,9 @@ async def finish_deployment(
             app.repository_url = deployment.repository_url or app.repository_url
             app.stack_file = deployment.stack_file or app.stack_file
             app.state = ApplicationState.HEALTHY
+            app.health = Health.HEALTHY
+        elif state is DeploymentState.ROLLED_BACK:
+            app.state = ApplicationState.HEALTHY  # the last good deployment runs again
             app.health = Health.HEALTHY
         elif swarm_changed:
             app.state = ApplicationState.FAILED

@@ -20,9 +20,18 @@ from typing import Any
 from deploybot.config import Settings
 from deploybot.core import deployments as core
 from deploybot.core.logs import LogWriter
+from deploybot.core.rollout_options import RolloutOptions
 from deploybot.db.engine import Database
 from deploybot.db.types import utcnow
-from deploybot.domain import DeploymentState, LogSource, LogStream, StepName, StepStatus
+from deploybot.domain import (
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    LogSource,
+    LogStream,
+    StepName,
+    StepStatus,
+)
 from deploybot.errors import ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.runner.build import (
@@ -41,7 +50,15 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.git import GitError, MirrorCache, ResolvedCommit
+from deploybot.runner.phases import (
+    canary_step,
+    health_step,
+    hooks_step,
+    remove_services,
+    stop_old_tasks,
+)
 from deploybot.runner.preflight import load_stack, stack_env
+from deploybot.runner.restore import roll_back_on_failure, run_rollback
 from deploybot.runner.stack import (
     NetworkSpec,
     StackFile,
@@ -50,6 +67,7 @@ from deploybot.runner.stack import (
     service_specs,
     single_service_stack,
 )
+from deploybot.runner.strategies import with_strategy
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 logger = logging.getLogger(__name__)
@@ -261,26 +279,43 @@ class DeploymentRun:
     ) -> None:
         namespace = self.record.application
         settings = self.ctx.settings
+        options = RolloutOptions.from_json(self.record.rollout_options)
+        strategy = self.record.strategy
         watches: list[ServiceWatch] = []
         followers: list[asyncio.Task[None]] = []
+        try:
+            specs = service_specs(
+                stack,
+                namespace,
+                self.images,
+                self._labels(),
+                default_endpoint_mode=settings.endpoint_mode,
+                default_publish_mode=settings.publish_mode,
+            )
+            networks = network_specs(stack, namespace)
+        except StackFileError as exc:
+            raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
+        bodies = {
+            spec.service: with_strategy(
+                (replace or {}).get(spec.service) or spec.spec, strategy, options.rolling_update
+            )
+            for spec in specs
+        }
+        if options.pre_deploy_hooks or strategy is DeploymentStrategy.CANARY:
+            await self._networks(networks)
+        if options.pre_deploy_hooks:
+            await hooks_step(self, StepName.PRE_DEPLOY, options.pre_deploy_hooks, bodies)
+        canaries: list[str] = []
+        if strategy is DeploymentStrategy.CANARY:
+            canaries = await canary_step(self, bodies, options.canary_period)
         since = time.time() - 1
         async with self.step(StepName.ROLLOUT) as result:
-            try:
-                specs = service_specs(
-                    stack,
-                    namespace,
-                    self.images,
-                    self._labels(),
-                    default_endpoint_mode=settings.endpoint_mode,
-                    default_publish_mode=settings.publish_mode,
-                )
-                networks = network_specs(stack, namespace)
-            except StackFileError as exc:
-                raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
             await self._networks(networks)
+            if strategy is DeploymentStrategy.RECREATE:
+                await stop_old_tasks(self, bodies)
             kept: set[str] = set()
             for spec in specs:
-                body = (replace or {}).get(spec.service) or spec.spec
+                body = bodies[spec.service]
                 existing = await self.swarm.find_service(spec.name)
                 known = await snapshot_tasks(self.swarm, existing["ID"]) if existing else set()
                 service_id, created = await self._deploy_service(spec.name, body, networks)
@@ -348,6 +383,11 @@ class DeploymentRun:
             for task in followers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await remove_services(self, canaries)
+        if options.health_check:
+            await health_step(self, options.health_check, bodies, watches)
+        if options.post_deploy_hooks:
+            await hooks_step(self, StepName.POST_DEPLOY, options.post_deploy_hooks, bodies)
 
     async def _networks(self, networks: list[NetworkSpec], *, trust_listing: bool = True) -> None:
         for network in networks:
@@ -430,12 +470,15 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
                 f" to {record.environment}"
             )
             try:
-                if record.image:
+                if record.trigger is DeploymentTrigger.ROLLBACK:
+                    await run_rollback(run)
+                elif record.image:
                     await run.run_image()
                 else:
                     await run.run_git()
             except StepFailure as exc:
                 state, code, message = exc.state, exc.code, exc.message
+                state, code, message = await roll_back_on_failure(run, state, code, message)
             except DockerUnavailable as exc:
                 state, code = DeploymentState.ERROR, ErrorCode.DOCKER_UNAVAILABLE
                 message = f"Docker is unavailable: {exc}"

@@ -147,6 +147,20 @@ class Preflight:
         finally:
             await swarm.close()
 
+    async def image_available(self, image: str) -> bool:
+        """A rollback's image can still run: the node has it, or its registry does."""
+        swarm = Swarm(self.settings.docker_host)
+        try:
+            repo, tag, digest = split_image(image)
+            for local in (image, f"{repo}@{digest}" if digest else None):
+                if local and await swarm.image(local) is not None:
+                    return True
+            return bool(tag or digest) and await swarm.distribution(image) is not None
+        except DockerUnavailable as exc:
+            raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
+        finally:
+            await swarm.close()
+
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
     """`repo[:tag][@digest]` → (repo, tag, digest); a registry port is not a tag."""

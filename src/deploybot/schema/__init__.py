@@ -9,9 +9,10 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
-from deploybot.resolvers import deployments, node
+from deploybot.resolvers import deployments, node, rollbacks
 from deploybot.schema.common import Node, PublicError
 from deploybot.schema.deployments import Deployment, DeploymentConnection, DeployPayload
+from deploybot.schema.rollbacks import RollbackPayload
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -33,6 +34,10 @@ class Mutation:
     deploy: DeployPayload = strawberry.mutation(
         resolver=deployments.deploy,
         description="Queue a deployment after checking its source; errors come as userErrors.",
+    )
+    rollback: RollbackPayload = strawberry.mutation(
+        resolver=rollbacks.rollback,
+        description="Queue a deployment that puts an earlier deployment's recorded stack back.",
     )
 
 
