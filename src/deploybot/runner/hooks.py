@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiodocker.exceptions import DockerError
+
 from deploybot.core.rollout_options import Hook
 from deploybot.runner.swarm import Swarm
 
@@ -80,8 +82,15 @@ async def run_hook(
     output: Callable[[str], None],
 ) -> tuple[int | None, str | None]:
     """Run one job to its end; (exit code, error) — exit code None if it never ran."""
-    body = job_spec(name, spec, command, labels)
-    created = await swarm.query("services/create", "POST", body=body)
+    stale = await swarm.find_service(name)  # left by a runner that died during a hook
+    if stale is not None:
+        await swarm.remove_service(stale["ID"])
+    try:
+        created = await swarm.query(
+            "services/create", "POST", body=job_spec(name, spec, command, labels)
+        )
+    except DockerError as exc:
+        return None, f"Docker refused the job: {exc.message}"
     service_id = str(created["ID"])
     try:
         deadline = time.monotonic() + timeout

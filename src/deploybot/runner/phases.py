@@ -128,7 +128,9 @@ async def canary_step(
 
 
 async def remove_services(run: DeploymentRun, service_ids: list[str]) -> None:
-    for service_id in service_ids:
+    """Remove canary services (and forget them: the list is emptied)."""
+    while service_ids:
+        service_id = service_ids.pop()
         await run.swarm.remove_service(service_id)
         run.say(f"removed canary service {service_id[:12]}")
 

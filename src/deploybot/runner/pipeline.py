@@ -106,6 +106,7 @@ class DeploymentRun:
     images: dict[str, str] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     swarm_changed: bool = False
+    canaries: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> int:
@@ -305,9 +306,8 @@ class DeploymentRun:
             await self._networks(networks)
         if options.pre_deploy_hooks:
             await hooks_step(self, StepName.PRE_DEPLOY, options.pre_deploy_hooks, bodies)
-        canaries: list[str] = []
         if strategy is DeploymentStrategy.CANARY:
-            canaries = await canary_step(self, bodies, options.canary_period)
+            self.canaries = await canary_step(self, bodies, options.canary_period)
         since = time.time() - 1
         async with self.step(StepName.ROLLOUT) as result:
             await self._networks(networks)
@@ -383,7 +383,7 @@ class DeploymentRun:
             for task in followers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            await remove_services(self, canaries)
+            await remove_services(self, self.canaries)
         if options.health_check:
             await health_step(self, options.health_check, bodies, watches)
         if options.post_deploy_hooks:
@@ -487,6 +487,8 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
                 state, code = DeploymentState.ERROR, ErrorCode.INTERNAL_ERROR
                 message = f"internal error: {type(exc).__name__}: {exc}"
             finally:
+                with contextlib.suppress(Exception):
+                    await remove_services(run, run.canaries)  # a rollout that failed early
                 await swarm.close()
             if message:
                 run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)
