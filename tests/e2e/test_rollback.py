@@ -134,7 +134,7 @@ def test_hooks_run_in_the_new_image_and_the_health_url_passes(
     assert "exit 0" in by_name["post-deploy"]["message"]
     assert f"http://127.0.0.1:{web['port']}/: HTTP 200" in by_name["health"]["message"]
     assert done["rollbackOnFailure"] is True
-    assert done["rolloutOptions"]["health_check"]["url"] == "/"
+    assert done["rolloutOptions"]["healthCheck"]["url"] == "/"
     assert http_text(web["port"]) == "A"
 
     lines = client.query(HOOK_LOGS, {"id": done["id"]})["deployment"]["logs"]["nodes"]

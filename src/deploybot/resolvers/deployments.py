@@ -60,6 +60,7 @@ _DERIVED: dict[str, tuple[str, ...]] = {
     "__typename": (),
     "duration": ("started_at", "finished_at"),
     "rollbackOnFailure": ("rollout_options",),
+    "rolloutOptions": ("rollout_options",),
     "rollbackOf": ("rollback_of_id",),
     "rollbackTo": ("rollback_to_id",),
 }

@@ -32,6 +32,7 @@ from deploybot.schema.rollout import (
     DeployHookInput,
     HealthCheckInput,
     RollingUpdateInput,
+    camel_keys,
     rollout_options,
 )
 
@@ -173,15 +174,20 @@ class Deployment(Node):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    rollout_options: JSON | None = strawberry.field(
-        description="How it was asked to roll out: rollingUpdate, canaryPeriod, healthCheck,"
-        " hooks, rollbackOnFailure."
-    )
     base_url: strawberry.Private[str]
+
+    @strawberry.field(
+        name="rolloutOptions",
+        description="How it was asked to roll out: rollbackOnFailure, rollingUpdate,"
+        " canaryPeriod, healthCheck, preDeployHooks, postDeployHooks.",
+    )
+    def rollout_document(self) -> JSON | None:
+        document: JSON | None = camel_keys(self.__dict__.get("rollout_options"))
+        return document
 
     @strawberry.field(description="Whether a failed rollout puts the last good deployment back.")
     def rollback_on_failure(self) -> bool:
-        options: dict[str, Any] = self.rollout_options or {}  # type: ignore[assignment]
+        options = self.__dict__.get("rollout_options") or {}
         return bool(options.get("rollback_on_failure", True))
 
     @strawberry.field(description="A rollback: the deployment that ran when it was asked for.")
