@@ -3,6 +3,7 @@ rollout, and the `rollback` mutation to a chosen earlier version."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from tests.conftest import DOCKER, docker, remove_stack, service_inspect
 from tests.e2e.test_deploy_swarm import DOCKERFILE, http_text, outcome
 from tests.gitserver import GitServer
-from tests.servers import Client, free_port
+from tests.servers import Client, ServerProcess, free_port
 
 FIELDS = """
   id number state version trigger errorCode errorMessage logsUrl rollbackOnFailure
@@ -76,6 +77,13 @@ def deployed(client: Client, mutation: str, **input: Any) -> dict[str, Any]:
     payload = client.query(mutation, {"input": input})[name]
     assert payload["userErrors"] == [], payload["userErrors"]
     return wait_final(client, payload["deployment"]["id"])
+
+
+def application_state(server: ServerProcess, application: str) -> str | None:
+    """The Application row's live state, read from the server's own SQLite database."""
+    with sqlite3.connect(server.workdir / "deploybot.db", timeout=30) as db:
+        row = db.execute("SELECT state FROM application WHERE name = ?", (application,)).fetchone()
+    return str(row[0]) if row else None
 
 
 def steps(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -173,13 +181,25 @@ def test_failing_pre_deploy_hook_changes_nothing(client: Client, web: dict[str, 
     assert "[pre-deploy:web] cannot migrate" in httpx.get(done["logsUrl"]).text
 
 
-def test_unhealthy_rollout_rolls_the_stack_back(client: Client, web: dict[str, Any]) -> None:
+def test_unhealthy_rollout_rolls_the_stack_back(
+    client: Client, web: dict[str, Any], deploy_server: ServerProcess
+) -> None:
     good = deployed(client, DEPLOY, repositoryUrl=web["url"], commitSha=web["b"])
     assert good["state"] == "SUCCESS", outcome(good)
     assert http_text(web["port"]) == "B"
     web["b_number"] = good["number"]
 
-    done = deployed(client, DEPLOY, repositoryUrl=web["url"], commitSha=web["c"])
+    payload = client.query(DEPLOY, {"input": {"repositoryUrl": web["url"], "commitSha": web["c"]}})
+    queued = payload["deploy"]["deployment"]
+    seen: list[str | None] = []
+    while client.query(GET, {"id": queued["id"]})["deployment"]["state"] in (
+        "QUEUED", "IN_PROGRESS"
+    ):  # fmt: skip
+        seen.append(application_state(deploy_server, "ro-web"))
+        time.sleep(0.2)
+    done = wait_final(client, queued["id"])
+    assert "ROLLING_BACK" in seen, seen
+    assert application_state(deploy_server, "ro-web") == "HEALTHY"
     assert done["state"] == "ROLLED_BACK", outcome(done)
     assert done["errorCode"] == "ROLLOUT_FAILED"
     assert "unhealthy container" in done["errorMessage"]
@@ -231,7 +251,9 @@ def test_rollback_to_a_chosen_version(client: Client, web: dict[str, Any]) -> No
     assert done["rollbackTo"] == {"number": web["a_number"], "version": "ro-a"}
     assert done["rollbackOf"] == {"number": web["b_number"], "version": "ro-b"}
     assert [s["name"] for s in done["steps"]] == ["rollout", "converge"]
-    assert "build" not in httpx.get(done["logsUrl"]).text.split("==>")[1:]
+    raw = httpx.get(done["logsUrl"]).text
+    assert f"rollback to #{web['a_number']} (ro-a)" in raw
+    assert "restored service ro-web_web" in raw and "==> build" not in raw
     assert http_text(web["port"]) == "A"
     assert done["services"][0]["image"].endswith(done["services"][0]["digest"])
 
