@@ -20,7 +20,7 @@ from tests.e2e.test_rollback import DEPLOY, deployed, steps
 from tests.gitserver import GitServer
 from tests.servers import Client
 
-APPS = ("ro-recreate", "ro-bg", "ro-canary")
+APPS = ("ro-rolling", "ro-recreate", "ro-bg", "ro-canary")
 REPLICAS = 2
 
 
@@ -70,6 +70,38 @@ def first_then(
     with TaskTimeline(services) as timeline:
         done = deployed(client, DEPLOY, commitSha=repo["b"], **source, **second)
     return done, timeline
+
+
+def test_rolling_follows_the_requested_update_config(client: Client, repo: dict[str, Any]) -> None:
+    done, timeline = first_then(
+        client,
+        repo,
+        "ro-rolling",
+        ["ro-rolling_web"],
+        rollingUpdate={
+            "parallelism": 1,
+            "delay": 2,
+            "order": "STOP_FIRST",
+            "failureAction": "ROLLBACK",
+        },
+    )
+    assert done["state"] == "SUCCESS", outcome(done)
+    old = timeline.of("ro-rolling_web", ":ro-v1@")
+    new = timeline.of("ro-rolling_web", ":ro-v2@")
+    assert len(old) == REPLICAS and len(new) == REPLICAS, timeline.tasks
+    # One slot at a time, stop-first: a slot's old task ends before its new one starts,
+    # the other slot keeps running meanwhile, and the next batch waits out the delay.
+    for task in old:
+        twin = next(t for t in new if t.slot == task.slot)
+        assert task.ended_at is not None and twin.running_at is not None
+        assert task.ended_at <= twin.running_at
+    first, second = sorted(new, key=lambda t: t.running_at or 0)
+    assert (second.created or 0) - (first.running_at or 0) >= 1.95
+    moments = sorted(m for t in old + new for m in (t.running_at, t.ended_at) if m is not None)
+    assert min(timeline.running_at(m, old + new) for m in moments) >= REPLICAS - 1
+    update: Any = service_inspect("ro-rolling_web")["Spec"]["UpdateConfig"]
+    assert update["Parallelism"] == 1 and update["Delay"] == 2 * 10**9
+    assert (update["Order"], update["FailureAction"]) == ("stop-first", "rollback")
 
 
 def test_recreate_stops_every_old_task_before_any_new_one_starts(
