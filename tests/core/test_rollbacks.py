@@ -154,3 +154,12 @@ async def test_application_state_through_a_rollback(database: Database) -> None:
     steps = (await core.steps_for(database, [failed_id]))[failed_id]
     assert [s.name for s in steps] == ["rollback"]
     assert (await rollbacks.last_good_deployment(database, "ro-core", "test")).id == current
+
+
+async def test_image_availability_asks_the_node_then_the_registry(
+    settings: Settings, registry: str
+) -> None:
+    preflight = Preflight(settings)
+    assert await preflight.image_available(BASE_IMAGE) is True  # on the node
+    assert await preflight.image_available(f"{registry}/ro-gone/web:1") is False
+    assert await preflight.image_available("bad::reference") is False

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from aiodocker.exceptions import DockerError
+
 from deploybot.config import Settings
 from deploybot.core.deployments import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.errors import DeploybotError, ErrorCode
@@ -158,6 +160,8 @@ class Preflight:
             return bool(tag or digest) and await swarm.distribution(image) is not None
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
+        except DockerError:  # a reference the engine can't parse can't run either
+            return False
         finally:
             await swarm.close()
 
