@@ -222,16 +222,32 @@ def test_unhealthy_rollout_rolls_the_stack_back(
     assert current == [{"number": good["number"]}]
 
 
-def test_failing_health_url_without_rollback_is_a_failure(
+def test_failing_health_url_rolls_back_unless_told_not_to(
     client: Client, web: dict[str, Any]
 ) -> None:
+    check = {"timeout": 1, "interval": 0.5, "retries": 2}
+    rolled = deployed(
+        client,
+        DEPLOY,
+        repositoryUrl=web["url"],
+        commitSha=web["d"],
+        healthCheckUrl="/missing.html",
+        healthCheck=check,
+    )
+    assert rolled["state"] == "ROLLED_BACK", outcome(rolled)
+    assert rolled["errorCode"] == "HEALTH_CHECK_FAILED"
+    assert steps(rolled)["health"]["status"] == "FAILED"
+    assert steps(rolled)["rollback"]["status"] == "COMPLETED"
+    assert rolled["rollbackTo"]["number"] == web["b_number"]
+    assert http_text(web["port"]) == "B"
+
     done = deployed(
         client,
         DEPLOY,
         repositoryUrl=web["url"],
         commitSha=web["d"],
         healthCheckUrl=f"http://127.0.0.1:{web['port']}/missing.html",
-        healthCheck={"timeout": 1, "interval": 0.5, "retries": 2},
+        healthCheck=check,
         rollbackOnFailure=False,
     )
     assert done["state"] == "FAILURE", outcome(done)
