@@ -1,7 +1,7 @@
 """admission: idempotency keys unique, request fingerprint, dependencies, cancel requests
 
 Revision ID: 0003_admission
-Revises: 0001
+Revises: 0002_rollout
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import deploybot.db.types
 
 revision: str = "0003_admission"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_rollout"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

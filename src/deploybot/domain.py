@@ -65,6 +65,11 @@ class StepName(enum.Enum):
     PUSH = "push"
     ROLLOUT = "rollout"
     CONVERGE = "converge"
+    PRE_DEPLOY = "pre-deploy"
+    CANARY = "canary"
+    HEALTH = "health"
+    POST_DEPLOY = "post-deploy"
+    ROLLBACK = "rollback"
 
 
 class LogSource(enum.Enum):

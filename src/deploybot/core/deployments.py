@@ -26,6 +26,7 @@ from deploybot.core.filters import (
     is_glob,
     sha_prefix,
 )
+from deploybot.core.rollout_options import RolloutOptions, check_options
 from deploybot.db.engine import Database
 from deploybot.db.models import Application, Deployment, DeploymentStep, ServiceRollout
 from deploybot.db.types import utcnow
@@ -82,6 +83,7 @@ class DeployRequest:
     queue: bool = False
     dependencies: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
+    rollout: RolloutOptions = field(default_factory=RolloutOptions)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ class SourceInspector(Protocol):
     ) -> SourceInfo: ...
 
     async def inspect_image(self, image: str) -> ImageInfo: ...
+
+    async def image_available(self, image: str) -> bool:
+        """Whether a recorded image reference can still run (registry or the node)."""
+        ...
 
 
 def application_name_from(repository_url: str | None, image: str | None) -> str:
@@ -178,6 +184,7 @@ def _validate(request: DeployRequest, settings: Settings) -> None:
     bad = [d for d in request.dependencies if not _NAME_RE.match(d)]
     if bad:
         fail("dependencies", f"{bad[0]!r} is not an application name")
+    errors.extend(check_options(request.rollout))
     if errors:
         raise ValidationFailed(errors)
 
@@ -188,14 +195,15 @@ def check_request(request: DeployRequest, settings: Settings) -> None:
 
 
 def plan_steps(request: DeployRequest, *, builds: bool, has_registry: bool) -> list[StepName]:
+    before, after = request.rollout.steps_around(request.strategy)
     if request.image:
-        return [StepName.FETCH, StepName.ROLLOUT, StepName.CONVERGE]
+        return [StepName.FETCH, *before, StepName.ROLLOUT, StepName.CONVERGE, *after]
     steps = [StepName.FETCH]
     if builds:
         steps.append(StepName.BUILD)
         if has_registry:
             steps.append(StepName.PUSH)
-    return [*steps, StepName.ROLLOUT, StepName.CONVERGE]
+    return [*steps, *before, StepName.ROLLOUT, StepName.CONVERGE, *after]
 
 
 @dataclass(frozen=True)
@@ -327,6 +335,7 @@ async def _admit(
             references=list(request.references),
             original_request=request.original_request,
             mapped_request=request.mapped_request,
+            rollout_options=request.rollout.to_json(),
             state=DeploymentState.QUEUED,
             created_at=now,
             updated_at=now,
@@ -607,6 +616,9 @@ async def finish_deployment(
             app.repository_url = deployment.repository_url or app.repository_url
             app.stack_file = deployment.stack_file or app.stack_file
             app.state = ApplicationState.HEALTHY
+            app.health = Health.HEALTHY
+        elif state is DeploymentState.ROLLED_BACK:
+            app.state = ApplicationState.HEALTHY  # the last good deployment runs again
             app.health = Health.HEALTHY
         elif swarm_changed and state is not DeploymentState.CANCELLED:
             app.state = ApplicationState.FAILED

@@ -107,6 +107,8 @@ class Deployment(SQLModel, table=True):
         default=None, sa_column=Column(BigIntKey, ForeignKey("deployment.id"), nullable=True)
     )
     release_id: int | None = Field(default=None, sa_type=BigIntKey)
+    rollback_to_id: int | None = Field(default=None, sa_type=BigIntKey)
+    rollout_options: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
     runner_id: str | None = Field(default=None, sa_type=String(100))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -25,6 +25,7 @@ from deploybot.schema.deployments import (
     DeployPayload,
 )
 from deploybot.schema.enums import OrderDirection
+from deploybot.schema.rollout import plain
 
 
 def deployment_number(value: str, environment: str) -> int | None:
@@ -58,6 +59,10 @@ _DERIVED: dict[str, tuple[str, ...]] = {
     "logs": (),
     "__typename": (),
     "duration": ("started_at", "finished_at"),
+    "rollbackOnFailure": ("rollout_options",),
+    "rolloutOptions": ("rollout_options",),
+    "rollbackOf": ("rollback_of_id",),
+    "rollbackTo": ("rollback_to_id",),
 }
 _COLUMN_OF = {
     column.name.split("_")[0] + "".join(p.title() for p in column.name.split("_")[1:]): column.name
@@ -144,7 +149,7 @@ async def deployments(
 
 def _original_request(input: DeployInput) -> dict[str, Any]:
     raw = {
-        k: v.value if hasattr(v, "value") else v
+        k: plain(v)
         for k, v in dataclasses.asdict(input).items()  # type: ignore[call-overload]
         if v is not None
     }

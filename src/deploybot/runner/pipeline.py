@@ -21,9 +21,18 @@ from deploybot.config import Settings
 from deploybot.core import deployments as core
 from deploybot.core.applications import check_dependencies
 from deploybot.core.logs import LogWriter
+from deploybot.core.rollout_options import RolloutOptions
 from deploybot.db.engine import Database
 from deploybot.db.types import utcnow
-from deploybot.domain import DeploymentState, LogSource, LogStream, StepName, StepStatus
+from deploybot.domain import (
+    DeploymentState,
+    DeploymentStrategy,
+    DeploymentTrigger,
+    LogSource,
+    LogStream,
+    StepName,
+    StepStatus,
+)
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.runner.build import (
@@ -43,7 +52,15 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.git import GitError, MirrorCache, ResolvedCommit
+from deploybot.runner.phases import (
+    canary_step,
+    health_step,
+    hooks_step,
+    remove_services,
+    stop_old_tasks,
+)
 from deploybot.runner.preflight import load_stack, stack_env
+from deploybot.runner.restore import roll_back_on_failure, run_rollback
 from deploybot.runner.stack import (
     NetworkSpec,
     StackFile,
@@ -53,6 +70,7 @@ from deploybot.runner.stack import (
     single_service_stack,
 )
 from deploybot.runner.status import SwarmStatus
+from deploybot.runner.strategies import with_strategy
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 logger = logging.getLogger(__name__)
@@ -92,6 +110,7 @@ class DeploymentRun:
     digests: dict[str, str] = field(default_factory=dict)
     swarm_changed: bool = False
     cancel: CancelWatch | None = None
+    canaries: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> int:
@@ -286,27 +305,43 @@ class DeploymentRun:
     ) -> None:
         namespace = self.record.application
         settings = self.ctx.settings
+        options = RolloutOptions.from_json(self.record.rollout_options)
+        strategy = self.record.strategy
         watches: list[ServiceWatch] = []
         followers: list[asyncio.Task[None]] = []
+        await self._check_dependencies()  # again: they may have changed since the request
+        try:
+            specs = service_specs(
+                stack,
+                namespace,
+                self.images,
+                self._labels(),
+                default_endpoint_mode=settings.endpoint_mode,
+                default_publish_mode=settings.publish_mode,
+            )
+            networks = network_specs(stack, namespace)
+        except StackFileError as exc:
+            raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
+        bodies = {
+            spec.service: with_strategy(
+                (replace or {}).get(spec.service) or spec.spec, strategy, options.rolling_update
+            )
+            for spec in specs
+        }
+        if options.pre_deploy_hooks or strategy is DeploymentStrategy.CANARY:
+            await self._networks(networks)
+        if options.pre_deploy_hooks:
+            await hooks_step(self, StepName.PRE_DEPLOY, options.pre_deploy_hooks, bodies)
+        if strategy is DeploymentStrategy.CANARY:
+            self.canaries = await canary_step(self, bodies, options.canary_period)
         since = time.time() - 1
         async with self.step(StepName.ROLLOUT) as result:
-            await self._check_dependencies()
-            try:
-                specs = service_specs(
-                    stack,
-                    namespace,
-                    self.images,
-                    self._labels(),
-                    default_endpoint_mode=settings.endpoint_mode,
-                    default_publish_mode=settings.publish_mode,
-                )
-                networks = network_specs(stack, namespace)
-            except StackFileError as exc:
-                raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
             await self._networks(networks)
+            if strategy is DeploymentStrategy.RECREATE:
+                await stop_old_tasks(self, bodies)
             kept: set[str] = set()
             for spec in specs:
-                body = (replace or {}).get(spec.service) or spec.spec
+                body = bodies[spec.service]
                 existing = await self.swarm.find_service(spec.name)
                 known = await snapshot_tasks(self.swarm, existing["ID"]) if existing else set()
                 service_id, created = await self._deploy_service(spec.name, body, networks)
@@ -374,6 +409,11 @@ class DeploymentRun:
             for task in followers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await remove_services(self, self.canaries)
+        if options.health_check:
+            await health_step(self, options.health_check, bodies, watches)
+        if options.post_deploy_hooks:
+            await hooks_step(self, StepName.POST_DEPLOY, options.post_deploy_hooks, bodies)
 
     async def _check_dependencies(self) -> None:
         """Seed 002's dependencies, checked again just before the Swarm is changed."""
@@ -470,11 +510,18 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
             )
             assert run.cancel is not None
             try:
-                await run.cancel.run(run.run_image() if record.image else run.run_git())
+                if record.trigger is DeploymentTrigger.ROLLBACK:
+                    work = run_rollback(run)
+                elif record.image:
+                    work = run.run_image()
+                else:
+                    work = run.run_git()
+                await run.cancel.run(work)
             except DeploymentCancelled as exc:
                 state, message = DeploymentState.CANCELLED, exc.message
             except StepFailure as exc:
                 state, code, message = exc.state, exc.code, exc.message
+                state, code, message = await roll_back_on_failure(run, state, code, message)
             except DockerUnavailable as exc:
                 state, code = DeploymentState.ERROR, ErrorCode.DOCKER_UNAVAILABLE
                 message = f"Docker is unavailable: {exc}"
@@ -483,6 +530,8 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
                 state, code = DeploymentState.ERROR, ErrorCode.INTERNAL_ERROR
                 message = f"internal error: {type(exc).__name__}: {exc}"
             finally:
+                with contextlib.suppress(Exception):
+                    await remove_services(run, run.canaries)  # a rollout that failed early
                 await swarm.close()
             if message:
                 run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)

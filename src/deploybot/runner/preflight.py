@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from aiodocker.exceptions import DockerError
+
 from deploybot.config import Settings
 from deploybot.core.deployments import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
@@ -149,6 +151,22 @@ class Preflight:
             return await image_info(swarm, image)
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
+        finally:
+            await swarm.close()
+
+    async def image_available(self, image: str) -> bool:
+        """A rollback's image can still run: the node has it, or its registry does."""
+        swarm = Swarm(self.settings.docker_host)
+        try:
+            repo, tag, digest = split_image(image)
+            for local in (image, f"{repo}@{digest}" if digest else None):
+                if local and await swarm.image(local) is not None:
+                    return True
+            return bool(tag or digest) and await swarm.distribution(image) is not None
+        except DockerUnavailable as exc:
+            raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
+        except DockerError:  # a reference the engine can't parse can't run either
+            return False
         finally:
             await swarm.close()
 

@@ -9,12 +9,20 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
-from deploybot.resolvers import admission, applications, deployments, node, subscriptions
+from deploybot.resolvers import (
+    admission,
+    applications,
+    deployments,
+    node,
+    rollbacks,
+    subscriptions,
+)
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
 from deploybot.schema.deployments import Deployment, DeploymentConnection, DeployPayload
 from deploybot.schema.execution import Executor
+from deploybot.schema.rollbacks import RollbackPayload
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -52,6 +60,10 @@ class Mutation:
     cancel_deployment: CancelDeploymentPayload = strawberry.mutation(
         resolver=admission.cancel_deployment,
         description="Cancel a queued deployment at once, or ask a running one to stop.",
+    )
+    rollback: RollbackPayload = strawberry.mutation(
+        resolver=rollbacks.rollback,
+        description="Queue a deployment that puts an earlier deployment's recorded stack back.",
     )
 
 

@@ -28,6 +28,13 @@ from deploybot.schema.enums import (
     OrderDirection,
     StepStatus,
 )
+from deploybot.schema.rollout import (
+    DeployHookInput,
+    HealthCheckInput,
+    RollingUpdateInput,
+    camel_keys,
+    rollout_options,
+)
 
 T = TypeVar("T")
 
@@ -178,6 +185,31 @@ class Deployment(Node):
     finished_at: datetime | None
     base_url: strawberry.Private[str]
 
+    @strawberry.field(
+        name="rolloutOptions",
+        description="How it was asked to roll out: rollbackOnFailure, rollingUpdate,"
+        " canaryPeriod, healthCheck, preDeployHooks, postDeployHooks.",
+    )
+    def rollout_document(self) -> JSON | None:
+        document: JSON | None = camel_keys(self.__dict__.get("rollout_options"))
+        return document
+
+    @strawberry.field(description="Whether a failed rollout puts the last good deployment back.")
+    def rollback_on_failure(self) -> bool:
+        options = self.__dict__.get("rollout_options") or {}
+        return bool(options.get("rollback_on_failure", True))
+
+    @strawberry.field(description="A rollback: the deployment that ran when it was asked for.")
+    async def rollback_of(self, info: Info) -> Deployment | None:
+        return await _linked(info, self.__dict__.get("rollback_of_id"))
+
+    @strawberry.field(
+        description="The earlier deployment whose stack this one put back: a rollback's"
+        " target, or what a failed deployment's automatic rollback restored."
+    )
+    async def rollback_to(self, info: Info) -> Deployment | None:
+        return await _linked(info, self.__dict__.get("rollback_to_id"))
+
     @strawberry.field(description="The raw log as plain text.")
     def logs_url(self) -> str:
         return f"{self.base_url}/deployments/{self.number}/logs"
@@ -240,6 +272,13 @@ class Deployment(Node):
         fields["error_code"] = ErrorCode(code) if code else None
         fields["base_url"] = base_url
         return obj
+
+
+async def _linked(info: Info, number: int | None) -> Deployment | None:
+    if number is None:
+        return None
+    row = await core.get_deployment(info.context.db, number)
+    return Deployment.from_row(row, info.context.base_url) if row else None
 
 
 @strawberry.type
@@ -340,6 +379,31 @@ class DeployInput:
         description="A retry with the same key gets the same deployment back; the same key"
         " with a different request is IDEMPOTENCY_KEY_REUSED.",
     )
+    rollback_on_failure: bool = strawberry.field(
+        default=True,
+        description="When the rollout fails to converge or its health checks fail, put the"
+        " whole stack back to the last good deployment (ROLLED_BACK); false: FAILURE, as is.",
+    )
+    rolling_update: RollingUpdateInput | None = strawberry.field(
+        default=None, description="Update settings of ROLLING (and of CANARY after the canary)."
+    )
+    canary_period: float | None = strawberry.field(
+        default=None, description="CANARY: seconds the canary task must run healthy (10)."
+    )
+    health_check_url: str | None = strawberry.field(
+        default=None,
+        description="Polled after the rollout: an http(s) URL, or a path on the stack's"
+        " published port on 127.0.0.1.",
+    )
+    health_check: HealthCheckInput | None = strawberry.field(
+        default=None, description="Timeout, interval and retries of healthCheckUrl."
+    )
+    pre_deploy_hooks: list[DeployHookInput] | None = strawberry.field(
+        default=None, description="Run in the new image before any service changes."
+    )
+    post_deploy_hooks: list[DeployHookInput] | None = strawberry.field(
+        default=None, description="Run in the new image after the rollout is healthy."
+    )
     client_mutation_id: str | None = None
 
     def to_core(self, original: dict[str, Any]) -> core.DeployRequest:
@@ -360,6 +424,15 @@ class DeployInput:
             queue=self.queue,
             dependencies=list(self.dependencies or []),
             idempotency_key=self.idempotency_key,
+            rollout=rollout_options(
+                rollback_on_failure=self.rollback_on_failure,
+                rolling_update=self.rolling_update,
+                canary_period=self.canary_period,
+                health_check_url=self.health_check_url,
+                health_check=self.health_check,
+                pre_deploy_hooks=self.pre_deploy_hooks,
+                post_deploy_hooks=self.post_deploy_hooks,
+            ),
         )
 
 

@@ -1,0 +1,209 @@
+"""Put an earlier deployment's recorded stack back on the Swarm: every service's whole spec
+as it ran then (images by digest, nothing rebuilt); services it did not have are removed.
+
+Two callers: a failed rollout with `rollbackOnFailure` restores the application's
+last good deployment inside its own run (a `rollback` step; the deployment ends
+ROLLED_BACK), and a `rollback` request runs as a deployment of its own
+(trigger ROLLBACK: rollout, converge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from deploybot.core import deployments as core
+from deploybot.core import rollbacks
+from deploybot.core.rollout_options import RolloutOptions
+from deploybot.db.types import utcnow
+from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
+from deploybot.errors import ErrorCode
+from deploybot.runner.converge import (
+    ConvergeFailed,
+    ConvergeTimeout,
+    ServiceWatch,
+    snapshot_tasks,
+    wait_converged,
+)
+from deploybot.runner.strategies import NAMESPACE_LABEL
+
+if TYPE_CHECKING:
+    from deploybot.runner.pipeline import DeploymentRun
+
+logger = logging.getLogger(__name__)
+
+Outcome = tuple[DeploymentState, ErrorCode | None, str | None]
+
+
+async def _networks(run: DeploymentRun, spec: dict[str, Any], namespace: str) -> None:
+    """The overlay networks a recorded spec attaches to (a removed stack lost them)."""
+    for attachment in spec.get("TaskTemplate", {}).get("Networks") or []:
+        name = str(attachment.get("Target", ""))
+        if name and not await run.swarm.network_exists(name):
+            body = {
+                "Name": name,
+                "Driver": "overlay",
+                "Attachable": False,
+                "Labels": {NAMESPACE_LABEL: namespace},
+            }
+            await run.swarm.ensure_network(name, body)
+
+
+async def apply_recorded(
+    run: DeploymentRun, rows: list[Any], *, record: bool
+) -> tuple[list[ServiceWatch], list[asyncio.Task[None]]]:
+    """Deploy each recorded spec; remove the stack's other services. `record` saves them as
+    this deployment's services (a rollback deployment), else they are only applied."""
+    namespace = run.record.application
+    kept: set[str] = set()
+    watches: list[ServiceWatch] = []
+    followers: list[asyncio.Task[None]] = []
+    since = time.time() - 1
+    for row in sorted(rows, key=lambda r: str(r.service)):
+        body = copy.deepcopy(row.spec)
+        if record:
+            body.setdefault("Labels", {})["com.deploybot.deployment"] = str(run.id)
+        await _networks(run, body, namespace)
+        existing = await run.swarm.find_service(body["Name"])
+        known = await snapshot_tasks(run.swarm, existing["ID"]) if existing else set()
+        service_id, created = await run._deploy_service(body["Name"], body, [])
+        run.swarm_changed = True
+        kept.add(service_id)
+        run.say(f"{'created' if created else 'restored'} service {body['Name']}: {row.image}")
+        if record:
+            await core.save_service_rollout(
+                run.ctx.db,
+                run.id,
+                row.service,
+                swarm_name=body["Name"],
+                swarm_id=service_id,
+                image=row.image,
+                digest=row.digest,
+                version=row.version,
+                spec=body,
+                state="updating",
+                started_at=utcnow(),
+            )
+        watches.append(ServiceWatch(row.service, service_id, known_tasks=known))
+        followers.append(asyncio.create_task(run._follow(service_id, row.service, since)))
+    for service in await run.swarm.stack_services(namespace):
+        if service["ID"] not in kept:
+            await run.swarm.remove_service(service["ID"])
+            run.say(f"removed service {service['Spec']['Name']} (not in the restored stack)")
+    return watches, followers
+
+
+async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: bool) -> str:
+    settings = run.ctx.settings
+    await asyncio.sleep(0.3)  # let Swarm register the update before judging it
+    try:
+        await wait_converged(
+            run.swarm,
+            watches,
+            timeout=settings.converge_timeout,
+            stable=settings.converge_stable_seconds,
+            on_change=run._progress,
+        )
+    finally:
+        if record:
+            for watch in watches:
+                await core.save_service_rollout(
+                    run.ctx.db,
+                    run.id,
+                    watch.service,
+                    replicas_desired=watch.desired,
+                    replicas_running=watch.running,
+                    replicas_healthy=watch.running,
+                    nodes=watch.nodes,
+                    state="converged" if watch.converged else "failed",
+                    error="; ".join(watch.errors[-3:]) or None,
+                    finished_at=utcnow(),
+                )
+    return ", ".join(f"{w.service} {w.running}/{w.desired}" for w in watches)
+
+
+async def stop_following(followers: list[asyncio.Task[None]]) -> None:
+    await asyncio.sleep(0.2)  # the last lines of the tasks
+    for task in followers:
+        task.cancel()
+    for task in followers:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def roll_back_on_failure(
+    run: DeploymentRun, state: DeploymentState, code: ErrorCode | None, message: str | None
+) -> Outcome:
+    """After a failed rollout that changed the Swarm: put the last good deployment back
+    (the whole stack), unless the request said `rollbackOnFailure: false`."""
+    if state is not DeploymentState.FAILURE or not run.swarm_changed:
+        return state, code, message
+    db = run.ctx.db
+    record = run.record
+    if not RolloutOptions.from_json(record.rollout_options).rollback_on_failure:
+        run.say("rollbackOnFailure is false: the stack stays as the failed rollout left it")
+        return state, code, message
+    good = await rollbacks.last_good_deployment(db, record.application, record.environment)
+    rows = await rollbacks.restorable_services(db, good.id) if good is not None else []
+    if good is None or not rows:
+        run.say("no earlier successful deployment to roll back to", LogStream.STDERR)
+        return state, code, message
+    await rollbacks.add_step(db, run.id, StepName.ROLLBACK)
+    await rollbacks.set_application_state(
+        db, record.application, record.environment, ApplicationState.ROLLING_BACK
+    )
+    run.say(f"rolling the whole stack back to #{good.id} ({good.version}) after: {message}")
+    followers: list[asyncio.Task[None]] = []
+    try:
+        async with run.step(StepName.ROLLBACK) as result:
+            watches, followers = await apply_recorded(run, rows, record=False)
+            replicas = await converge(run, watches, record=False)
+            result["message"] = f"restored #{good.id} ({good.version}): {replicas}"
+    except Exception as exc:  # whatever stopped the rollback, the deployment says so
+        logger.warning("rollback of deployment %s failed: %s", run.id, exc)
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        return (
+            DeploymentState.FAILURE,
+            ErrorCode.ROLLBACK_FAILED,
+            f"{message}; rolling back to {good.version} failed: {reason}",
+        )
+    finally:
+        await stop_following(followers)
+    await rollbacks.record_restored(db, run.id, int(good.id))
+    return (
+        DeploymentState.ROLLED_BACK,
+        code,
+        f"{message}; rolled back to {good.version} (deployment #{good.id})",
+    )
+
+
+async def run_rollback(run: DeploymentRun) -> None:
+    """A `rollback` request: its target's recorded stack, as a deployment of its own."""
+    from deploybot.runner.pipeline import StepFailure
+
+    db = run.ctx.db
+    record = run.record
+    target = record.rollback_to_id
+    rows = await rollbacks.restorable_services(db, int(target)) if target is not None else []
+    if not rows:
+        raise StepFailure(ErrorCode.BACKUP_NOT_FOUND, f"deployment #{target} recorded no specs")
+    await rollbacks.set_application_state(
+        db, record.application, record.environment, ApplicationState.ROLLING_BACK
+    )
+    run.say(f"rollback to #{target} ({record.version}): {len(rows)} recorded service spec(s)")
+    followers: list[asyncio.Task[None]] = []
+    try:
+        async with run.step(StepName.ROLLOUT) as result:
+            watches, followers = await apply_recorded(run, rows, record=True)
+            result["message"] = f"{len(rows)} service(s) of #{target} on stack {record.application}"
+        async with run.step(StepName.CONVERGE) as result:
+            try:
+                result["message"] = await converge(run, watches, record=True)
+            except (ConvergeFailed, ConvergeTimeout) as exc:
+                raise StepFailure(ErrorCode.ROLLBACK_FAILED, str(exc)) from exc
+    finally:
+        await stop_following(followers)

@@ -1,0 +1,101 @@
+"""Deployment strategies as Swarm service specs (README, "Strategies", says the same).
+
+- ROLLING: Swarm's rolling update; `UpdateConfig` is the stack file's
+  `deploy.update_config`, with the request's `rollingUpdate` fields over it,
+  and `parallelism 1, stop-first, pause` when neither says.
+- RECREATE: the runner first scales every replicated service of the stack to
+  0 and waits until no old task runs, then deploys the new specs (all at once).
+- BLUE_GREEN: `UpdateConfig{Parallelism: 0, Order: start-first}`: Swarm starts
+  every new task (green) beside the old ones (blue), waits until each is
+  running, and healthy where the image has a healthcheck, and only then stops
+  the old ones; the running count never drops below the desired count. One
+  service keeps one name, DNS entry and Swarm history, which a blue and a green
+  service swapped by hand would not (Swarm cannot rename a service).
+- CANARY: a `<service>-canary` service with one task of the new spec (no
+  published ports, the service's network aliases, no restarts) runs beside the
+  old tasks for the canary period; it must stay running and healthy for that
+  long. Then the service is updated as ROLLING and the canary removed; a canary
+  that fails is removed and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from deploybot.core.rollout_options import RollingUpdate
+from deploybot.domain import DeploymentStrategy
+
+NS = 1_000_000_000
+CANARY_LABEL = "com.deploybot.canary-of"
+NAMESPACE_LABEL = "com.docker.stack.namespace"
+
+
+def _rolling(base: dict[str, Any] | None, rolling: RollingUpdate | None) -> dict[str, Any]:
+    config = dict(base or {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"})
+    if rolling is None:
+        return config
+    if rolling.parallelism is not None:
+        config["Parallelism"] = rolling.parallelism
+    if rolling.delay is not None:
+        config["Delay"] = int(rolling.delay * NS)
+    if rolling.order is not None:
+        config["Order"] = rolling.order
+    if rolling.failure_action is not None:
+        config["FailureAction"] = rolling.failure_action
+    if rolling.monitor is not None:
+        config["Monitor"] = int(rolling.monitor * NS)
+    return config
+
+
+def with_strategy(
+    spec: dict[str, Any], strategy: DeploymentStrategy, rolling: RollingUpdate | None
+) -> dict[str, Any]:
+    """The service spec with the `UpdateConfig` the strategy needs."""
+    body = copy.deepcopy(spec)
+    base = body.get("UpdateConfig")
+    if strategy in (DeploymentStrategy.ROLLING, DeploymentStrategy.CANARY):
+        body["UpdateConfig"] = _rolling(base, rolling)
+    elif strategy is DeploymentStrategy.BLUE_GREEN:
+        body["UpdateConfig"] = {
+            **(base or {}),
+            "Parallelism": 0,
+            "Order": "start-first",
+            "FailureAction": (base or {}).get("FailureAction") or "pause",
+        }
+        body["UpdateConfig"].pop("Delay", None)
+    else:
+        body["UpdateConfig"] = {**(base or {}), "Parallelism": 0, "Order": "stop-first"}
+        body["UpdateConfig"].pop("Delay", None)
+    return body
+
+
+def replicated(spec: dict[str, Any]) -> bool:
+    return "Replicated" in spec.get("Mode", {})
+
+
+def scaled_to_zero(spec: dict[str, Any]) -> dict[str, Any]:
+    """A running service's own spec with no replicas: RECREATE's first half."""
+    body = copy.deepcopy(spec)
+    body["Mode"] = {"Replicated": {"Replicas": 0}}
+    return body
+
+
+def image_of(spec: dict[str, Any]) -> str:
+    return str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", ""))
+
+
+def canary_spec(spec: dict[str, Any], service_name: str) -> dict[str, Any]:
+    """One task of the new spec beside the old service, reachable by the service's aliases."""
+    body = copy.deepcopy(spec)
+    body["Name"] = f"{service_name}-canary"
+    labels = {k: v for k, v in body.get("Labels", {}).items() if k != NAMESPACE_LABEL}
+    labels[CANARY_LABEL] = service_name
+    body["Labels"] = labels
+    body["Mode"] = {"Replicated": {"Replicas": 1}}
+    body["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
+    endpoint = body.get("EndpointSpec") or {}
+    body["EndpointSpec"] = {"Mode": endpoint.get("Mode", "dnsrr")}
+    body.pop("UpdateConfig", None)
+    body.pop("RollbackConfig", None)
+    return body
