@@ -42,6 +42,7 @@ from deploybot.runner.converge import (
 )
 from deploybot.runner.git import GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.preflight import load_stack, stack_env
+from deploybot.runner.releases import publish_release_of
 from deploybot.runner.stack import (
     NetworkSpec,
     StackFile,
@@ -451,6 +452,8 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
                 run.say("deployment succeeded")
     finally:
         beat.cancel()
+    if state is DeploymentState.SUCCESS:
+        await publish_release_of(ctx.db, ctx.settings, ctx.mirrors, record)
     await core.finish_deployment(
         ctx.db,
         ctx.bus,

@@ -9,9 +9,20 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
+from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import deployments, node
+from deploybot.resolvers import external_deployments as external_resolvers
+from deploybot.resolvers import releases as release_resolvers
 from deploybot.schema.common import Node, PublicError
+from deploybot.schema.delivery_metrics import DeliveryMetrics
 from deploybot.schema.deployments import Deployment, DeploymentConnection, DeployPayload
+from deploybot.schema.external_deployments import (
+    AddDeploymentResultPayload,
+    CurrentVersion,
+    RecordDeploymentPayload,
+    ReportDeploymentStatusPayload,
+)
+from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -26,6 +37,22 @@ class Query:
         resolver=deployments.deployments,
         description="The deployment history, newest first, filtered and keyset-paginated.",
     )
+    releases: ReleaseConnection = strawberry.field(
+        resolver=release_resolvers.releases,
+        description="The release catalogue, newest release first, filtered and keyset-paginated.",
+    )
+    latest_release: Release | None = strawberry.field(
+        resolver=release_resolvers.latest_release,
+        description="A component's newest release on a train (by release time or by semver).",
+    )
+    current_version: list[CurrentVersion] = strawberry.field(
+        resolver=external_resolvers.current_version,
+        description="What version of an application (and of each service) runs, per environment.",
+    )
+    delivery_metrics: DeliveryMetrics = strawberry.field(
+        resolver=metrics_resolvers.delivery_metrics,
+        description="Deployment frequency, lead time, change failure rate and time to restore.",
+    )
 
 
 @strawberry.type
@@ -33,6 +60,22 @@ class Mutation:
     deploy: DeployPayload = strawberry.mutation(
         resolver=deployments.deploy,
         description="Queue a deployment after checking its source; errors come as userErrors.",
+    )
+    publish_release: PublishReleasePayload = strawberry.mutation(
+        resolver=release_resolvers.publish_release,
+        description="Publish a component's version on a release train.",
+    )
+    record_deployment: RecordDeploymentPayload = strawberry.mutation(
+        resolver=external_resolvers.record_deployment,
+        description="Record a deployment another tool made (deploybot never runs it).",
+    )
+    report_deployment_status: ReportDeploymentStatusPayload = strawberry.mutation(
+        resolver=external_resolvers.report_deployment_status,
+        description="Move a recorded deployment to its next state (its own runner reports).",
+    )
+    add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
+        resolver=external_resolvers.add_deployment_result,
+        description="Attach a result to a deployment.",
     )
 
 
@@ -60,6 +103,6 @@ class Schema(strawberry.Schema):
 schema = Schema(
     query=Query,
     mutation=Mutation,
-    types=[Deployment],
+    types=[Deployment, Release],
     extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
 )
