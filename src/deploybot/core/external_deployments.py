@@ -111,10 +111,9 @@ class _Errors:
         """Start and end from what was given: a duration with one end gives the other."""
         start = self.time(f"{prefix}startedAt", started)
         end = self.time(f"{prefix}finishedAt", finished)
-        if duration is not None:
-            if duration < 0:
-                self.fail(f"{prefix}duration", "duration must not be negative")
-                return start, end
+        if duration is not None and duration < 0:
+            self.fail(f"{prefix}duration", "duration must not be negative")
+        elif duration is not None:
             if start is None and end is None:
                 end = default_end
             if start is not None and end is None:
