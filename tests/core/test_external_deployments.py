@@ -11,6 +11,7 @@ from sqlalchemy import update
 from deploybot.config import Settings
 from deploybot.core import deployments as core
 from deploybot.core import external_deployments as external
+from deploybot.core import releases
 from deploybot.core.current_versions import current_versions
 from deploybot.core.deployments import deployment_table
 from deploybot.core.external_deployments import RecordedService, RecordRequest
@@ -205,4 +206,7 @@ async def test_current_version_per_environment_and_service(database: Database) -
     states = {r["id"]: r["state"] for r in (await core.list_deployments(database, None)).rows}
     assert states[first] is DeploymentState.INACTIVE
     assert states[late] is DeploymentState.INACTIVE  # it never became current
+    late_release = await releases.latest_release(database, "rl-shop", "stable", by_semver=False)
+    assert late_release is not None and late_release.version == "1.1"
+    assert await releases.find_release(database, "rl-shop", "stable", "0.9") is not None
     assert await current_versions(database, "rl-shop", "staging") == []

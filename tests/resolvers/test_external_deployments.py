@@ -222,12 +222,12 @@ async def test_a_release_managers_questions(database: Database, api: Client) -> 
     assert api.query(CURRENT, {"application": "rl-nothing"})["currentVersion"] == []
 
     past = api.query(
-        '{ deployments(filter: {applications: ["rl-shop"]}) { nodes { version state } } }'
+        '{ deployments(filter: {applications: ["rl-shop"]}) { nodes { version state hosts } } }'
     )["deployments"]["nodes"]
     assert past == [
-        {"version": "1.6.0", "state": "FAILURE"},
-        {"version": "1.5.0", "state": "SUCCESS"},
-        {"version": "1.4.0", "state": "INACTIVE"},
+        {"version": "1.6.0", "state": "FAILURE", "hosts": []},
+        {"version": "1.5.0", "state": "SUCCESS", "hosts": ["web-3"]},
+        {"version": "1.4.0", "state": "INACTIVE", "hosts": ["lb-1", "web-1", "web-2", "job-1"]},
     ]
 
 

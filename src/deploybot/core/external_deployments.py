@@ -252,6 +252,8 @@ async def record_deployment(
     bus.publish(DeploymentEvent(deployment_id, state.value, "created"))
     if state is DeploymentState.SUCCESS:
         await _settle_success(db, bus, settings, deployment_id, finished_at)
+    elif state is DeploymentState.INACTIVE:  # not current, but still a release that happened
+        await releases.publish_deployment_release(db, settings, deployment_id, branch=request.ref)
     record = await core.get_deployment(db, deployment_id)
     assert record is not None
     return record
