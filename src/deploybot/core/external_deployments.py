@@ -40,7 +40,8 @@ _SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 #: States an outside reporter may set; INACTIVE is deploybot's (a newer success retires one).
 REPORTABLE = frozenset(s for s in DeploymentState if s is not DeploymentState.INACTIVE)
 
-#: Legal moves of a recorded deployment; a final state is never left.
+#: Legal moves of a recorded deployment (IN_PROGRESS again: a progress message); a final
+#: state is never left.
 TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
     DeploymentState.QUEUED: REPORTABLE - {DeploymentState.QUEUED},
     DeploymentState.IN_PROGRESS: REPORTABLE - {DeploymentState.QUEUED},
@@ -292,7 +293,7 @@ async def _settle_success(
     await releases.publish_deployment_release(db, settings, deployment_id, branch=record.ref)
 
 
-async def _external(db: Database, deployment_id: int) -> core.DeploymentRecord:
+async def _existing(db: Database, deployment_id: int) -> core.DeploymentRecord:
     record = await core.get_deployment(db, deployment_id)
     if record is None:
         raise DeploybotError(
@@ -311,7 +312,7 @@ async def report_status(
 ) -> core.DeploymentRecord:
     """An outside runner moves its deployment on (SPEED's update): only legal moves of a
     recorded deployment; deploybot's own deployments are its runner's alone."""
-    record = await _external(db, deployment_id)
+    record = await _existing(db, deployment_id)
     if record.trigger is not DeploymentTrigger.EXTERNAL:
         raise DeploybotError(
             ErrorCode.NOT_EXTERNAL,
@@ -320,8 +321,7 @@ async def report_status(
             field="id",
         )
     current = record.state
-    progress = current is state is DeploymentState.IN_PROGRESS  # a progress message
-    if not progress and state not in TRANSITIONS.get(current, frozenset()):
+    if state not in TRANSITIONS.get(current, frozenset()):
         reason = "is final" if current.is_final else f"cannot become {state.value}"
         raise DeploybotError(
             ErrorCode.INVALID_STATE_TRANSITION,
@@ -353,29 +353,24 @@ async def report_status(
             f"deployment {deployment_id} changed state meanwhile; read it again",
             field="state",
         )
+    failed = state in (DeploymentState.FAILURE, DeploymentState.ERROR)
     if message:
         async with LogWriter(db, bus, deployment_id) as log:
-            stream = (
-                LogStream.STDERR
-                if state.is_final and state is not DeploymentState.SUCCESS
-                else LogStream.STDOUT
-            )
             log.write(
                 f"{state.value}: {message}",
                 source=LogSource.SYSTEM,
-                stream=stream,
+                stream=LogStream.STDERR if failed else LogStream.STDOUT,
                 source_name="reporter",
             )
     if state is DeploymentState.SUCCESS:
         await _settle_success(db, bus, settings, deployment_id, None)
     elif state.is_final:
-        failed = state in (DeploymentState.FAILURE, DeploymentState.ERROR)
         await core.finish_deployment(
             db, bus, deployment_id, state, error_message=message if failed else None
         )
     else:
         bus.publish(DeploymentEvent(deployment_id, state.value))
-    return await _external(db, deployment_id)
+    return await _existing(db, deployment_id)
 
 
 async def add_result(
@@ -390,7 +385,7 @@ async def add_result(
         or (isinstance(data, str) and not data.strip())
     ):
         raise DeploybotError(ErrorCode.INVALID_INPUT, "missing results data", field="result")
-    record = await _external(db, deployment_id)
+    record = await _existing(db, deployment_id)
     async with db.transaction() as session:
         result = DeploymentResult(deployment_id=deployment_id, data=data, created_at=utcnow())
         session.add(result)

@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy import Row
 from strawberry.scalars import JSON
 
+from deploybot.core import deployments
 from deploybot.core import releases as core
 from deploybot.ids import encode_id
 from deploybot.schema.common import Node, PageInfo, UserError
@@ -36,8 +37,7 @@ class Release(Node):
     async def deployment(
         self, info: Info
     ) -> Annotated[Deployment, strawberry.lazy("deploybot.schema.deployments")] | None:
-        from deploybot.core import deployments
-        from deploybot.schema.deployments import Deployment
+        from deploybot.schema.deployments import Deployment  # imports this module
 
         if self.deployment_number is None:
             return None
