@@ -18,6 +18,7 @@ FIELDS = """
   services { service version nodes duration }
   results { data createdAt }
   release { component train version releasedAt }
+  originalRequest
 """
 
 RECORD = (
@@ -171,6 +172,11 @@ async def test_recording_with_only_the_required_fields(
     assert deployment["hosts"] == [] and deployment["services"] == []
     assert deployment["references"] == [] and deployment["actor"] is None
     assert deployment["release"]["train"] == "stable"  # no branch: the default train
+    assert deployment["originalRequest"] == {
+        "application": "rl-sponge",
+        "version": "2024.10.1",
+        "state": "SUCCESS",
+    }
     current = api.query(CURRENT, {"application": "rl-sponge"})["currentVersion"]
     assert [(c["environment"], c["version"]) for c in current] == [("test", "2024.10.1")]
 
@@ -190,6 +196,11 @@ async def test_a_release_managers_questions(database: Database, api: Client) -> 
             {"name": "worker", "version": "1.4.0-w", "hosts": ["job-1"]},
         ],
     )["deployment"]
+    assert first["originalRequest"]["services"][0] == {
+        "name": "web",
+        "hosts": ["web-1", "web-2"],
+        "duration": 120,
+    }
     assert first["startedAt"] == "2026-05-01T08:00:00+00:00"
     assert first["finishedAt"] == "2026-05-01T08:05:00+00:00"
     assert first["duration"] == 300

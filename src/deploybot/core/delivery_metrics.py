@@ -19,6 +19,7 @@ Definitions (README, "Delivery metrics", says the same):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import statistics
@@ -126,6 +127,8 @@ class _Facts:
 
 
 def _facts(rows: Sequence[Any]) -> list[_Facts]:
+    """One entry per counted deployment, in order of their ends; each application's line
+    on each environment is walked backwards once, so the next success is always at hand."""
     rolled_back = {int(r.rollback_of_id) for r in rows if r.rollback_of_id is not None}
     lines: dict[tuple[str, str], list[Any]] = {}
     for row in rows:
@@ -133,36 +136,40 @@ def _facts(rows: Sequence[Any]) -> list[_Facts]:
     facts: list[_Facts] = []
     for history in lines.values():
         history.sort(key=lambda r: (r.finished_at, r.id))
-        for index, row in enumerate(history):
-            if row.state is DeploymentState.CANCELLED:
-                continue
-            later = history[index + 1 :]
-            following = next((r for r in later if r.state is not DeploymentState.CANCELLED), None)
-            change = row.trigger is not DeploymentTrigger.ROLLBACK
-            succeeded = row.state in SUCCEEDED
-            failed = row.state in FAILED or (
-                int(row.id) in rolled_back
-                or (following is not None and following.trigger is DeploymentTrigger.ROLLBACK)
-            )
-            lead_time = None
-            if change and succeeded and row.committed_at is not None:
-                lead_time = (row.finished_at - row.committed_at).total_seconds()
-            restore = None
-            if change and failed:
-                fix = next((r for r in later if r.state in SUCCEEDED and r.id != row.id), None)
-                if fix is not None:
-                    restore = (fix.finished_at - row.finished_at).total_seconds()
-            facts.append(
-                _Facts(
-                    finished_at=row.finished_at,
-                    change=change,
-                    succeeded=change and succeeded,
-                    failed_change=change and failed,
-                    lead_time=lead_time,
-                    restore=restore,
-                )
-            )
+        next_success: Any = None
+        following: Any = None  # the next deployment that was not cancelled
+        for row in reversed(history):
+            if row.state is not DeploymentState.CANCELLED:
+                facts.append(_fact(row, following, next_success, rolled_back))
+                following = row
+            if row.state in SUCCEEDED:
+                next_success = row
+    facts.sort(key=lambda f: f.finished_at)
     return facts
+
+
+def _fact(row: Any, following: Any, next_success: Any, rolled_back: set[int]) -> _Facts:
+    change = row.trigger is not DeploymentTrigger.ROLLBACK
+    succeeded = row.state in SUCCEEDED
+    failed = (
+        row.state in FAILED
+        or int(row.id) in rolled_back
+        or (following is not None and following.trigger is DeploymentTrigger.ROLLBACK)
+    )
+    lead_time = None
+    if change and succeeded and row.committed_at is not None:
+        lead_time = (row.finished_at - row.committed_at).total_seconds()
+    restore = None
+    if change and failed and next_success is not None:
+        restore = (next_success.finished_at - row.finished_at).total_seconds()
+    return _Facts(
+        finished_at=row.finished_at,
+        change=change,
+        succeeded=change and succeeded,
+        failed_change=change and failed,
+        lead_time=lead_time,
+        restore=restore,
+    )
 
 
 def _period(start: datetime, end: datetime, facts: Sequence[_Facts]) -> Period:
@@ -231,10 +238,12 @@ async def delivery_metrics(
     async with db.connection() as connection:
         rows = (await connection.execute(query)).all()
     facts = [f for f in _facts(rows) if f.finished_at < until]
+    ends = [f.finished_at for f in facts]
     periods = []
     for left, right in itertools.pairwise(boundaries):
         start, end = max(left, since), min(right, until)
-        periods.append(_period(start, end, [f for f in facts if start <= f.finished_at < end]))
+        inside = facts[bisect.bisect_left(ends, start) : bisect.bisect_left(ends, end)]
+        periods.append(_period(start, end, inside))
     return DeliveryMetrics(
         since=since,
         until=until,
