@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,10 +75,43 @@ class Settings(BaseSettings):
     publish_mode: str = Field(
         default="host", description="Default publish mode of short-syntax ports (host or ingress)"
     )
+    release_trains: str = Field(
+        default="main=stable,master=stable",
+        description="Branch-to-train map of the releases deployments publish (`branch=train,...`);"
+        " any other branch is its own train",
+    )
+    release_default_train: str = Field(
+        default="stable",
+        description="Train of a release whose branch is unknown (an image deploy, a recorded"
+        " deployment without ref)",
+    )
+
+    @field_validator("release_trains")
+    @classmethod
+    def _check_release_trains(cls, value: str) -> str:
+        parse_release_trains(value)
+        return value
+
+    @property
+    def release_train_map(self) -> dict[str, str]:
+        return parse_release_trains(self.release_trains)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def parse_release_trains(value: str) -> dict[str, str]:
+    """`main=stable, develop=beta` → {"main": "stable", "develop": "beta"}."""
+    trains: dict[str, str] = {}
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        branch, sep, train = entry.partition("=")
+        if not sep or not branch.strip() or not train.strip():
+            raise ValueError(f"release trains: {entry.strip()!r} is not `branch=train`")
+        trains[branch.strip()] = train.strip()
+    return trains
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,10 @@ class ErrorCode(enum.Enum):
     RATE_LIMITED = "RATE_LIMITED"
     HOOK_FAILED = "HOOK_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Releases and deployments recorded from elsewhere (issue 5).
+    RELEASE_EXISTS = "RELEASE_EXISTS"
+    INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
+    NOT_EXTERNAL = "NOT_EXTERNAL"
 
 
 class DeploybotError(Exception):

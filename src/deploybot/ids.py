@@ -54,3 +54,20 @@ def decode_cursor(value: str) -> int:
     if not raw.startswith("k:") or not raw[2:].isdigit():
         raise InvalidId(f"not a valid cursor: {value!r}")
     return int(raw[2:])
+
+
+def encode_keyset(*parts: int) -> str:
+    """A cursor over a composite sort key (e.g. release time in microseconds, then id)."""
+    raw = "s:" + ":".join(str(p) for p in parts)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_keyset(value: str, size: int) -> tuple[int, ...]:
+    raw = _b64decode(value, "cursor")
+    parts = raw[2:].split(":")
+    if not raw.startswith("s:") or len(parts) != size:
+        raise InvalidId(f"not a valid cursor: {value!r}")
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise InvalidId(f"not a valid cursor: {value!r}") from None

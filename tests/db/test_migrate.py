@@ -17,7 +17,7 @@ from tests.conftest import both_databases
 
 
 def test_single_head() -> None:
-    assert migrate.heads() == ["0003_admission"]
+    assert migrate.heads() == ["0004_releases"]
 
 
 @both_databases

@@ -390,6 +390,7 @@ async def claim_next(db: Database, environment: str, runner_id: str) -> int | No
                     .where(
                         c.environment == environment,
                         c.state == DeploymentState.QUEUED,
+                        c.trigger != DeploymentTrigger.EXTERNAL,  # recorded, not run here
                         c.application.not_in(busy),
                     )
                     .order_by(c.id)
@@ -457,7 +458,9 @@ async def abandoned(
         rows = (
             await connection.execute(
                 select(c.id, c.runner_id, c.updated_at).where(
-                    c.environment == environment, c.state == DeploymentState.IN_PROGRESS
+                    c.environment == environment,
+                    c.state == DeploymentState.IN_PROGRESS,
+                    c.trigger != DeploymentTrigger.EXTERNAL,  # its reporter ends it, not a runner
                 )
             )
         ).all()

@@ -203,7 +203,7 @@ async def create_rollback(
                 DeploymentStep(deployment_id=deployment.id, position=position, name=step.value)
             )
         deployment_id = deployment.id
-    bus.publish(DeploymentEvent(deployment_id, DeploymentState.QUEUED.value, "rollback"))
+    bus.publish(DeploymentEvent(deployment_id, DeploymentState.QUEUED.value, "created"))
     record = await core.get_deployment(db, deployment_id)
     assert record is not None
     return record

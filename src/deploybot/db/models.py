@@ -90,6 +90,7 @@ class Deployment(SQLModel, table=True):
     team: str | None = Field(default=None, sa_type=String(255))
     description: str | None = Field(default=None, sa_type=Text)
     references: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    hosts: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     stack_file: str | None = Field(default=None, sa_type=String(500))
     image: str | None = Field(default=None, sa_type=String(1000))
     service: str | None = Field(default=None, sa_type=String(200))

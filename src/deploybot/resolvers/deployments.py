@@ -57,6 +57,8 @@ _DERIVED: dict[str, tuple[str, ...]] = {
     "steps": (),
     "services": (),
     "logs": (),
+    "results": (),
+    "release": ("release_id",),
     "__typename": (),
     "duration": ("started_at", "finished_at"),
     "rollbackOnFailure": ("rollout_options",),

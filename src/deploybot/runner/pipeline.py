@@ -60,6 +60,7 @@ from deploybot.runner.phases import (
     stop_old_tasks,
 )
 from deploybot.runner.preflight import load_stack, stack_env
+from deploybot.runner.releases import publish_release_of
 from deploybot.runner.restore import roll_back_on_failure, run_rollback
 from deploybot.runner.stack import (
     NetworkSpec,
@@ -539,6 +540,8 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
                 run.say("deployment succeeded")
     finally:
         beat.cancel()
+    if state is DeploymentState.SUCCESS:
+        await publish_release_of(ctx.db, ctx.settings, ctx.mirrors, record)
     await core.finish_deployment(
         ctx.db,
         ctx.bus,

@@ -17,11 +17,22 @@ from deploybot.resolvers import (
     rollbacks,
     subscriptions,
 )
+from deploybot.resolvers import delivery_metrics as metrics_resolvers
+from deploybot.resolvers import external_deployments as external_resolvers
+from deploybot.resolvers import releases as release_resolvers
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
+from deploybot.schema.delivery_metrics import DeliveryMetrics
 from deploybot.schema.deployments import Deployment, DeploymentConnection, DeployPayload
 from deploybot.schema.execution import Executor
+from deploybot.schema.external_deployments import (
+    AddDeploymentResultPayload,
+    CurrentVersion,
+    RecordDeploymentPayload,
+    ReportDeploymentStatusPayload,
+)
+from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 
 logger = logging.getLogger("deploybot.graphql")
@@ -49,6 +60,22 @@ class Query:
         resolver=admission.validate_deployment,
         description="Every check of `deploy`, without deploying: valid, issues, warnings.",
     )
+    releases: ReleaseConnection = strawberry.field(
+        resolver=release_resolvers.releases,
+        description="The release catalogue, newest release first, filtered and keyset-paginated.",
+    )
+    latest_release: Release | None = strawberry.field(
+        resolver=release_resolvers.latest_release,
+        description="A component's newest release on a train (by release time or by semver).",
+    )
+    current_version: list[CurrentVersion] = strawberry.field(
+        resolver=external_resolvers.current_version,
+        description="What version of an application (and of each service) runs, per environment.",
+    )
+    delivery_metrics: DeliveryMetrics = strawberry.field(
+        resolver=metrics_resolvers.delivery_metrics,
+        description="Deployment frequency, lead time, change failure rate and time to restore.",
+    )
 
 
 @strawberry.type
@@ -64,6 +91,23 @@ class Mutation:
     rollback: RollbackPayload = strawberry.mutation(
         resolver=rollbacks.rollback,
         description="Queue a deployment that puts an earlier deployment's recorded stack back.",
+    )
+
+    publish_release: PublishReleasePayload = strawberry.mutation(
+        resolver=release_resolvers.publish_release,
+        description="Publish a component's version on a release train.",
+    )
+    record_deployment: RecordDeploymentPayload = strawberry.mutation(
+        resolver=external_resolvers.record_deployment,
+        description="Record a deployment another tool made (deploybot never runs it).",
+    )
+    report_deployment_status: ReportDeploymentStatusPayload = strawberry.mutation(
+        resolver=external_resolvers.report_deployment_status,
+        description="Move a recorded deployment to its next state (its own runner reports).",
+    )
+    add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
+        resolver=external_resolvers.add_deployment_result,
+        description="Attach a result to a deployment.",
     )
 
 
@@ -122,7 +166,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Deployment],
+    types=[Deployment, Release],
     execution_context_class=Executor,
     extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
 )

@@ -12,7 +12,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from deploybot.config import Settings
-from deploybot.core import deployments
+from deploybot.core import deployments, external_deployments, releases
 from deploybot.core.applications import SwarmInspector
 from deploybot.core.deployments import SourceInspector
 from deploybot.core.feeds import ServiceLogSource
@@ -54,6 +54,18 @@ class Context:
     @cached_property
     def service_rollouts(self) -> DataLoader[int, list[Row[Any]]]:
         return _loader(self.services, deployments.services_for)
+
+    @cached_property
+    def deployment_results(self) -> DataLoader[int, list[Row[Any]]]:
+        return _loader(self.services, external_deployments.results_for)
+
+    @cached_property
+    def releases(self) -> DataLoader[int, Row[Any] | None]:
+        async def load(keys: Sequence[int]) -> list[Row[Any] | None]:
+            found = await releases.releases_by_ids(self.services.db, keys)
+            return [found.get(k) for k in keys]
+
+        return DataLoader(load_fn=load)
 
     @property
     def db(self) -> Database:

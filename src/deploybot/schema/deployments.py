@@ -28,6 +28,7 @@ from deploybot.schema.enums import (
     OrderDirection,
     StepStatus,
 )
+from deploybot.schema.releases import Release
 from deploybot.schema.rollout import (
     DeployHookInput,
     HealthCheckInput,
@@ -129,6 +130,16 @@ class LogLineConnection:
     @strawberry.field
     async def total_count(self, info: Info) -> int:
         return await core_logs.count_lines(info.context.db, self.deployment_id)
+
+
+@strawberry.type(description="A result an external runner attached (SPEED's results).")
+class DeploymentResult:
+    data: JSON
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> DeploymentResult:
+        return cls(data=row.data, created_at=row.created_at)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -255,6 +266,25 @@ class Deployment(Node):
             ),
             deployment_id=self.number,
         )
+
+    @strawberry.field(description="Hosts it went to: recorded ones and its services' nodes.")
+    async def hosts(self, info: Info) -> list[str]:
+        rows = await info.context.service_rollouts.load(self.number)
+        hosts = list(self.__dict__.get("hosts") or [])
+        return list(dict.fromkeys([*hosts, *(n for r in rows for n in r.nodes or [])]))
+
+    @strawberry.field(description="Results attached by an external runner, oldest first.")
+    async def results(self, info: Info) -> list[DeploymentResult]:
+        rows = await info.context.deployment_results.load(self.number)
+        return [DeploymentResult.from_row(r) for r in rows]
+
+    @strawberry.field(description="The release a successful deployment published or matched.")
+    async def release(self, info: Info) -> Release | None:
+        release_id = self.__dict__.get("release_id")
+        if release_id is None:
+            return None
+        row = await info.context.releases.load(release_id)
+        return Release.from_row(row, info.context.settings.environment) if row else None
 
     @classmethod
     def from_row(cls, row: Row[Any] | Mapping[str, Any], base_url: str) -> Deployment:

@@ -1,0 +1,412 @@
+"""Deployments made by other tools (seeds 001 and 004): recorded here, moved through their
+states by their own runner, annotated with results. deploybot's runner never touches them.
+
+Recording is forgiving (Sponge): only the application and a version are required,
+and what is missing is filled in where it can be told: a deployment recorded in a
+final state without times finished when it was recorded; a duration with one end
+gives the other. It is not forgiving about what would corrupt the history: another
+environment's deployment, an impossible state change, times that run backwards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.exc import IntegrityError
+
+from deploybot.config import Settings
+from deploybot.core import deployments as core
+from deploybot.core import releases
+from deploybot.core.deployments import deployment_table
+from deploybot.core.filters import SHA_RE
+from deploybot.core.logs import LogWriter
+from deploybot.db.engine import Database
+from deploybot.db.models import Deployment, DeploymentResult, ServiceRollout
+from deploybot.db.types import utcnow
+from deploybot.domain import DeploymentState, DeploymentTrigger, LogSource, LogStream
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
+from deploybot.events.bus import DeploymentEvent, EventBus
+
+result_table = DeploymentResult.__table__  # type: ignore[attr-defined]
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+#: States an outside reporter may set; INACTIVE is deploybot's (a newer success retires one).
+REPORTABLE = frozenset(s for s in DeploymentState if s is not DeploymentState.INACTIVE)
+
+#: Legal moves of a recorded deployment (IN_PROGRESS again: a progress message); a final
+#: state is never left.
+TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
+    DeploymentState.QUEUED: REPORTABLE - {DeploymentState.QUEUED},
+    DeploymentState.IN_PROGRESS: REPORTABLE - {DeploymentState.QUEUED},
+}
+
+
+@dataclass
+class RecordedService:
+    """One service (Sponge's package) of a recorded deployment."""
+
+    name: str
+    version: str | None = None
+    image: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    started_at: str | datetime | None = None
+    finished_at: str | datetime | None = None
+    duration: float | None = None
+
+
+@dataclass
+class RecordRequest:
+    application: str
+    version: str
+    environment: str | None = None
+    state: DeploymentState = DeploymentState.SUCCESS
+    actor: str | None = None
+    team: str | None = None
+    notes: str | None = None
+    references: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    services: list[RecordedService] = field(default_factory=list)
+    repository_url: str | None = None
+    ref: str | None = None
+    commit_sha: str | None = None
+    committed_at: str | datetime | None = None
+    started_at: str | datetime | None = None
+    finished_at: str | datetime | None = None
+    duration: float | None = None
+    provider: str | None = None
+    original_request: dict[str, Any] | None = None
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.errors: list[DeploybotError] = []
+
+    def fail(self, field: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> None:
+        self.errors.append(DeploybotError(code, message, field=field))
+
+    def time(self, field: str, value: str | datetime | None) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return value
+        try:
+            return releases.parse_release_time(value)
+        except ValueError:
+            self.fail(field, f"{value!r} is not an RFC 3339 time (no offset means UTC)")
+            return None
+
+    def span(
+        self,
+        prefix: str,
+        started: str | datetime | None,
+        finished: str | datetime | None,
+        duration: float | None,
+        *,
+        default_end: datetime | None,
+    ) -> tuple[datetime | None, datetime | None]:
+        """Start and end from what was given: a duration with one end gives the other."""
+        start = self.time(f"{prefix}startedAt", started)
+        end = self.time(f"{prefix}finishedAt", finished)
+        if duration is not None and duration < 0:
+            self.fail(f"{prefix}duration", "duration must not be negative")
+        elif duration is not None:
+            if start is None and end is None:
+                end = default_end
+            if start is not None and end is None:
+                end = start + timedelta(seconds=duration)
+            elif end is not None and start is None:
+                start = end - timedelta(seconds=duration)
+        if start is not None and end is not None and end < start:
+            self.fail(f"{prefix}finishedAt", "finishedAt is before startedAt")
+        return start, end
+
+
+def _check_strings(errors: _Errors, name: str, values: Sequence[str], limit: int) -> None:
+    for index, value in enumerate(values):
+        if not value.strip() or len(value) > limit:
+            errors.fail(f"{name}[{index}]", f"{name} entries must be 1-{limit} characters")
+
+
+async def record_deployment(
+    db: Database, bus: EventBus, settings: Settings, request: RecordRequest
+) -> core.DeploymentRecord:
+    """Record a deployment another tool ran (trigger EXTERNAL). A success becomes the
+    application's current deployment, unless a newer success is already recorded."""
+    errors = _Errors()
+    if not _NAME_RE.match(request.application):
+        errors.fail(
+            "application",
+            "application must be 1-63 lowercase letters, digits, '-' or '_', starting with a"
+            " letter or digit",
+        )
+    if not 0 < len(request.version.strip()) <= 255:
+        errors.fail("version", "version must be 1 to 255 characters")
+    environment = request.environment or settings.environment
+    if environment != settings.environment:
+        errors.fail(
+            "environment",
+            f"this instance records {settings.environment!r}, not {environment!r}; send it to"
+            " that environment's deploybot or to the relay",
+            ErrorCode.WRONG_ENVIRONMENT,
+        )
+    if request.state not in REPORTABLE:
+        errors.fail("state", f"{request.state.value} is set by deploybot, not recorded")
+    if request.commit_sha is not None and not SHA_RE.match(request.commit_sha):
+        errors.fail("commitSha", f"{request.commit_sha!r} is not a commit sha")
+    _check_strings(errors, "references", request.references, 255)
+    _check_strings(errors, "hosts", request.hosts, 255)
+    now = utcnow()
+    committed_at = errors.time("committedAt", request.committed_at)
+    final = request.state.is_final
+    started_at, finished_at = errors.span(
+        "", request.started_at, request.finished_at, request.duration, default_end=now
+    )
+    if final and finished_at is None:
+        finished_at = now  # recorded after the fact: it had finished by now
+    if request.state is DeploymentState.IN_PROGRESS and started_at is None:
+        started_at = now
+    if not final and finished_at is not None:
+        errors.fail("finishedAt", f"a {request.state.value} deployment has not finished")
+    services: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, service in enumerate(request.services):
+        prefix = f"services[{index}]."
+        if not _SERVICE_RE.match(service.name):
+            errors.fail(prefix + "name", "service names are 1-200 letters, digits, '.', '_', '-'")
+        elif service.name in seen:
+            errors.fail(prefix + "name", f"service {service.name} is listed twice")
+        seen.add(service.name)
+        _check_strings(errors, prefix + "hosts", service.hosts, 255)
+        start, end = errors.span(
+            prefix,
+            service.started_at,
+            service.finished_at,
+            service.duration,
+            default_end=finished_at,
+        )
+        services.append(
+            {
+                "service": service.name,
+                "version": service.version or request.version.strip(),
+                "image": service.image,
+                "nodes": list(service.hosts),
+                "started_at": start,
+                "finished_at": end,
+                "state": "converged" if request.state is DeploymentState.SUCCESS else None,
+            }
+        )
+    if errors.errors:
+        raise ValidationFailed(errors.errors)
+
+    state = request.state
+    async with db.transaction() as session:
+        current = await _current_success(session, request.application, environment)
+        if (
+            state is DeploymentState.SUCCESS
+            and current is not None
+            and current.finished_at is not None
+            and finished_at is not None
+            and current.finished_at > finished_at
+        ):
+            state = DeploymentState.INACTIVE  # an older success recorded late
+        deployment = Deployment(
+            environment=environment,
+            application=request.application,
+            version=request.version.strip(),
+            previous_version=current.version if current is not None else None,
+            state=state,
+            trigger=DeploymentTrigger.EXTERNAL,
+            provider=request.provider,
+            actor=request.actor,
+            team=request.team,
+            description=request.notes,
+            references=list(request.references),
+            hosts=list(dict.fromkeys(request.hosts)),
+            repository_url=request.repository_url,
+            ref=request.ref,
+            commit_sha=request.commit_sha.lower() if request.commit_sha else None,
+            committed_at=committed_at,
+            original_request=request.original_request,
+            created_at=now,
+            updated_at=now,
+            started_at=started_at,
+            finished_at=finished_at,
+        )
+        session.add(deployment)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise DeploybotError(
+                ErrorCode.DEPLOYMENT_IN_PROGRESS,
+                f"{request.application} already has a deployment in progress on {environment}",
+                field="state",
+            ) from exc
+        assert deployment.id is not None
+        deployment_id = deployment.id
+        for values in services:
+            session.add(ServiceRollout(deployment_id=deployment_id, **values))
+    bus.publish(DeploymentEvent(deployment_id, state.value, "created"))
+    if state is DeploymentState.SUCCESS:
+        await _settle_success(db, bus, settings, deployment_id, finished_at)
+    elif state is DeploymentState.INACTIVE:  # not current, but still a release that happened
+        await releases.publish_deployment_release(db, settings, deployment_id, branch=request.ref)
+    record = await core.get_deployment(db, deployment_id)
+    assert record is not None
+    return record
+
+
+async def _current_success(session: Any, application: str, environment: str) -> Row[Any] | None:
+    c = deployment_table.c
+    result = await session.execute(
+        select(c.id, c.version, c.finished_at)
+        .where(
+            c.application == application,
+            c.environment == environment,
+            c.state == DeploymentState.SUCCESS,
+        )
+        .order_by(c.id.desc())
+        .limit(1)
+    )
+    row: Row[Any] | None = result.first()
+    return row
+
+
+async def _settle_success(
+    db: Database,
+    bus: EventBus,
+    settings: Settings,
+    deployment_id: int,
+    finished_at: datetime | None,
+) -> None:
+    """What a success means for the rest of the history, as for deploybot's own: the previous
+    success retires, the application's current version moves, the release is linked."""
+    await core.finish_deployment(db, bus, deployment_id, DeploymentState.SUCCESS)
+    if finished_at is not None:
+        await core.update_deployment(db, deployment_id, finished_at=finished_at)
+    record = await core.get_deployment(db, deployment_id)
+    assert record is not None
+    await releases.publish_deployment_release(db, settings, deployment_id, branch=record.ref)
+
+
+async def _existing(db: Database, deployment_id: int) -> core.DeploymentRecord:
+    record = await core.get_deployment(db, deployment_id)
+    if record is None:
+        raise DeploybotError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {deployment_id} not found", field="id"
+        )
+    return record
+
+
+async def report_status(
+    db: Database,
+    bus: EventBus,
+    settings: Settings,
+    deployment_id: int,
+    state: DeploymentState,
+    message: str | None = None,
+) -> core.DeploymentRecord:
+    """An outside runner moves its deployment on (SPEED's update): only legal moves of a
+    recorded deployment; deploybot's own deployments are its runner's alone."""
+    record = await _existing(db, deployment_id)
+    if record.trigger is not DeploymentTrigger.EXTERNAL:
+        raise DeploybotError(
+            ErrorCode.NOT_EXTERNAL,
+            f"deployment {deployment_id} is run by deploybot; only recorded deployments"
+            " take status reports",
+            field="id",
+        )
+    current = record.state
+    if state not in TRANSITIONS.get(current, frozenset()):
+        reason = "is final" if current.is_final else f"cannot become {state.value}"
+        raise DeploybotError(
+            ErrorCode.INVALID_STATE_TRANSITION,
+            f"deployment {deployment_id} is {current.value} and {reason}",
+            field="state",
+        )
+    now = utcnow()
+    values: dict[str, Any] = {"state": state, "updated_at": now}
+    if state is DeploymentState.IN_PROGRESS and record.started_at is None:
+        values["started_at"] = now
+    c = deployment_table.c
+    try:
+        async with db.transaction() as session:
+            # Conditional on the state read above: of two racing reports, one wins.
+            result = await session.execute(
+                update(deployment_table)
+                .where(c.id == deployment_id, c.state == current)
+                .values(**values)
+            )
+    except IntegrityError as exc:
+        raise DeploybotError(
+            ErrorCode.DEPLOYMENT_IN_PROGRESS,
+            f"{record.application} already has another deployment in progress",
+            field="state",
+        ) from exc
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise DeploybotError(
+            ErrorCode.INVALID_STATE_TRANSITION,
+            f"deployment {deployment_id} changed state meanwhile; read it again",
+            field="state",
+        )
+    failed = state in (DeploymentState.FAILURE, DeploymentState.ERROR)
+    if message:
+        async with LogWriter(db, bus, deployment_id) as log:
+            log.write(
+                f"{state.value}: {message}",
+                source=LogSource.SYSTEM,
+                stream=LogStream.STDERR if failed else LogStream.STDOUT,
+                source_name="reporter",
+            )
+    if state is DeploymentState.SUCCESS:
+        await _settle_success(db, bus, settings, deployment_id, None)
+    elif state.is_final:
+        await core.finish_deployment(
+            db, bus, deployment_id, state, error_message=message if failed else None
+        )
+    else:
+        bus.publish(DeploymentEvent(deployment_id, state.value))
+    return await _existing(db, deployment_id)
+
+
+async def add_result(
+    db: Database, bus: EventBus, deployment_id: int, data: Any
+) -> tuple[core.DeploymentRecord, Row[Any]]:
+    """Attach a result to any deployment (SPEED's add_results); empty results are refused."""
+    if (
+        data is None
+        or data == ""
+        or data == {}
+        or data == []
+        or (isinstance(data, str) and not data.strip())
+    ):
+        raise DeploybotError(ErrorCode.INVALID_INPUT, "missing results data", field="result")
+    record = await _existing(db, deployment_id)
+    async with db.transaction() as session:
+        result = DeploymentResult(deployment_id=deployment_id, data=data, created_at=utcnow())
+        session.add(result)
+        await session.flush()
+        result_id = result.id
+    bus.publish(DeploymentEvent(deployment_id, None))
+    async with db.connection() as connection:
+        row = (
+            await connection.execute(select(result_table).where(result_table.c.id == result_id))
+        ).one()
+    return record, row
+
+
+async def results_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
+    async with db.connection() as connection:
+        rows = await connection.execute(
+            select(result_table)
+            .where(result_table.c.deployment_id.in_(list(ids)))
+            .order_by(result_table.c.deployment_id, result_table.c.id)
+        )
+        for row in rows:
+            out[row.deployment_id].append(row)
+    return out

@@ -1,0 +1,351 @@
+"""The release catalogue (seed 003, Deis' component versions): publishing, querying, and the
+releases deployments publish themselves.
+
+A release is unique per (component, train, version). Release times are stored
+in UTC; a time written without an offset is taken as UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from deploybot.config import Settings
+from deploybot.core import semver
+from deploybot.core.deployments import deployment_table, page_bounds
+from deploybot.db.engine import Database
+from deploybot.db.models import Release
+from deploybot.db.types import utcnow
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
+
+release_table = Release.__table__  # type: ignore[attr-defined]
+
+ReleaseRecord = Row[Any]
+
+_COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_TRAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_VERSION_RE = re.compile(r"^\S{1,255}$")
+
+
+@dataclass
+class PublishRequest:
+    component: str
+    train: str
+    version: str
+    released_at: str | datetime
+    data: Any = None
+
+
+def parse_release_time(value: str) -> datetime:
+    """RFC 3339 date and time, with an offset (`Z`, `+07:00`) or without one (then UTC)."""
+    text = value.strip()
+    if len(text) < 19 or text[10] not in "Tt ":
+        raise ValueError("expected a date and a time")
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _validated(request: PublishRequest) -> tuple[datetime, dict[str, Any]]:
+    errors: list[DeploybotError] = []
+
+    def fail(field: str, message: str) -> None:
+        errors.append(DeploybotError(ErrorCode.INVALID_INPUT, message, field=field))
+
+    if not _COMPONENT_RE.match(request.component):
+        fail(
+            "component",
+            "component must be 1-200 letters, digits, '.', '_' or '-', starting with a letter"
+            " or digit",
+        )
+    if not _TRAIN_RE.match(request.train):
+        fail("train", "train must be 1-100 letters, digits, '.', '_', '/' or '-'")
+    if not _VERSION_RE.match(request.version):
+        fail("version", "version must be 1-255 characters without spaces")
+    released_at = utcnow()
+    if isinstance(request.released_at, datetime):
+        released_at = request.released_at
+    else:
+        try:
+            released_at = parse_release_time(request.released_at)
+        except ValueError:
+            fail(
+                "releasedAt",
+                f"{request.released_at!r} is not an RFC 3339 time: write e.g."
+                " 2016-04-16T23:54:39Z, 2016-04-16T23:54:39+07:00, or 2016-04-16T23:54:39 (UTC)",
+            )
+    data = {} if request.data is None else request.data
+    if not isinstance(data, dict):
+        fail("data", "data must be a JSON object (it may be {})")
+    if errors:
+        raise ValidationFailed(errors)
+    return released_at, data
+
+
+async def publish_release(
+    db: Database, request: PublishRequest, *, deployment_id: int | None = None
+) -> ReleaseRecord:
+    """Record a new release; the same component, train and version again is RELEASE_EXISTS."""
+    released_at, data = _validated(request)
+    existing = await find_release(db, request.component, request.train, request.version)
+    if existing is not None:
+        raise _exists(request)
+    try:
+        async with db.transaction() as session:
+            release = Release(
+                component=request.component,
+                train=request.train,
+                version=request.version,
+                released_at=released_at,
+                data=data,
+                deployment_id=deployment_id,
+            )
+            session.add(release)
+            await session.flush()
+            release_id = release.id
+    except IntegrityError as exc:  # published meanwhile by someone else
+        raise _exists(request) from exc
+    assert release_id is not None
+    record = await get_release(db, release_id)
+    assert record is not None
+    return record
+
+
+def _exists(request: PublishRequest) -> DeploybotError:
+    return DeploybotError(
+        ErrorCode.RELEASE_EXISTS,
+        f"{request.component} {request.version} is already published on train {request.train}",
+        field="version",
+    )
+
+
+async def find_release(
+    db: Database, component: str, train: str, version: str
+) -> ReleaseRecord | None:
+    c = release_table.c
+    async with db.connection() as connection:
+        result = await connection.execute(
+            select(release_table).where(
+                c.component == component, c.train == train, c.version == version
+            )
+        )
+        return result.first()
+
+
+async def get_release(db: Database, release_id: int) -> ReleaseRecord | None:
+    return (await releases_by_ids(db, [release_id])).get(release_id)
+
+
+async def releases_by_ids(db: Database, ids: Sequence[int]) -> dict[int, ReleaseRecord]:
+    async with db.connection() as connection:
+        rows = await connection.execute(
+            select(release_table).where(release_table.c.id.in_(list(ids)))
+        )
+        return {int(row.id): row for row in rows}
+
+
+# --- querying -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReleaseFilter:
+    components: Sequence[str] | None = None
+    trains: Sequence[str] | None = None
+    released_after: datetime | None = None
+    released_before: datetime | None = None
+
+
+def _clauses(flt: ReleaseFilter | None) -> list[Any]:
+    if flt is None:
+        return []
+    c = release_table.c
+    clauses: list[Any] = []
+    if flt.components:
+        clauses.append(c.component.in_(list(flt.components)))
+    if flt.trains:
+        clauses.append(c.train.in_(list(flt.trains)))
+    if flt.released_after:
+        clauses.append(c.released_at >= flt.released_after)
+    if flt.released_before:
+        clauses.append(c.released_at < flt.released_before)
+    return clauses
+
+
+@dataclass(frozen=True)
+class ReleasePage:
+    rows: list[ReleaseRecord]
+    has_next: bool
+
+
+def release_key(row: ReleaseRecord, by_release_time: bool) -> tuple[int, ...]:
+    """The keyset position of a row: (release time in µs, id), or (id,) in creation order."""
+    if by_release_time:
+        return (_micros(row.released_at), int(row.id))
+    return (int(row.id),)
+
+
+def _micros(value: datetime) -> int:
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, tz=UTC).replace(microsecond=value % 1_000_000)
+
+
+async def list_releases(
+    db: Database,
+    flt: ReleaseFilter | None,
+    *,
+    by_release_time: bool = True,
+    descending: bool = True,
+    first: int | None = None,
+    after: tuple[int, ...] | None = None,
+) -> ReleasePage:
+    """Keyset pagination by release time (ties by id), or by id (creation order)."""
+    limit, _ = page_bounds(first, None)
+    c = release_table.c
+    clauses = _clauses(flt)
+    if after is not None:
+        if by_release_time:
+            if len(after) != 2:
+                raise DeploybotError(
+                    ErrorCode.INVALID_INPUT, "cursor of another order", field="after"
+                )
+            at, key = _from_micros(after[0]), after[1]
+            if descending:
+                clauses.append(or_(c.released_at < at, and_(c.released_at == at, c.id < key)))
+            else:
+                clauses.append(or_(c.released_at > at, and_(c.released_at == at, c.id > key)))
+        else:
+            if len(after) != 1:
+                raise DeploybotError(
+                    ErrorCode.INVALID_INPUT, "cursor of another order", field="after"
+                )
+            clauses.append(c.id < after[0] if descending else c.id > after[0])
+    order = [c.released_at, c.id] if by_release_time else [c.id]
+    query = (
+        select(release_table)
+        .where(and_(True, *clauses))
+        .order_by(*(col.desc() if descending else col.asc() for col in order))
+        .limit(limit + 1)
+    )
+    async with db.connection() as connection:
+        rows = list((await connection.execute(query)).all())
+    return ReleasePage(rows[:limit], has_next=len(rows) > limit)
+
+
+async def count_releases(db: Database, flt: ReleaseFilter | None) -> int:
+    async with db.connection() as connection:
+        result = await connection.execute(
+            select(func.count()).select_from(release_table).where(and_(True, *_clauses(flt)))
+        )
+        return int(result.scalar_one())
+
+
+async def latest_release(
+    db: Database, component: str, train: str, *, by_semver: bool = False
+) -> ReleaseRecord | None:
+    """The newest release of a component on a train: by release time (ties: the later
+    published), or by semantic-version precedence (ties: the later released)."""
+    c = release_table.c
+    where = and_(c.component == component, c.train == train)
+    async with db.connection() as connection:
+        if not by_semver:
+            result = await connection.execute(
+                select(release_table)
+                .where(where)
+                .order_by(c.released_at.desc(), c.id.desc())
+                .limit(1)
+            )
+            return result.first()
+        candidates = (
+            await connection.execute(select(c.id, c.version, c.released_at).where(where))
+        ).all()
+    if not candidates:
+        return None
+    best = max(
+        candidates,
+        key=lambda r: (semver.precedence_key(r.version), r.released_at, r.id),
+    )
+    return await get_release(db, int(best.id))
+
+
+# --- releases published by deployments ----------------------------------------------------------
+
+
+def train_for(settings: Settings, branch: str | None) -> str:
+    """The train of a deployed branch: the configured map, else the branch's own name; no
+    known branch (an image, a recording without ref) → the default train."""
+    if not branch:
+        return settings.release_default_train
+    mapped = settings.release_train_map.get(branch)
+    if mapped:
+        return mapped
+    return branch if _TRAIN_RE.match(branch) else settings.release_default_train
+
+
+async def publish_deployment_release(
+    db: Database, settings: Settings, deployment_id: int, *, branch: str | None
+) -> int | None:
+    """Link a successful deployment to its release, publishing the release if it is new.
+
+    Component: the application (its repository's name); train: from the branch; version:
+    the deployment's (a tag at the commit, else the short sha); time: the commit's (else
+    the deployment's end). Deploying a published version again links to that release.
+    """
+    async with db.connection() as connection:
+        deployment = (
+            await connection.execute(
+                select(deployment_table).where(deployment_table.c.id == deployment_id)
+            )
+        ).first()
+    if deployment is None or not deployment.version:
+        return None
+    request = PublishRequest(
+        component=deployment.application,
+        train=train_for(settings, branch),
+        version=deployment.version,
+        released_at=deployment.committed_at or deployment.finished_at or utcnow(),
+        data={
+            key: value
+            for key, value in {
+                "deployment": deployment_id,
+                "environment": deployment.environment,
+                "repositoryUrl": deployment.repository_url,
+                "ref": deployment.ref,
+                "commitSha": deployment.commit_sha,
+                "commitMessage": deployment.commit_message,
+                "image": deployment.image,
+            }.items()
+            if value is not None
+        },
+    )
+    try:
+        record = await publish_release(db, request, deployment_id=deployment_id)
+    except ValidationFailed:
+        return None  # a version or application the catalogue can't hold: no release
+    except DeploybotError as exc:
+        if exc.code is not ErrorCode.RELEASE_EXISTS:
+            raise
+        found = await find_release(db, request.component, request.train, request.version)
+        if found is None:
+            return None
+        record = found
+    release_id = int(record.id)
+    async with db.transaction() as session:
+        await session.execute(
+            update(deployment_table)
+            .where(deployment_table.c.id == deployment_id)
+            .values(release_id=release_id)
+        )
+    return release_id

@@ -1,0 +1,146 @@
+"""GraphQL types and inputs of the release catalogue (seed 003)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy import Row
+from strawberry.scalars import JSON
+
+from deploybot.core import deployments
+from deploybot.core import releases as core
+from deploybot.ids import encode_id
+from deploybot.schema.common import Node, PageInfo, UserError
+from deploybot.schema.context import Info
+from deploybot.schema.enums import OrderDirection
+
+if TYPE_CHECKING:
+    from deploybot.schema.deployments import Deployment
+
+
+@strawberry.type(description="A published version of a component on a release train.")
+class Release(Node):
+    id: strawberry.ID
+    number: int = strawberry.field(description="Serial number of the release.")
+    component: str = strawberry.field(description="What was released (an application).")
+    train: str = strawberry.field(description="The release train (e.g. stable, beta).")
+    version: str
+    released_at: datetime = strawberry.field(description="When it was released, in UTC.")
+    data: JSON = strawberry.field(description="Free data: notes, links, issues.")
+    created_at: datetime = strawberry.field(description="When it was published here.")
+    deployment_number: strawberry.Private[int | None]
+
+    @strawberry.field(description="The deployment that published it, if a deployment did.")
+    async def deployment(
+        self, info: Info
+    ) -> Annotated[Deployment, strawberry.lazy("deploybot.schema.deployments")] | None:
+        from deploybot.schema.deployments import Deployment  # imports this module
+
+        if self.deployment_number is None:
+            return None
+        row = await deployments.get_deployment(info.context.db, self.deployment_number)
+        return Deployment.from_row(row, info.context.base_url) if row else None
+
+    @classmethod
+    def from_row(cls, row: Row[Any], environment: str) -> Release:
+        data: Any = row.data if row.data is not None else {}
+        return cls(
+            id=strawberry.ID(encode_id("Release", environment, int(row.id))),
+            number=int(row.id),
+            component=row.component,
+            train=row.train,
+            version=row.version,
+            released_at=row.released_at,
+            data=data,
+            created_at=row.created_at,
+            deployment_number=row.deployment_id,
+        )
+
+
+@strawberry.type
+class ReleaseEdge:
+    cursor: str
+    node: Release
+
+
+@strawberry.type
+class ReleaseConnection:
+    edges: list[ReleaseEdge]
+    nodes: list[Release]
+    page_info: PageInfo
+    filter: strawberry.Private[core.ReleaseFilter | None]
+
+    @strawberry.field(description="All releases matching the filter.")
+    async def total_count(self, info: Info) -> int:
+        return await core.count_releases(info.context.db, self.filter)
+
+
+@strawberry.input(description="Every field narrows the result; lists match any of their values.")
+class ReleaseFilter:
+    components: list[str] | None = None
+    trains: list[str] | None = None
+    released_after: datetime | None = strawberry.field(
+        default=None, description="Released at or after this time."
+    )
+    released_before: datetime | None = strawberry.field(
+        default=None, description="Released before this time."
+    )
+
+    def to_core(self) -> core.ReleaseFilter:
+        return core.ReleaseFilter(
+            components=self.components,
+            trains=self.trains,
+            released_after=self.released_after,
+            released_before=self.released_before,
+        )
+
+
+@strawberry.enum
+class ReleaseOrderField(enum.Enum):
+    RELEASED_AT = "RELEASED_AT"
+    CREATED_AT = "CREATED_AT"
+
+
+@strawberry.input
+class ReleaseOrder:
+    field: ReleaseOrderField = ReleaseOrderField.RELEASED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.enum(description="What makes a release the latest.")
+class LatestReleaseBy(enum.Enum):
+    RELEASED_AT = "RELEASED_AT"
+    SEMANTIC_VERSION = "SEMANTIC_VERSION"
+
+
+@strawberry.input(description="A new version of a component on a train (Deis' ComponentVersion).")
+class PublishReleaseInput:
+    component: str
+    train: str
+    version: str
+    released_at: str = strawberry.field(
+        description="RFC 3339 (2016-04-16T23:54:39Z, ...+07:00); without an offset it is UTC."
+    )
+    data: JSON | None = strawberry.field(
+        default=None, description="A JSON object of release data; may be {} (the default)."
+    )
+    client_mutation_id: str | None = None
+
+    def to_core(self) -> core.PublishRequest:
+        return core.PublishRequest(
+            component=self.component,
+            train=self.train,
+            version=self.version,
+            released_at=self.released_at,
+            data=self.data,
+        )
+
+
+@strawberry.type
+class PublishReleasePayload:
+    release: Release | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
