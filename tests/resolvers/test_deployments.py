@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from deploybot.db.engine import Database
 from deploybot.ids import encode_id
-from tests.conftest import both_databases, server_env
+from tests.conftest import both_databases
 from tests.core.test_deployments import seed
-from tests.servers import Client, ServerProcess
-
-
-@pytest.fixture
-def api(database: Database, empty_database_url: str, tmp_path: Path) -> Iterator[Client]:
-    server = ServerProcess(
-        server_env(tmp_path, DEPLOYBOT_DATABASE_URL=empty_database_url), tmp_path, "--no-runner"
-    )
-    client = Client(server.url)
-    yield client
-    client.close()
-    server.stop()
-
+from tests.servers import Client
 
 QUERY = """
 query($filter: DeploymentFilter, $first: Int, $after: String) {

@@ -289,6 +289,22 @@ class DeploymentRun:
 
     # --- rollout and converge -------------------------------------------------------------------
 
+    async def save_watches(self, watches: list[ServiceWatch]) -> None:
+        """Record what each watched service became (replicas, nodes, outcome)."""
+        for watch in watches:
+            await core.save_service_rollout(
+                self.ctx.db,
+                self.id,
+                watch.service,
+                replicas_desired=watch.desired,
+                replicas_running=watch.running,
+                replicas_healthy=watch.running,
+                nodes=watch.nodes,
+                state="converged" if watch.converged else "failed",
+                error="; ".join(watch.errors[-3:]) or None,
+                finished_at=utcnow(),
+            )
+
     def _labels(self) -> dict[str, str]:
         return {
             "com.deploybot.application": self.record.application,
@@ -387,19 +403,7 @@ class DeploymentRun:
                 except ConvergeTimeout as exc:
                     raise StepFailure(ErrorCode.CONVERGE_TIMEOUT, str(exc)) from exc
                 finally:
-                    for watch in watches:
-                        await core.save_service_rollout(
-                            self.ctx.db,
-                            self.id,
-                            watch.service,
-                            replicas_desired=watch.desired,
-                            replicas_running=watch.running,
-                            replicas_healthy=watch.running,
-                            nodes=watch.nodes,
-                            state="converged" if watch.converged else "failed",
-                            error="; ".join(watch.errors[-3:]) or None,
-                            finished_at=utcnow(),
-                        )
+                    await self.save_watches(watches)
                 result["message"] = ", ".join(
                     f"{w.service} {w.running}/{w.desired}" for w in watches
                 )

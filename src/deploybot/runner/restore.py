@@ -110,19 +110,7 @@ async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: b
         )
     finally:
         if record:
-            for watch in watches:
-                await core.save_service_rollout(
-                    run.ctx.db,
-                    run.id,
-                    watch.service,
-                    replicas_desired=watch.desired,
-                    replicas_running=watch.running,
-                    replicas_healthy=watch.running,
-                    nodes=watch.nodes,
-                    state="converged" if watch.converged else "failed",
-                    error="; ".join(watch.errors[-3:]) or None,
-                    finished_at=utcnow(),
-                )
+            await run.save_watches(watches)
     return ", ".join(f"{w.service} {w.running}/{w.desired}" for w in watches)
 
 
