@@ -20,7 +20,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from deploybot.domain import DeploymentState, StepName, StepStatus
-from tests.conftest import remove_stack, ws_url
+from tests.conftest import remove_stack, server_env, ws_url
 from tests.logproducer import LogProducer
 from tests.runner.test_service_logs import APP, start_talker
 from tests.servers import ServerProcess
@@ -337,3 +337,19 @@ async def test_application_logs_of_running_services(pg_api: ServerProcess, swarm
         assert "has no running services" in str(caught.value)
     finally:
         remove_stack(APP)
+
+
+@pytest.mark.parametrize(("protocol", "keep_alive"), [(TRANSPORT_WS, "ping"), (LEGACY_WS, "ka")])
+async def test_keep_alive(
+    protocol: str, keep_alive: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tmp = tmp_path_factory.mktemp("keep-alive")
+    server = ServerProcess(server_env(tmp, DEPLOYBOT_WS_KEEP_ALIVE="0.5"), tmp, "--no-runner")
+    try:
+        async with await _raw(server, protocol) as ws:
+            await ws.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            types = [json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] for _ in range(3)]
+            assert types.count(keep_alive) >= 2
+    finally:
+        server.stop()
