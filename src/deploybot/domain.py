@@ -67,6 +67,7 @@ class StepName(enum.Enum):
     CONVERGE = "converge"
     PRE_DEPLOY = "pre-deploy"
     CANARY = "canary"
+    GREEN = "green"
     HEALTH = "health"
     POST_DEPLOY = "post-deploy"
     ROLLBACK = "rollback"

@@ -121,28 +121,34 @@ def test_recreate_stops_every_old_task_before_any_new_one_starts(
     assert last_old_end <= first_new_start
 
 
-def test_blue_green_keeps_the_desired_count_running(client: Client, repo: dict[str, Any]) -> None:
-    done, timeline = first_then(client, repo, "ro-bg", ["ro-bg_web"], strategy="BLUE_GREEN")
+def test_blue_green_runs_the_whole_new_version_before_anything_old_stops(
+    client: Client, repo: dict[str, Any]
+) -> None:
+    services = ["ro-bg_web", "ro-bg_web-green"]
+    done, timeline = first_then(client, repo, "ro-bg", services, strategy="BLUE_GREEN")
     assert done["state"] == "SUCCESS", outcome(done)
+    assert [s["name"] for s in done["steps"]][-3:] == ["green", "rollout", "converge"]
     blue = timeline.of("ro-bg_web", ":ro-v1@")
-    green = timeline.of("ro-bg_web", ":ro-v2@")
+    green = timeline.of("ro-bg_web-green", ":ro-v2@")
+    new = timeline.of("ro-bg_web", ":ro-v2@")
     assert len(blue) == REPLICAS and len(green) == REPLICAS, timeline.tasks
-    # Every green task was started beside the blue ones before any blue task stopped,
-    # and each blue task stopped only once its green twin ran healthy.
+    assert len(new) == REPLICAS, timeline.tasks
+    # The whole green version ran (healthy: it passed the stability window) beside
+    # every blue task before the first blue task stopped.
     first_blue_end = min(t.ended_at or 0 for t in blue)
-    assert max(t.created for t in green) <= first_blue_end
-    for task in blue:
-        twin = next(t for t in green if t.slot == task.slot)
-        assert twin.running_at is not None and task.ended_at is not None
-        assert twin.running_at <= task.ended_at
+    assert all(t.ended_at is not None for t in blue)
+    assert max(t.running_at or 0 for t in green) <= first_blue_end
+    assert timeline.running_at(first_blue_end - 0.001, green) == REPLICAS
     # Never fewer than the desired count running, at any state change of the update.
-    moments = sorted(m for t in blue + green for m in (t.running_at, t.ended_at) if m is not None)
+    everything = blue + green + new
+    moments = sorted(m for t in everything for m in (t.running_at, t.ended_at) if m is not None)
     window = [m for m in moments if min(t.created for t in green) <= m <= max(moments)]
-    counts = [timeline.running_at(m, blue + green) for m in window]
+    counts = [timeline.running_at(m, everything) for m in window]
     print(f"blue-green: running tasks at each change: {counts}")
     assert min(counts) >= REPLICAS
     update: Any = service_inspect("ro-bg_web")["Spec"]["UpdateConfig"]
     assert update["Order"] == "start-first" and update["Parallelism"] == 0
+    assert docker("service", "ls", "-q", "--filter", "name=ro-bg_web-green").strip() == ""
 
 
 def test_canary_runs_one_new_task_beside_the_old_then_the_rest(

@@ -83,6 +83,8 @@ class RolloutOptions:
         before = [StepName.PRE_DEPLOY] if self.pre_deploy_hooks else []
         if strategy is DeploymentStrategy.CANARY:
             before.append(StepName.CANARY)
+        elif strategy is DeploymentStrategy.BLUE_GREEN:
+            before.append(StepName.GREEN)
         after = [StepName.HEALTH] if self.health_check else []
         if self.post_deploy_hooks:
             after.append(StepName.POST_DEPLOY)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from deploybot.core.rollout_options import HealthCheck, Hook
@@ -19,7 +20,7 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.hooks import HOOK_LABEL, HookResult, hook_service, run_hook
-from deploybot.runner.strategies import canary_spec, image_of, replicated
+from deploybot.runner.strategies import canary_spec, green_spec, image_of, replicated
 
 if TYPE_CHECKING:
     from deploybot.runner.pipeline import DeploymentRun
@@ -87,9 +88,29 @@ async def canary_step(
     Returns the canary services (the caller removes them once the rest has rolled out);
     a failing canary is removed here and fails the deployment with nothing else changed.
     """
+    return await _twin_step(run, specs, StepName.CANARY, canary_spec, period)
+
+
+async def green_step(run: DeploymentRun, specs: dict[str, dict[str, Any]]) -> list[str]:
+    """BLUE_GREEN: the whole new version beside the old until every task runs healthy.
+
+    Returns the green services (removed once the service itself runs the new version);
+    a failing green version is removed here and fails the deployment, nothing changed.
+    """
+    period = run.ctx.settings.converge_stable_seconds
+    return await _twin_step(run, specs, StepName.GREEN, green_spec, period)
+
+
+async def _twin_step(
+    run: DeploymentRun,
+    specs: dict[str, dict[str, Any]],
+    step: StepName,
+    make: Callable[[dict[str, Any], str], dict[str, Any]],
+    period: float,
+) -> list[str]:
     swarm = run.swarm
-    canaries: list[str] = []
-    async with run.step(StepName.CANARY) as result:
+    twins: list[str] = []
+    async with run.step(step) as result:
         watches: list[ServiceWatch] = []
         for service, body in sorted(specs.items()):
             existing = await swarm.find_service(body["Name"])
@@ -97,17 +118,18 @@ async def canary_step(
                 continue
             if image_of(existing["Spec"]) == image_of(body):
                 continue
-            canary = canary_spec(body, body["Name"])
-            stale = await swarm.find_service(canary["Name"])
+            twin = make(body, body["Name"])
+            stale = await swarm.find_service(twin["Name"])
             if stale is not None:
                 await swarm.remove_service(stale["ID"])
-            service_id, _ = await swarm.deploy_service(canary)
-            canaries.append(service_id)
-            run.say(f"canary {canary['Name']}: one task of {image_of(body)} beside the old tasks")
-            watches.append(ServiceWatch(f"{service}-canary", service_id))
+            service_id, _ = await swarm.deploy_service(twin)
+            twins.append(service_id)
+            replicas = twin["Mode"]["Replicated"]["Replicas"]
+            run.say(f"{step.value} {twin['Name']}: {replicas} task(s) of {image_of(body)}")
+            watches.append(ServiceWatch(f"{service}-{step.value}", service_id))
         if not watches:
-            result["message"] = "no running service changes its image: no canary"
-            return canaries
+            result["message"] = f"no running service changes its image: no {step.value}"
+            return twins
         try:
             await wait_converged(
                 swarm,
@@ -118,21 +140,21 @@ async def canary_step(
                 on_change=run._progress,
             )
         except (ConvergeFailed, ConvergeTimeout) as exc:
-            await remove_services(run, canaries)
+            await remove_services(run, twins)
             raise _failure(
                 ErrorCode.HEALTH_CHECK_FAILED,
-                f"canary failed, the old version keeps running: {exc}",
+                f"{step.value} failed, the old version keeps running: {exc}",
             ) from exc
-        result["message"] = f"{len(watches)} canary task(s) ran healthy for {period:g}s"
-    return canaries
+        result["message"] = f"{len(watches)} {step.value} service(s) ran healthy for {period:g}s"
+    return twins
 
 
 async def remove_services(run: DeploymentRun, service_ids: list[str]) -> None:
-    """Remove canary services (and forget them: the list is emptied)."""
+    """Remove canary or green services (and forget them: the list is emptied)."""
     while service_ids:
         service_id = service_ids.pop()
         await run.swarm.remove_service(service_id)
-        run.say(f"removed canary service {service_id[:12]}")
+        run.say(f"removed temporary service {service_id[:12]}")
 
 
 def held(spec: dict[str, Any], deployment_id: int) -> dict[str, Any]:

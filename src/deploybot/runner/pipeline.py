@@ -54,6 +54,7 @@ from deploybot.runner.converge import (
 from deploybot.runner.git import GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.phases import (
     canary_step,
+    green_step,
     health_step,
     hooks_step,
     remove_services,
@@ -112,6 +113,7 @@ class DeploymentRun:
     swarm_changed: bool = False
     cancel: CancelWatch | None = None
     canaries: list[str] = field(default_factory=list)
+    """Temporary services beside the stack (a canary, a green version): removed at the end."""
 
     @property
     def id(self) -> int:
@@ -345,12 +347,15 @@ class DeploymentRun:
             )
             for spec in specs
         }
-        if options.pre_deploy_hooks or strategy is DeploymentStrategy.CANARY:
+        twins = (DeploymentStrategy.CANARY, DeploymentStrategy.BLUE_GREEN)
+        if options.pre_deploy_hooks or strategy in twins:
             await self._networks(networks)
         if options.pre_deploy_hooks:
             await hooks_step(self, StepName.PRE_DEPLOY, options.pre_deploy_hooks, bodies)
         if strategy is DeploymentStrategy.CANARY:
             self.canaries = await canary_step(self, bodies, options.canary_period)
+        elif strategy is DeploymentStrategy.BLUE_GREEN:
+            self.canaries = await green_step(self, bodies)
         since = time.time() - 1
         async with self.step(StepName.ROLLOUT) as result:
             await self._networks(networks)

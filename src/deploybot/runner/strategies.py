@@ -5,12 +5,16 @@
   and `parallelism 1, stop-first, pause` when neither says.
 - RECREATE: the runner first scales every replicated service of the stack to
   0 and waits until no old task runs, then deploys the new specs (all at once).
-- BLUE_GREEN: `UpdateConfig{Parallelism: 0, Order: start-first}`: Swarm starts
-  every new task (green) beside the old ones (blue), waits until each is
-  running, and healthy where the image has a healthcheck, and only then stops
-  the old ones; the running count never drops below the desired count. One
-  service keeps one name, DNS entry and Swarm history, which a blue and a green
-  service swapped by hand would not (Swarm cannot rename a service).
+- BLUE_GREEN: first a `<service>-green` service runs the whole new version
+  (every replica of the new spec, the service's network aliases, no published
+  ports, no restarts) beside the old (blue) tasks, until every green task has
+  run, and stayed healthy where the image has a healthcheck, for the stability
+  window: the new version is complete and healthy before anything old stops.
+  Then the service itself is updated with `UpdateConfig{Parallelism: 0, Order:
+  start-first}` (each blue task stops only once its replacement runs) and the
+  green service is removed. A green version that fails is removed and nothing
+  else changes. The service keeps its name, DNS entry and Swarm history, which
+  swapping two services would not (Swarm cannot rename a service).
 - CANARY: a `<service>-canary` service with one task of the new spec (no
   published ports, the service's network aliases, no restarts) runs beside the
   old tasks for the canary period; it must stay running and healthy for that
@@ -28,6 +32,7 @@ from deploybot.domain import DeploymentStrategy
 
 NS = 1_000_000_000
 CANARY_LABEL = "com.deploybot.canary-of"
+TWIN_LABEL = "com.deploybot.green-of"
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
@@ -87,12 +92,24 @@ def image_of(spec: dict[str, Any]) -> str:
 
 def canary_spec(spec: dict[str, Any], service_name: str) -> dict[str, Any]:
     """One task of the new spec beside the old service, reachable by the service's aliases."""
+    return twin_spec(spec, service_name, "canary", 1)
+
+
+def green_spec(spec: dict[str, Any], service_name: str) -> dict[str, Any]:
+    """Every replica of the new spec beside the old service (BLUE_GREEN's green version)."""
+    replicas = int(spec.get("Mode", {}).get("Replicated", {}).get("Replicas", 1))
+    return twin_spec(spec, service_name, "green", replicas)
+
+
+def twin_spec(spec: dict[str, Any], service_name: str, role: str, replicas: int) -> dict[str, Any]:
+    """A temporary service of the new spec beside the old one, reachable by its aliases,
+    outside the stack (so a prune never takes it), without published ports or restarts."""
     body = copy.deepcopy(spec)
-    body["Name"] = f"{service_name}-canary"
+    body["Name"] = f"{service_name}-{role}"
     labels = {k: v for k, v in body.get("Labels", {}).items() if k != NAMESPACE_LABEL}
-    labels[CANARY_LABEL] = service_name
+    labels[CANARY_LABEL if role == "canary" else TWIN_LABEL] = service_name
     body["Labels"] = labels
-    body["Mode"] = {"Replicated": {"Replicas": 1}}
+    body["Mode"] = {"Replicated": {"Replicas": replicas}}
     body["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
     endpoint = body.get("EndpointSpec") or {}
     body["EndpointSpec"] = {"Mode": endpoint.get("Mode", "dnsrr")}
