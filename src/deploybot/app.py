@@ -90,13 +90,14 @@ def create_app(
     settings = settings or get_settings()
     db = Database(settings.database_url)
     bus = EventBus()
+    service_logs = ServiceLogStreams(settings.docker_host)
     services = Services(
         db=db,
         bus=bus,
         settings=settings,
         inspector=Preflight(settings),
         swarm=SwarmStatus(settings),
-        service_logs=ServiceLogStreams(settings.docker_host),
+        service_logs=service_logs,
     )
     relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)
 
@@ -168,6 +169,7 @@ def create_app(
                 with contextlib.suppress(Exception):
                     await task
             await services.hub.close()
+            await service_logs.close()
             if relay is not None:
                 await relay.stop()
             await db.dispose()

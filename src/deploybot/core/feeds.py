@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple, Protocol
@@ -365,18 +365,15 @@ class ServiceLogSource(Protocol):
     ) -> None: ...
 
 
-@dataclass
 class ApplicationLogFeed(Feed):
     """The live logs of an application's running services: one Docker log stream per
     service, shared by every subscriber, closed when the last one leaves."""
 
-    source: ServiceLogSource
-    application: str
-    environment: str
-    lines_sent: int = field(default=0)
-
-    def __post_init__(self) -> None:
-        super().__init__(("application-logs", self.application, self.environment))
+    def __init__(self, source: ServiceLogSource, application: str, environment: str) -> None:
+        super().__init__(("application-logs", application, environment))
+        self.source = source
+        self.application = application
+        self.environment = environment
 
     async def open(self) -> None:
         if not await self.source.services(self.application):
@@ -388,7 +385,6 @@ class ApplicationLogFeed(Feed):
 
     async def run(self, emit: Emit) -> None:
         async def forward(lines: list[ServiceLogLine]) -> None:
-            self.lines_sent += len(lines)
             await emit(Batch(lines))
 
         await self.source.follow(self.application, forward)

@@ -93,13 +93,20 @@ class Subscriber:
             await asyncio.sleep(0)  # a long backlog must not starve the event loop
 
     async def stream(self) -> AsyncIterator[tuple[Any, bool]]:
-        """(rendered data, final) in order; ends after the final one."""
-        async for batch in self._read_stored():
-            yield await self.topic.render(batch), batch.final
-            if batch.final:
-                return
+        """(rendered data, final) in order; ends after the final one.
+
+        Storage first (the backlog, or the snapshot), then live frames; back to storage
+        whenever the queue overflowed or a frame does not start at the cursor.
+        """
         contiguous = self.channel.feed.contiguous
+        from_storage = True
         while True:
+            if from_storage:
+                from_storage = False
+                async for batch in self._read_stored():
+                    yield await self.topic.render(batch), batch.final
+                    if batch.final:
+                        return
             frame = await self._next()
             if frame is None:
                 if self.failure is not None:
@@ -107,28 +114,19 @@ class Subscriber:
                 # Overflowed: drop what is queued and read from storage instead.
                 self.overflowed = False
                 self.frames.clear()
-                if not contiguous:
-                    continue
-                async for batch in self._read_stored():
-                    yield await self.topic.render(batch), batch.final
-                    if batch.final:
-                        return
+                from_storage = contiguous
                 continue
-            if contiguous and frame.start is not None and self.cursor is not None:
-                assert frame.end is not None
+            if contiguous:
+                assert frame.start is not None and frame.end is not None
+                assert self.cursor is not None
                 if frame.end <= self.cursor:
                     if frame.final:
                         yield None, True
                         return
                     continue  # already read from storage
                 if frame.start != self.cursor:
-                    async for batch in self._read_stored():
-                        yield await self.topic.render(batch), batch.final
-                        if batch.final:
-                            return
+                    from_storage = True
                     continue
-                self.cursor = frame.end
-            elif contiguous and frame.end is not None:
                 self.cursor = frame.end
             yield frame.data, frame.final
             if frame.final:

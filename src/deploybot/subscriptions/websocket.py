@@ -355,9 +355,7 @@ class _Connection:
             return await self._render(executor, stream.payloads(batch))
 
         subscriber = stream.subscribe(topic, render)
-        prefix = (
-            '{"id":' + orjson.dumps(op_id).decode() + ',"type":"' + self.next_type + '","payload":'
-        )
+        prefix = self._envelope(op_id)
         try:
             async for payloads, _final in subscriber.stream():
                 for text in payloads or ():
@@ -369,7 +367,10 @@ class _Connection:
         return True
 
     async def _send_next(self, op_id: str, payload_text: str) -> None:
-        envelope = (
+        await self.send_text(self._envelope(op_id) + payload_text + "}")
+
+    def _envelope(self, op_id: str) -> str:
+        """A `next` (or legacy `data`) message up to its payload, which is shared."""
+        return (
             '{"id":' + orjson.dumps(op_id).decode() + ',"type":"' + self.next_type + '","payload":'
         )
-        await self.send_text(envelope + payload_text + "}")
