@@ -321,7 +321,7 @@ async def _admit(
         superseded = await admission.make_room(
             session, application, settings.environment, queue=request.queue
         )
-        app = await _application(session, application, settings.environment)
+        app = await find_application(session, application, settings.environment)
         deployment = Deployment(
             environment=settings.environment,
             application=application,
@@ -355,7 +355,9 @@ async def _admit(
         return deployment.id, True, superseded
 
 
-async def _application(session: AsyncSession, name: str, environment: str) -> Application | None:
+async def find_application(
+    session: AsyncSession, name: str, environment: str
+) -> Application | None:
     result = await session.execute(
         select(Application).where(
             Application.__table__.c.name == name,  # type: ignore[attr-defined]
@@ -593,7 +595,7 @@ async def finish_deployment(
                 error=error_message,
             )
         )
-        app = await _application(session, deployment.application, deployment.environment)
+        app = await find_application(session, deployment.application, deployment.environment)
         if app is None:
             app = Application(name=deployment.application, environment=deployment.environment)
             session.add(app)

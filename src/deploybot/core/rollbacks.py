@@ -76,10 +76,10 @@ async def _application_row(db: Database, name: str, environment: str) -> Any:
         return result.first()
 
 
-async def find_target(db: Database, request: RollbackRequest, environment: str) -> Any:
-    """The deployment to restore, or DEPLOYMENT_NOT_FOUND saying what was not found."""
+async def find_target(db: Database, request: RollbackRequest, environment: str, app: Any) -> Any:
+    """The deployment to restore, or DEPLOYMENT_NOT_FOUND saying what was not found
+    (`app`: the application's row, if it has one)."""
     c = deployment_table.c
-    app = await _application_row(db, request.application, environment)
     if request.deployment_id is not None:
         row = await core.get_deployment(db, request.deployment_id)
         if row is None or row.application != request.application or row.environment != environment:
@@ -148,15 +148,15 @@ async def create_rollback(
     if errors:
         raise ValidationFailed(errors)
     environment = settings.environment
-    target = await find_target(db, request, environment)
     app = await _application_row(db, request.application, environment)
+    target = await find_target(db, request, environment, app)
     if app is not None and app.current_deployment_id == target.id:
         raise DeploybotError(
             ErrorCode.INVALID_INPUT,
             f"deployment #{target.id} ({target.version}) is what runs now",
             field="deploymentId" if request.deployment_id is not None else "version",
         )
-    services = [s for s in (await core.services_for(db, [target.id]))[target.id] if s.spec]
+    services = await restorable_services(db, target.id)
     if not services:
         raise DeploybotError(
             ErrorCode.BACKUP_NOT_FOUND,
@@ -232,13 +232,7 @@ async def set_application_state(
     """The application's live state while a deployment changes it (ROLLING_BACK...)."""
     now = utcnow()
     async with db.transaction() as session:
-        result = await session.execute(
-            select(Application).where(
-                Application.__table__.c.name == application,  # type: ignore[attr-defined]
-                Application.__table__.c.environment == environment,  # type: ignore[attr-defined]
-            )
-        )
-        app = result.scalar_one_or_none()
+        app = await core.find_application(session, application, environment)
         if app is None:
             app = Application(name=application, environment=environment)
             session.add(app)

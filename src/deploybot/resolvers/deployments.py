@@ -25,7 +25,7 @@ from deploybot.schema.deployments import (
     DeployPayload,
 )
 from deploybot.schema.enums import OrderDirection
-from deploybot.schema.rollout import plain
+from deploybot.schema.rollout import camel, plain
 
 
 def deployment_number(value: str, environment: str) -> int | None:
@@ -155,12 +155,7 @@ def _original_request(input: DeployInput) -> dict[str, Any]:
         for k, v in dataclasses.asdict(input).items()  # type: ignore[call-overload]
         if v is not None
     }
-    return {_camel(k): v for k, v in raw.items()}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
+    return {camel(k): v for k, v in raw.items()}
 
 
 async def deploy(info: Info, input: DeployInput) -> DeployPayload:

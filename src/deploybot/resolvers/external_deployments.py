@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Any
 
 from deploybot.core import current_versions as versions_core
@@ -22,29 +21,12 @@ from deploybot.schema.external_deployments import (
     ReportDeploymentStatusInput,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.rollout import camel_keys, plain
 
 
 def _as_sent(input: RecordDeploymentInput) -> dict[str, Any]:
     """The recording as the tool sent it (fields it left out are left out)."""
-
-    def camel(name: str) -> str:
-        head, *rest = name.split("_")
-        return head + "".join(p.title() for p in rest)
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, enum.Enum):
-            return value.value
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {
-                camel(f.name): plain(getattr(value, f.name))
-                for f in dataclasses.fields(value)
-                if getattr(value, f.name) is not None
-            }
-        return value
-
-    sent: dict[str, Any] = plain(input)
+    sent: dict[str, Any] = camel_keys(plain(dataclasses.asdict(input)))  # type: ignore[call-overload]
     return sent
 
 

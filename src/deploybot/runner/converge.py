@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploybot.runner.swarm import Swarm
+from deploybot.runner.swarm import Swarm, image_of
 
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 BAD_UPDATE_STATES = frozenset(
@@ -59,16 +59,12 @@ async def snapshot_tasks(swarm: Swarm, service_id: str) -> set[str]:
     return {t["ID"] for t in await swarm.tasks(service_id)}
 
 
-def _image_of(spec: dict[str, Any]) -> str:
-    return str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", ""))
-
-
 async def _observe(
     swarm: Swarm, watch: ServiceWatch, nodes: dict[str, str], max_failures: int, stable: float
 ) -> None:
     service = await swarm.service(watch.service_id)
     spec = service["Spec"]
-    image = _image_of(spec)
+    image = image_of(spec)
     mode = spec.get("Mode", {})
     is_job = "ReplicatedJob" in mode or "GlobalJob" in mode
     if "Replicated" in mode:

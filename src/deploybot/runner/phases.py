@@ -20,7 +20,8 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.hooks import HOOK_LABEL, HookResult, hook_service, run_hook
-from deploybot.runner.strategies import canary_spec, green_spec, image_of, replicated
+from deploybot.runner.strategies import canary_spec, green_spec, replicated
+from deploybot.runner.swarm import image_of
 
 if TYPE_CHECKING:
     from deploybot.runner.pipeline import DeploymentRun

@@ -62,7 +62,7 @@ from deploybot.runner.phases import (
 )
 from deploybot.runner.preflight import load_stack, stack_env
 from deploybot.runner.releases import publish_release_of
-from deploybot.runner.restore import roll_back_on_failure, run_rollback
+from deploybot.runner.restore import roll_back_on_failure, run_rollback, stop_following
 from deploybot.runner.stack import (
     NetworkSpec,
     StackFile,
@@ -73,7 +73,7 @@ from deploybot.runner.stack import (
 )
 from deploybot.runner.status import SwarmStatus
 from deploybot.runner.strategies import with_strategy
-from deploybot.runner.swarm import DockerUnavailable, Swarm
+from deploybot.runner.swarm import DockerUnavailable, Swarm, image_of
 
 logger = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ class DeploymentRun:
                     spec.service,
                     swarm_name=spec.name,
                     swarm_id=service_id,
-                    image=self.images.get(spec.service) or _image(body),
+                    image=self.images.get(spec.service) or image_of(body) or None,
                     digest=self.digests.get(spec.service),
                     version=self.record.version,
                     spec=body,
@@ -413,12 +413,7 @@ class DeploymentRun:
                     f"{w.service} {w.running}/{w.desired}" for w in watches
                 )
         finally:
-            await asyncio.sleep(0.2)  # the last lines of the new tasks
-            for task in followers:
-                task.cancel()
-            for task in followers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stop_following(followers)  # after the last lines of the new tasks
             await remove_services(self, self.canaries)
         if options.health_check:
             await health_step(self, options.health_check, bodies, watches)
@@ -488,11 +483,6 @@ class DeploymentRun:
             raise
         except Exception as exc:  # a log stream must never fail the deployment
             logger.debug("log stream of %s ended: %s", service, exc)
-
-
-def _image(spec: dict[str, Any]) -> str | None:
-    image = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
-    return str(image) if image else None
 
 
 async def _heartbeat(ctx: RunnerContext, deployment_id: int, every: float = 30.0) -> None:

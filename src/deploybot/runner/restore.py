@@ -29,7 +29,7 @@ from deploybot.runner.converge import (
     snapshot_tasks,
     wait_converged,
 )
-from deploybot.runner.strategies import NAMESPACE_LABEL
+from deploybot.runner.swarm import NAMESPACE_LABEL
 
 if TYPE_CHECKING:
     from deploybot.runner.pipeline import DeploymentRun
@@ -43,7 +43,7 @@ async def _networks(run: DeploymentRun, spec: dict[str, Any], namespace: str) ->
     """The overlay networks a recorded spec attaches to (a removed stack lost them)."""
     for attachment in spec.get("TaskTemplate", {}).get("Networks") or []:
         name = str(attachment.get("Target", ""))
-        if name and not await run.swarm.network_exists(name):
+        if name:  # ensure_network looks before it creates
             body = {
                 "Name": name,
                 "Driver": "overlay",

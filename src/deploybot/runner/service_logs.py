@@ -21,8 +21,8 @@ from aiodocker.exceptions import DockerError
 
 from deploybot.core.feeds import ServiceLogLine
 from deploybot.domain import LogStream
+from deploybot.runner.swarm import NAMESPACE_LABEL
 
-STACK_LABEL = "com.docker.stack.namespace"
 _STREAMS = {1: LogStream.STDOUT, 2: LogStream.STDERR}
 
 
@@ -75,7 +75,7 @@ class ServiceLogStreams:
             self._docker = None
 
     async def _services(self, namespace: str) -> dict[str, str]:
-        filters = orjson.dumps({"label": [f"{STACK_LABEL}={namespace}"]}).decode()
+        filters = orjson.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]}).decode()
         found = await self.docker._query_json("services", params={"filters": filters})
         return {s["ID"]: s["Spec"]["Name"] for s in found}
 

@@ -3,8 +3,9 @@
 - ROLLING: Swarm's rolling update; `UpdateConfig` is the stack file's
   `deploy.update_config`, with the request's `rollingUpdate` fields over it,
   and `parallelism 1, stop-first, pause` when neither says.
-- RECREATE: the runner first scales every replicated service of the stack to
-  0 and waits until no old task runs, then deploys the new specs (all at once).
+- RECREATE: the runner first stops every old task (the running spec held onto
+  no node, `phases.held`) and waits until none runs, then deploys the new specs
+  (all at once).
 - BLUE_GREEN: first a `<service>-green` service runs the whole new version
   (every replica of the new spec, the service's network aliases, no published
   ports, no restarts) beside the old (blue) tasks, until every green task has
@@ -29,11 +30,11 @@ from typing import Any
 
 from deploybot.core.rollout_options import RollingUpdate
 from deploybot.domain import DeploymentStrategy
+from deploybot.runner.swarm import NAMESPACE_LABEL
 
 NS = 1_000_000_000
 CANARY_LABEL = "com.deploybot.canary-of"
 TWIN_LABEL = "com.deploybot.green-of"
-NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
 def _rolling(base: dict[str, Any] | None, rolling: RollingUpdate | None) -> dict[str, Any]:
@@ -77,17 +78,6 @@ def with_strategy(
 
 def replicated(spec: dict[str, Any]) -> bool:
     return "Replicated" in spec.get("Mode", {})
-
-
-def scaled_to_zero(spec: dict[str, Any]) -> dict[str, Any]:
-    """A running service's own spec with no replicas: RECREATE's first half."""
-    body = copy.deepcopy(spec)
-    body["Mode"] = {"Replicated": {"Replicas": 0}}
-    return body
-
-
-def image_of(spec: dict[str, Any]) -> str:
-    return str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", ""))
 
 
 def canary_spec(spec: dict[str, Any], service_name: str) -> dict[str, Any]:

@@ -19,6 +19,11 @@ from aiodocker.exceptions import DockerError
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 
 
+def image_of(spec: Mapping[str, Any]) -> str:
+    """The image reference of a service spec ("" if it has none)."""
+    return str(spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image", ""))
+
+
 class DockerUnavailable(Exception):
     """The engine cannot be reached: infrastructure, not the deployment's fault."""
 

@@ -117,12 +117,13 @@ def plain(value: Any) -> Any:
 def camel_keys(value: Any) -> Any:
     """A stored document with GraphQL's camelCase keys (`rollback_on_failure` → ...)."""
     if isinstance(value, dict):
-        return {_camel(str(k)): camel_keys(v) for k, v in value.items()}
+        return {camel(str(k)): camel_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [camel_keys(v) for v in value]
     return value
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """`rollback_on_failure` → `rollbackOnFailure`."""
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
