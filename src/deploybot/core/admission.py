@@ -69,11 +69,8 @@ async def replay(
     query = select(c.id, c.request_fingerprint).where(
         c.environment == environment, c.idempotency_key == request.idempotency_key
     )
-    if isinstance(db, AsyncSession):
-        row = (await db.execute(query)).first()
-    else:
-        async with db.connection() as connection:
-            row = (await connection.execute(query)).first()
+    rows = await _rows(db, query)
+    row = rows[0] if rows else None
     if row is None:
         return None
     if row.request_fingerprint != fingerprint(request):
@@ -100,6 +97,11 @@ async def active_deployments(
         )
         .order_by(c.id)
     )
+    return await _rows(db, query)
+
+
+async def _rows(db: Database | AsyncSession, query: Any) -> list[Any]:
+    """In the admission's own transaction when given its session, else on a read connection."""
     if isinstance(db, AsyncSession):
         return list((await db.execute(query)).all())
     async with db.connection() as connection:
@@ -116,8 +118,9 @@ def in_progress_error(application: str, active: list[Any]) -> DeploybotError:
     )
 
 
-async def lock_application(session: AsyncSession, application: str, environment: str) -> None:
-    """Serialise admissions of one application; must be the transaction's first statement."""
+async def lock_application(session: AsyncSession, application: str, environment: str) -> str | None:
+    """Serialise admissions of one application; must be the transaction's first statement.
+    Answers the application's current version (the upsert reads it back)."""
     now = utcnow()
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(application_table).values(
@@ -131,8 +134,9 @@ async def lock_application(session: AsyncSession, application: str, environment:
     )
     statement = statement.on_conflict_do_update(
         index_elements=["name", "environment"], set_={"name": statement.excluded.name}
-    )
-    await session.execute(statement)
+    ).returning(application_table.c.current_version)
+    current: str | None = (await session.execute(statement)).scalar_one()
+    return current
 
 
 async def make_room(
@@ -174,12 +178,20 @@ async def _cancel_queued(session: AsyncSession, ids: list[int], message: str) ->
             error_message=message,
         )
     )
+    await skip_pending_steps(session, ids)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def skip_pending_steps(session: AsyncSession, deployment_ids: list[int]) -> None:
+    """Steps a deployment never reached, once it has ended."""
     await session.execute(
         update(step_table)
-        .where(step_table.c.deployment_id.in_(ids), step_table.c.status == StepStatus.PENDING)
+        .where(
+            step_table.c.deployment_id.in_(deployment_ids),
+            step_table.c.status == StepStatus.PENDING,
+        )
         .values(status=StepStatus.SKIPPED)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def cancel_deployment(

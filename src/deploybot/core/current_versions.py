@@ -77,7 +77,7 @@ async def current_versions(
     by_environment: dict[str, list[Any]] = {}
     for row in rows:
         by_environment.setdefault(row.environment, []).append(row)
-    found: list[EnvironmentVersion] = []
+    chains: dict[str, list[Any]] = {}
     for env, history in sorted(by_environment.items()):
         current = next((r for r in history if r.state is DeploymentState.SUCCESS), None)
         if current is None:
@@ -94,7 +94,11 @@ async def current_versions(
                 chain.append(row)
                 if _replaces_stack(row):
                     break
-        rollouts = await services_for(db, [int(r.id) for r in chain])
+        chains[env] = chain
+    rollouts = await services_for(db, [int(r.id) for chain in chains.values() for r in chain])
+    found: list[EnvironmentVersion] = []
+    for env, chain in chains.items():
+        current = chain[0]
         services: dict[str, ServiceVersion] = {}
         for row in chain:
             for rollout in rollouts[int(row.id)]:

@@ -142,7 +142,8 @@ def application_name_from(repository_url: str | None, image: str | None) -> str:
     return name[:63] or "app"
 
 
-def _validate(request: DeployRequest, settings: Settings) -> None:
+def check_request(request: DeployRequest, settings: Settings) -> None:
+    """The request's own fields, checked without any I/O (ValidationFailed lists them all)."""
     errors: list[DeploybotError] = []
 
     def fail(field_name: str, message: str, code: ErrorCode = ErrorCode.INVALID_INPUT) -> None:
@@ -187,11 +188,6 @@ def _validate(request: DeployRequest, settings: Settings) -> None:
     errors.extend(check_options(request.rollout))
     if errors:
         raise ValidationFailed(errors)
-
-
-def check_request(request: DeployRequest, settings: Settings) -> None:
-    """The request's own fields, checked without any I/O (ValidationFailed lists them all)."""
-    _validate(request, settings)
 
 
 def plan_steps(request: DeployRequest, *, builds: bool, has_registry: bool) -> list[StepName]:
@@ -273,7 +269,7 @@ async def create_deployment(
     A retry with the same idempotency key answers the deployment it created; a deployment
     already under way refuses the request unless it asks to queue (see core.admission).
     """
-    _validate(request, settings)
+    check_request(request, settings)
     environment = settings.environment
     application = application_of(request)
     active = await admission.active_deployments(db, application, environment)
@@ -314,18 +310,19 @@ async def _admit(
     now = utcnow()
     application = prepared.application
     async with db.transaction() as session:
-        await admission.lock_application(session, application, settings.environment)
+        previous_version = await admission.lock_application(
+            session, application, settings.environment
+        )
         replayed = await admission.replay(session, settings.environment, request)
         if replayed is not None:
             return replayed, False, []
         superseded = await admission.make_room(
             session, application, settings.environment, queue=request.queue
         )
-        app = await find_application(session, application, settings.environment)
         deployment = Deployment(
             environment=settings.environment,
             application=application,
-            previous_version=app.current_version if app else None,
+            previous_version=previous_version,
             strategy=request.strategy,
             trigger=request.trigger,
             provider=request.provider,
@@ -560,27 +557,22 @@ async def finish_deployment(
     error_code: ErrorCode | None = None,
     error_message: str | None = None,
     swarm_changed: bool = False,
+    finished_at: datetime | None = None,
 ) -> None:
     """End a deployment. A success retires the previous success of the application (INACTIVE)
-    and becomes the application's current deployment."""
+    and becomes the application's current deployment. `finished_at`: when it ended, if not
+    now (a deployment recorded after the fact)."""
     now = utcnow()
     async with db.transaction() as session:
         deployment = await session.get(Deployment, deployment_id)
         if deployment is None:
             raise DeploybotError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {deployment_id}")
         deployment.state = state
-        deployment.finished_at = now
+        deployment.finished_at = finished_at or now
         deployment.updated_at = now
         deployment.error_code = error_code.value if error_code else None
         deployment.error_message = error_message
-        await session.execute(
-            update(step_table)
-            .where(
-                step_table.c.deployment_id == deployment_id,
-                step_table.c.status == StepStatus.PENDING,
-            )
-            .values(status=StepStatus.SKIPPED)
-        )
+        await admission.skip_pending_steps(session, [deployment_id])
         await session.execute(
             update(step_table)
             .where(
@@ -609,12 +601,14 @@ async def finish_deployment(
                 deployment_table.c.id != deployment_id,
             )
             retired = list(
-                (await session.execute(select(deployment_table.c.id).where(*superseded))).scalars()
-            )
-            await session.execute(
-                update(deployment_table)
-                .where(*superseded)
-                .values(state=DeploymentState.INACTIVE, updated_at=now)
+                (
+                    await session.execute(
+                        update(deployment_table)
+                        .where(*superseded)
+                        .values(state=DeploymentState.INACTIVE, updated_at=now)
+                        .returning(deployment_table.c.id)
+                    )
+                ).scalars()
             )
             app.current_deployment_id = deployment_id
             app.current_version = deployment.version
@@ -770,9 +764,10 @@ async def count_deployments(db: Database, flt: DeploymentFilter | None) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
-async def _children(
+async def children_for(
     db: Database, table: Any, order: Any, ids: Sequence[int]
 ) -> dict[int, list[Row[Any]]]:
+    """The rows of a table hanging off deployments (steps, services, results), by deployment."""
     out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
     async with db.connection() as connection:
         rows = await connection.execute(
@@ -786,8 +781,8 @@ async def _children(
 
 
 async def steps_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
-    return await _children(db, step_table, step_table.c.position, ids)
+    return await children_for(db, step_table, step_table.c.position, ids)
 
 
 async def services_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
-    return await _children(db, service_table, service_table.c.service, ids)
+    return await children_for(db, service_table, service_table.c.service, ids)

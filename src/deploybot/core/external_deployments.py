@@ -252,7 +252,7 @@ async def record_deployment(
             session.add(ServiceRollout(deployment_id=deployment_id, **values))
     bus.publish(DeploymentEvent(deployment_id, state.value, "created"))
     if state is DeploymentState.SUCCESS:
-        await _settle_success(db, bus, settings, deployment_id, finished_at)
+        await _settle_success(db, bus, settings, deployment_id, finished_at, request.ref)
     elif state is DeploymentState.INACTIVE:  # not current, but still a release that happened
         await releases.publish_deployment_release(db, settings, deployment_id, branch=request.ref)
     record = await core.get_deployment(db, deployment_id)
@@ -282,15 +282,14 @@ async def _settle_success(
     settings: Settings,
     deployment_id: int,
     finished_at: datetime | None,
+    branch: str | None,
 ) -> None:
     """What a success means for the rest of the history, as for deploybot's own: the previous
     success retires, the application's current version moves, the release is linked."""
-    await core.finish_deployment(db, bus, deployment_id, DeploymentState.SUCCESS)
-    if finished_at is not None:
-        await core.update_deployment(db, deployment_id, finished_at=finished_at)
-    record = await core.get_deployment(db, deployment_id)
-    assert record is not None
-    await releases.publish_deployment_release(db, settings, deployment_id, branch=record.ref)
+    await core.finish_deployment(
+        db, bus, deployment_id, DeploymentState.SUCCESS, finished_at=finished_at
+    )
+    await releases.publish_deployment_release(db, settings, deployment_id, branch=branch)
 
 
 async def _existing(db: Database, deployment_id: int) -> core.DeploymentRecord:
@@ -363,7 +362,7 @@ async def report_status(
                 source_name="reporter",
             )
     if state is DeploymentState.SUCCESS:
-        await _settle_success(db, bus, settings, deployment_id, None)
+        await _settle_success(db, bus, settings, deployment_id, None, record.ref)
     elif state.is_final:
         await core.finish_deployment(
             db, bus, deployment_id, state, error_message=message if failed else None
@@ -400,13 +399,4 @@ async def add_result(
 
 
 async def results_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
-    out: dict[int, list[Row[Any]]] = {i: [] for i in ids}
-    async with db.connection() as connection:
-        rows = await connection.execute(
-            select(result_table)
-            .where(result_table.c.deployment_id.in_(list(ids)))
-            .order_by(result_table.c.deployment_id, result_table.c.id)
-        )
-        for row in rows:
-            out[row.deployment_id].append(row)
-    return out
+    return await core.children_for(db, result_table, result_table.c.id, ids)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from deploybot.config import Settings
 from deploybot.core import semver
-from deploybot.core.deployments import deployment_table, page_bounds
+from deploybot.core.deployments import deployment_table, get_deployment, page_bounds
 from deploybot.db.engine import Database
 from deploybot.db.models import Release
 from deploybot.db.types import utcnow
@@ -216,21 +216,15 @@ async def list_releases(
     c = release_table.c
     clauses = _clauses(flt)
     if after is not None:
+        if len(after) != (2 if by_release_time else 1):
+            raise DeploybotError(ErrorCode.INVALID_INPUT, "cursor of another order", field="after")
         if by_release_time:
-            if len(after) != 2:
-                raise DeploybotError(
-                    ErrorCode.INVALID_INPUT, "cursor of another order", field="after"
-                )
             at, key = _from_micros(after[0]), after[1]
             if descending:
                 clauses.append(or_(c.released_at < at, and_(c.released_at == at, c.id < key)))
             else:
                 clauses.append(or_(c.released_at > at, and_(c.released_at == at, c.id > key)))
         else:
-            if len(after) != 1:
-                raise DeploybotError(
-                    ErrorCode.INVALID_INPUT, "cursor of another order", field="after"
-                )
             clauses.append(c.id < after[0] if descending else c.id > after[0])
     order = [c.released_at, c.id] if by_release_time else [c.id]
     query = (
@@ -303,12 +297,7 @@ async def publish_deployment_release(
     the deployment's (a tag at the commit, else the short sha); time: the commit's (else
     the deployment's end). Deploying a published version again links to that release.
     """
-    async with db.connection() as connection:
-        deployment = (
-            await connection.execute(
-                select(deployment_table).where(deployment_table.c.id == deployment_id)
-            )
-        ).first()
+    deployment = await get_deployment(db, deployment_id)
     if deployment is None or not deployment.version:
         return None
     request = PublishRequest(

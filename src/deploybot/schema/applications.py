@@ -8,9 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from deploybot.core import applications as core
-from deploybot.core import deployments as core_deployments
 from deploybot.schema.context import Info
-from deploybot.schema.deployments import Deployment
+from deploybot.schema.deployments import Deployment, linked_deployment
 from deploybot.schema.enums import ApplicationState, Health
 
 ApplicationEventType = strawberry.enum(core.EventType, name="ApplicationEventType")
@@ -110,10 +109,7 @@ class Application:
 
     @strawberry.field(description="The deployment that put the current version here.")
     async def current_deployment(self, info: Info) -> Deployment | None:
-        if self.current_deployment_id is None:
-            return None
-        row = await core_deployments.get_deployment(info.context.db, self.current_deployment_id)
-        return Deployment.from_row(row, info.context.base_url) if row else None
+        return await linked_deployment(info, self.current_deployment_id)
 
     @classmethod
     def of(cls, status: core.ApplicationStatus) -> Application:

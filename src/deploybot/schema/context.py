@@ -60,6 +60,16 @@ class Context:
         return _loader(self.services, external_deployments.results_for)
 
     @cached_property
+    def deployments(self) -> DataLoader[int, Row[Any] | None]:
+        """Deployments linked from other objects (releases, versions, rollbacks), batched."""
+
+        async def load(keys: Sequence[int]) -> list[Row[Any] | None]:
+            found = await deployments.get_deployments(self.services.db, keys)
+            return [found.get(k) for k in keys]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
     def releases(self) -> DataLoader[int, Row[Any] | None]:
         async def load(keys: Sequence[int]) -> list[Row[Any] | None]:
             found = await releases.releases_by_ids(self.services.db, keys)

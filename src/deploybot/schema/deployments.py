@@ -212,14 +212,14 @@ class Deployment(Node):
 
     @strawberry.field(description="A rollback: the deployment that ran when it was asked for.")
     async def rollback_of(self, info: Info) -> Deployment | None:
-        return await _linked(info, self.__dict__.get("rollback_of_id"))
+        return await linked_deployment(info, self.__dict__.get("rollback_of_id"))
 
     @strawberry.field(
         description="The earlier deployment whose stack this one put back: a rollback's"
         " target, or what a failed deployment's automatic rollback restored."
     )
     async def rollback_to(self, info: Info) -> Deployment | None:
-        return await _linked(info, self.__dict__.get("rollback_to_id"))
+        return await linked_deployment(info, self.__dict__.get("rollback_to_id"))
 
     @strawberry.field(description="The raw log as plain text.")
     def logs_url(self) -> str:
@@ -304,10 +304,11 @@ class Deployment(Node):
         return obj
 
 
-async def _linked(info: Info, number: int | None) -> Deployment | None:
+async def linked_deployment(info: Info, number: int | None) -> Deployment | None:
+    """A deployment another object points at (loaded in one batch per request)."""
     if number is None:
         return None
-    row = await core.get_deployment(info.context.db, number)
+    row = await info.context.deployments.load(number)
     return Deployment.from_row(row, info.context.base_url) if row else None
 
 

@@ -9,11 +9,15 @@ import strawberry
 from strawberry.scalars import JSON
 
 from deploybot.core import current_versions as versions_core
-from deploybot.core import deployments as deployments_core
 from deploybot.core import external_deployments as core
 from deploybot.schema.common import UserError
 from deploybot.schema.context import Info
-from deploybot.schema.deployments import Deployment, DeploymentId, DeploymentResult
+from deploybot.schema.deployments import (
+    Deployment,
+    DeploymentId,
+    DeploymentResult,
+    linked_deployment,
+)
 from deploybot.schema.enums import DeploymentState
 
 TIME = "RFC 3339; without an offset it is UTC."
@@ -163,7 +167,7 @@ class ServiceVersion:
 
     @strawberry.field(description="The deployment that put this version there.")
     async def deployment(self, info: Info) -> Deployment | None:
-        return await _deployment(info, self.deployment_number)
+        return await linked_deployment(info, self.deployment_number)
 
 
 @strawberry.type(description="The version an application runs on one environment.")
@@ -177,7 +181,7 @@ class CurrentVersion:
 
     @strawberry.field(description="The current (SUCCESS) deployment.")
     async def deployment(self, info: Info) -> Deployment | None:
-        return await _deployment(info, self.deployment_number)
+        return await linked_deployment(info, self.deployment_number)
 
     @classmethod
     def from_core(cls, found: versions_core.EnvironmentVersion) -> CurrentVersion:
@@ -200,8 +204,3 @@ class CurrentVersion:
                 for s in found.services
             ],
         )
-
-
-async def _deployment(info: Info, number: int) -> Deployment | None:
-    row = await deployments_core.get_deployment(info.context.db, number)
-    return Deployment.from_row(row, info.context.base_url) if row else None

@@ -10,7 +10,6 @@ import strawberry
 from sqlalchemy import Row
 from strawberry.scalars import JSON
 
-from deploybot.core import deployments
 from deploybot.core import releases as core
 from deploybot.ids import encode_id
 from deploybot.schema.common import Node, PageInfo, UserError
@@ -37,12 +36,9 @@ class Release(Node):
     async def deployment(
         self, info: Info
     ) -> Annotated[Deployment, strawberry.lazy("deploybot.schema.deployments")] | None:
-        from deploybot.schema.deployments import Deployment  # imports this module
+        from deploybot.schema.deployments import linked_deployment  # imports this module
 
-        if self.deployment_number is None:
-            return None
-        row = await deployments.get_deployment(info.context.db, self.deployment_number)
-        return Deployment.from_row(row, info.context.base_url) if row else None
+        return await linked_deployment(info, self.deployment_number)
 
     @classmethod
     def from_row(cls, row: Row[Any], environment: str) -> Release:
