@@ -8,15 +8,15 @@ import asyncio
 import time
 from types import TracebackType
 
-from deploybot.core import deployments as core
+from deploybot.core import lifecycle
 from deploybot.core.logs import LogWriter
 from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.db.models import Deployment, DeploymentStep
-from deploybot.db.types import utcnow
 from deploybot.domain import DeploymentState, StepName, StepStatus
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.events.postgres import PostgresRelay
+from deploybot.times import utcnow
 
 
 class LogProducer:
@@ -65,7 +65,7 @@ class LogProducer:
         return deployment_id
 
     async def step(self, deployment_id: int, name: StepName, status: StepStatus) -> None:
-        await core.set_step(self.db, deployment_id, name, status, bus=self.bus)
+        await lifecycle.set_step(self.db, deployment_id, name, status, bus=self.bus)
 
     async def write(
         self, deployment_id: int, count: int, *, rate: float | None = None, prefix: str = "line"
@@ -86,4 +86,4 @@ class LogProducer:
     async def finish(
         self, deployment_id: int, state: DeploymentState = DeploymentState.SUCCESS
     ) -> None:
-        await core.finish_deployment(self.db, self.bus, deployment_id, state)
+        await lifecycle.finish_deployment(self.db, self.bus, deployment_id, state)

@@ -14,7 +14,7 @@ from pathlib import Path
 from deploybot.db import migrate
 from deploybot.schema import schema
 from tests.conftest import DOCKER, remove_stack, server_env
-from tests.core.test_deployments import dead_pid
+from tests.core.test_queue import dead_pid
 from tests.e2e.test_deploy_swarm import DEPLOY, outcome, wait_final
 from tests.servers import Client, ServerProcess
 

@@ -90,10 +90,7 @@ def run_runner(
     log_level: str = "info",
 ) -> None:
     """Run only the runner, against the same database as the API processes."""
-    from deploybot.db import migrate as migrations
-    from deploybot.db.engine import Database
-    from deploybot.events.bus import EventBus
-    from deploybot.events.postgres import PostgresRelay
+    from deploybot.instance import Instance
     from deploybot.runner.worker import Runner
 
     _logging(log_level)
@@ -102,23 +99,13 @@ def run_runner(
     )
 
     async def main() -> None:
-        db = Database(settings.database_url)
-        await migrations.upgrade(db)
-        bus = EventBus()
         # On PostgreSQL the API processes hear of new work and follow its logs via NOTIFY.
-        relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)
-        if relay is not None:
-            await relay.start()
-        worker = Runner(db, bus, settings)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stop)
-        try:
+        async with Instance(settings).running() as instance:
+            worker = Runner(instance.db, instance.bus, settings)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, worker.stop)
             await worker.run()
-        finally:
-            if relay is not None:
-                await relay.stop()
-            await db.dispose()
 
     asyncio.run(main())
 

@@ -99,3 +99,11 @@ class Health(enum.Enum):
     HEALTHY = "HEALTHY"
     UNHEALTHY = "UNHEALTHY"
     DEGRADED = "DEGRADED"
+
+
+class Interval(enum.Enum):
+    """The periods delivery metrics are counted in (weeks run Monday to Monday, UTC)."""
+
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"

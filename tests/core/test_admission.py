@@ -13,21 +13,23 @@ from pathlib import Path
 import pytest
 
 from deploybot.config import Settings
-from deploybot.core import admission
-from deploybot.core import deployments as core
+from deploybot.core import admission, history, lifecycle, queue
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState, StepStatus
-from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
+from deploybot.inputs import DeployRequest
+from deploybot.records import DeploymentRecord
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.status import SwarmStatus
 from tests.conftest import both_databases
+from tests.gitserver import GitServer
 
 DIGEST = "sha256:" + "ab" * 32
 
 
-def request(app: str, version: str, **extra: object) -> core.DeployRequest:
-    return core.DeployRequest(
+def request(app: str, version: str, **extra: object) -> DeployRequest:
+    return DeployRequest(
         image=f"127.0.0.1:5000/{app}/web:{version}@{DIGEST}",
         application=app,
         service="web",
@@ -40,10 +42,8 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(environment="test", work_dir=tmp_path)
 
 
-async def deploy(
-    db: Database, settings: Settings, req: core.DeployRequest
-) -> core.DeploymentRecord:
-    return await core.create_deployment(db, EventBus(), settings, Preflight(settings), req)
+async def deploy(db: Database, settings: Settings, req: DeployRequest) -> DeploymentRecord:
+    return await admission.create_deployment(db, EventBus(), settings, Preflight(settings), req)
 
 
 @both_databases
@@ -68,7 +68,7 @@ async def test_concurrent_requests_admit_exactly_one(
         isinstance(r, DeploybotError) and r.code is ErrorCode.DEPLOYMENT_IN_PROGRESS
         for r in refused
     ), refused
-    assert await core.count_deployments(database, None) == 1
+    assert await history.count_deployments(database, None) == 1
 
 
 @both_databases
@@ -76,7 +76,7 @@ async def test_queued_request_waits_and_the_newest_supersedes(
     database: Database, settings: Settings
 ) -> None:
     first = await deploy(database, settings, request("ad-q", "1"))
-    assert await core.claim_next(database, "test", "runner-a") == first.id
+    assert await queue.claim_next(database, "test", "runner-a") == first.id
     with pytest.raises(DeploybotError) as refused:
         await deploy(database, settings, request("ad-q", "2"))
     assert refused.value.code is ErrorCode.DEPLOYMENT_IN_PROGRESS
@@ -85,17 +85,17 @@ async def test_queued_request_waits_and_the_newest_supersedes(
     older = await deploy(database, settings, request("ad-q", "2", queue=True))
     newer = await deploy(database, settings, request("ad-q", "3", queue=True))
     assert older.state is DeploymentState.QUEUED and newer.state is DeploymentState.QUEUED
-    older_now = await core.get_deployment(database, older.id)
+    older_now = await history.get_deployment(database, older.id)
     assert older_now is not None and older_now.state is DeploymentState.CANCELLED
     assert f"superseded by deployment #{newer.id}" in older_now.error_message
-    steps = (await core.steps_for(database, [older.id]))[older.id]
+    steps = (await history.steps_for(database, [older.id]))[older.id]
     assert {s.status for s in steps} == {StepStatus.SKIPPED}
 
     # Nothing else of the application runs while the first does; then the newest does.
-    assert await core.claim_next(database, "test", "runner-b") is None
-    await core.finish_deployment(database, EventBus(), first.id, DeploymentState.SUCCESS)
-    assert await core.claim_next(database, "test", "runner-b") == newer.id
-    started = await core.get_deployment(database, newer.id)
+    assert await queue.claim_next(database, "test", "runner-b") is None
+    await lifecycle.finish_deployment(database, EventBus(), first.id, DeploymentState.SUCCESS)
+    assert await queue.claim_next(database, "test", "runner-b") == newer.id
+    started = await history.get_deployment(database, newer.id)
     assert started is not None and started.previous_version == "1"  # what ran when it started
 
 
@@ -128,30 +128,30 @@ async def test_idempotency_key_returns_the_same_deployment(
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 1 and isinstance(errors[0], DeploybotError), results
     assert errors[0].code is ErrorCode.IDEMPOTENCY_KEY_REUSED
-    assert await core.count_deployments(database, None) == 3
+    assert await history.count_deployments(database, None) == 3
 
 
 @both_databases
 async def test_cancel_queued_running_and_finished(database: Database, settings: Settings) -> None:
     bus = EventBus()
     running = await deploy(database, settings, request("ad-cancel", "1"))
-    assert await core.claim_next(database, "test", "runner-a") == running.id
+    assert await queue.claim_next(database, "test", "runner-a") == running.id
     queued = await deploy(database, settings, request("ad-cancel", "2", queue=True))
 
     await admission.cancel_deployment(database, bus, queued.id, actor="ops")
-    row = await core.get_deployment(database, queued.id)
+    row = await history.get_deployment(database, queued.id)
     assert row is not None and row.state is DeploymentState.CANCELLED
     assert row.error_message == "cancelled by ops while queued"
     assert row.finished_at is not None
 
-    assert not await admission.cancel_requested(database, running.id)
+    assert not await queue.cancel_requested(database, running.id)
     await admission.cancel_deployment(database, bus, running.id)
-    assert await admission.cancel_requested(database, running.id)
-    row = await core.get_deployment(database, running.id)
+    assert await queue.cancel_requested(database, running.id)
+    row = await history.get_deployment(database, running.id)
     assert row is not None and row.state is DeploymentState.IN_PROGRESS  # its runner stops it
 
-    await core.finish_deployment(database, bus, running.id, DeploymentState.CANCELLED)
-    steps = (await core.steps_for(database, [running.id]))[running.id]
+    await lifecycle.finish_deployment(database, bus, running.id, DeploymentState.CANCELLED)
+    steps = (await history.steps_for(database, [running.id]))[running.id]
     assert {s.status for s in steps} == {StepStatus.SKIPPED}
     for finished in (running.id, queued.id):
         with pytest.raises(DeploybotError) as late:
@@ -167,7 +167,7 @@ async def test_dependency_not_running_refuses_before_writing(
     database: Database, settings: Settings, swarm: str
 ) -> None:
     with pytest.raises(DeploybotError) as failed:
-        await core.create_deployment(
+        await admission.create_deployment(
             database,
             EventBus(),
             settings,
@@ -177,7 +177,7 @@ async def test_dependency_not_running_refuses_before_writing(
         )
     assert failed.value.code is ErrorCode.DEPENDENCY_FAILED
     assert "ad-nowhere is not deployed in test" in failed.value.message
-    assert await core.count_deployments(database, None) == 0
+    assert await history.count_deployments(database, None) == 0
 
 
 def test_fingerprint_tells_retries_from_other_requests() -> None:
@@ -187,3 +187,58 @@ def test_fingerprint_tells_retries_from_other_requests() -> None:
     )
     assert admission.fingerprint(base) != admission.fingerprint(request("ad-fp", "2"))
     assert admission.fingerprint(base) != admission.fingerprint(request("ad-fp", "1", queue=True))
+
+
+@pytest.fixture(scope="module")
+def source_repo(git_server: GitServer) -> dict[str, str]:
+    git_server.create_repo("core-app")
+    sha = git_server.commit(
+        "core-app",
+        {
+            "Dockerfile": "FROM deploybot/busybox:latest\n",
+            "docker-compose.stack.yml": "services:\n  web:\n    build: .\n",
+        },
+        tag="v3.1.0",
+    )
+    return {"url": git_server.url("core-app"), "sha": sha}
+
+
+@both_databases
+async def test_create_checks_first_and_queues(
+    database: Database, source_repo: dict[str, str], tmp_path: Path
+) -> None:
+    settings = Settings(environment="test", work_dir=tmp_path, registry="127.0.0.1:5000")
+    preflight = Preflight(settings)
+    bus = EventBus()
+
+    with pytest.raises(ValidationFailed) as failed:
+        await admission.create_deployment(
+            database,
+            bus,
+            settings,
+            preflight,
+            DeployRequest(
+                repository_url=source_repo["url"], environment="prod", application="Bad Name"
+            ),
+        )
+    fields = {e.field: e.code for e in failed.value.errors}
+    assert fields == {
+        "environment": ErrorCode.WRONG_ENVIRONMENT,
+        "commitSha": ErrorCode.INVALID_INPUT,
+        "application": ErrorCode.INVALID_INPUT,
+    }
+    assert await history.count_deployments(database, None) == 0
+
+    record = await admission.create_deployment(
+        database,
+        bus,
+        settings,
+        preflight,
+        DeployRequest(repository_url=source_repo["url"], commit_sha=source_repo["sha"][:10]),
+    )
+    assert record.application == "core-app"
+    assert record.commit_sha == source_repo["sha"]  # an abbreviated sha is recorded in full
+    assert record.version == "v3.1.0"
+    assert record.state is DeploymentState.QUEUED
+    steps = (await history.steps_for(database, [record.id]))[record.id]
+    assert [s.name for s in steps] == ["fetch", "build", "push", "rollout", "converge"]

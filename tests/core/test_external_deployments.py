@@ -9,17 +9,15 @@ import pytest
 from sqlalchemy import update
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
 from deploybot.core import external_deployments as external
-from deploybot.core import releases
+from deploybot.core import history, queue, releases
 from deploybot.core.current_versions import current_versions
-from deploybot.core.deployments import deployment_table
-from deploybot.core.external_deployments import RecordedService, RecordRequest
 from deploybot.db.engine import Database
-from deploybot.db.models import Deployment
+from deploybot.db.models import Deployment, deployment_table
 from deploybot.domain import DeploymentState, DeploymentTrigger
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
+from deploybot.inputs import PageRequest, RecordedService, RecordRequest
 from tests.conftest import both_databases
 
 SETTINGS = Settings(environment="production")
@@ -34,7 +32,7 @@ async def test_the_runner_never_takes_a_recorded_deployment(database: Database) 
     )
     assert queued.trigger is DeploymentTrigger.EXTERNAL
     assert queued.finished_at is None and queued.started_at is None
-    assert await core.claim_next(database, "production", "runner-1") is None
+    assert await queue.claim_next(database, "production", "runner-1") is None
 
     running = await external.report_status(
         database, bus, SETTINGS, queued.id, DeploymentState.IN_PROGRESS, "copying"
@@ -47,14 +45,14 @@ async def test_the_runner_never_takes_a_recorded_deployment(database: Database) 
             .where(deployment_table.c.id == queued.id)
             .values(updated_at=T0 - timedelta(days=1))
         )
-    assert await core.abandoned(database, "production", "nohost", stale_after=60) == []
+    assert await queue.abandoned(database, "production", "nohost", stale_after=60) == []
 
     # deploybot's own queued deployment of another application is still claimed.
     async with database.transaction() as session:
         own = Deployment(environment="production", application="rl-own", version="1")
         session.add(own)
         await session.flush()
-    assert await core.claim_next(database, "production", "runner-1") == own.id
+    assert await queue.claim_next(database, "production", "runner-1") == own.id
     with pytest.raises(DeploybotError) as not_ours:
         await external.report_status(
             database, bus, SETTINGS, int(own.id or 0), DeploymentState.SUCCESS
@@ -120,7 +118,7 @@ async def test_recording_fills_in_what_it_can_and_refuses_what_it_cannot(
     )
     assert done.finished_at == datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
     assert done.started_at == datetime(2026, 4, 1, 7, 58, 30, tzinfo=UTC)
-    rollouts = (await core.services_for(database, [done.id]))[done.id]
+    rollouts = (await history.services_for(database, [done.id]))[done.id]
     assert rollouts[0].finished_at == done.finished_at  # a duration alone ends with the deployment
     assert rollouts[0].started_at == done.finished_at - timedelta(seconds=30)
     assert rollouts[0].version == "8.0"
@@ -203,10 +201,16 @@ async def test_current_version_per_environment_and_service(database: Database) -
         "web": ("1.1", ["web-1"], second),
         "worker": ("1.0-w", ["job-1"], first),
     }
-    states = {r["id"]: r["state"] for r in (await core.list_deployments(database, None)).rows}
+    page = await history.list_deployments(database, None, PageRequest())
+    states = {r.id: r.state for r in page.nodes}
     assert states[first] is DeploymentState.INACTIVE
     assert states[late] is DeploymentState.INACTIVE  # it never became current
-    late_release = await releases.latest_release(database, "rl-shop", "stable", by_semver=False)
+    late_release = await releases.latest_release(
+        database, "rl-shop", "stable", environment="staging", by_semver=False
+    )
     assert late_release is not None and late_release.version == "1.1"
-    assert await releases.find_release(database, "rl-shop", "stable", "0.9") is not None
+    assert (
+        await releases.find_release(database, "rl-shop", "stable", "0.9", environment="staging")
+        is not None
+    )
     assert await current_versions(database, "rl-shop", "staging") == []

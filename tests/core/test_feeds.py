@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from deploybot.core.feeds import Batch, DeploymentLogFeed, DeploymentProgressFeed
+from deploybot.core.feeds import DeploymentLogFeed, DeploymentProgressFeed
 from deploybot.domain import DeploymentState, StepName, StepStatus
-from deploybot.subscriptions import multiplex
-from deploybot.subscriptions.multiplex import Hub, LiveStream
+from deploybot.live import hub as multiplex
+from deploybot.live.feed import Batch
+from deploybot.live.hub import Hub, LiveSource, LiveStream
 from tests.conftest import both_databases
 from tests.logproducer import LogProducer
 
@@ -24,18 +25,18 @@ async def producer(empty_database_url: str) -> AsyncIterator[LogProducer]:
         yield p
 
 
-async def collect(stream: LiveStream, *, slow: float = 0) -> list[int]:
+async def collect(stream: LiveSource, *, slow: float = 0) -> list[int]:
     seen: list[int] = []
     async for batch in stream.batches():
-        seen.extend(line.seq for line in batch.items)
+        seen.extend(line.sequence for line in batch.items)
         if slow:
             await asyncio.sleep(slow)
     return seen
 
 
-def log_stream(hub: Hub, producer: LogProducer, deployment: int, after: int = 0) -> LiveStream:
+def log_stream(hub: Hub, producer: LogProducer, deployment: int, after: int = 0) -> LiveSource:
     feed = DeploymentLogFeed(producer.db, producer.bus, deployment)
-    return LiveStream(hub, feed, lambda batch: [batch], cursor=after)
+    return LiveSource(hub, feed, "test", cursor=after)
 
 
 async def test_late_resuming_and_overflowing_readers_all_get_exactly_their_lines(
@@ -116,7 +117,7 @@ async def test_progress_reports_each_step_change(producer: LogProducer) -> None:
     deployment = await producer.create()
     feed = DeploymentProgressFeed(producer.db, producer.bus, deployment)
     await hub.prepare(feed)
-    stream = LiveStream(hub, feed, lambda batch: list(batch.items))
+    stream = LiveStream(LiveSource(hub, feed, "test"), lambda batch: list(batch.items))
 
     async def watch() -> list[Any]:
         return [progress async for progress in stream]

@@ -33,7 +33,7 @@ async def test_batched_lines_keep_their_order(database: Database) -> None:
     assert 10 <= len(log_events) <= 12
     assert await logs.count_lines(database, deployment_id) == 5002
     page = await logs.list_lines(database, deployment_id, after_seq=4998, limit=10)
-    assert [(r.seq, r.text) for r in page] == [
+    assert [(r.sequence, r.text) for r in page] == [
         (4999, "line 4998"),
         (5000, "line 4999"),
         (5001, "oops"),
@@ -45,7 +45,7 @@ async def test_batched_lines_keep_their_order(database: Database) -> None:
     async with logs.LogWriter(database, bus, deployment_id) as writer:
         writer.write("resumed")
     last = await logs.list_lines(database, deployment_id, after_seq=5002)
-    assert [(r.seq, r.text) for r in last] == [(5003, "resumed")]
+    assert [(r.sequence, r.text) for r in last] == [(5003, "resumed")]
 
     text = "".join([chunk async for chunk in logs.raw_text(database, deployment_id, chunk=700)])
     lines = text.splitlines()

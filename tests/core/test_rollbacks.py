@@ -11,14 +11,15 @@ import pytest
 from sqlalchemy import select
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
-from deploybot.core import rollbacks
-from deploybot.core.rollbacks import RollbackRequest
+from deploybot.core import history as stored
+from deploybot.core import lifecycle, rollbacks
 from deploybot.db.engine import Database
 from deploybot.db.models import Application, Deployment, ServiceRollout
 from deploybot.domain import ApplicationState, DeploymentState, DeploymentTrigger, StepName
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
+from deploybot.inputs import DeploymentRef, PageRequest, RollbackRequest
+from deploybot.records import DeploymentRecord
 from deploybot.runner.preflight import Preflight
 from tests.conftest import BASE_IMAGE, both_databases
 
@@ -64,14 +65,16 @@ def settings(tmp_path: Path, swarm: str) -> Settings:
     return Settings(environment="test", docker_host=swarm, work_dir=tmp_path / "work")
 
 
-async def rollback(db: Database, settings: Settings, **kw: Any) -> core.DeploymentRecord:
+async def rollback(db: Database, settings: Settings, **kw: Any) -> DeploymentRecord:
+    if "deployment_id" in kw:
+        kw["deployment"] = DeploymentRef(None, kw.pop("deployment_id"))
     request = RollbackRequest(application=kw.pop("application", "ro-core"), **kw)
     return await rollbacks.create_rollback(db, EventBus(), settings, Preflight(settings), request)
 
 
 async def count(db: Database) -> int:
-    page = await core.list_deployments(db, None, first=100)
-    return len(page.rows)
+    page = await stored.list_deployments(db, None, PageRequest(first=100))
+    return len(page.edges)
 
 
 @both_databases
@@ -84,7 +87,7 @@ async def test_rollback_targets_and_links(database: Database, settings: Settings
     assert previous.state is DeploymentState.QUEUED
     assert (previous.version, previous.commit_sha) == ("v2", f"{2:040x}")
     assert previous.previous_version == "v3"
-    steps = (await core.steps_for(database, [previous.id]))[previous.id]
+    steps = (await stored.steps_for(database, [previous.id]))[previous.id]
     assert [s.name for s in steps] == ["rollout", "converge"]
 
     by_version = await rollback(database, settings, version="v1")
@@ -145,13 +148,13 @@ async def test_application_state_through_a_rollback(database: Database) -> None:
     await rollbacks.add_step(database, failed_id, StepName.ROLLBACK)
     await rollbacks.add_step(database, failed_id, StepName.ROLLBACK)  # once only
     await rollbacks.record_restored(database, failed_id, current)
-    await core.finish_deployment(
+    await lifecycle.finish_deployment(
         database, EventBus(), failed_id, DeploymentState.ROLLED_BACK, swarm_changed=True
     )
     assert await state() is ApplicationState.HEALTHY  # the last good one runs again
-    row = await core.get_deployment(database, failed_id)
+    row = await stored.get_deployment(database, failed_id)
     assert row is not None and row.rollback_to_id == current
-    steps = (await core.steps_for(database, [failed_id]))[failed_id]
+    steps = (await stored.steps_for(database, [failed_id]))[failed_id]
     assert [s.name for s in steps] == ["rollback"]
     assert (await rollbacks.last_good_deployment(database, "ro-core", "test")).id == current
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from deploybot.core import deployments as core
+from deploybot.core import lifecycle
 from deploybot.core.delivery_metrics import median, p90
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentTrigger
@@ -72,7 +72,7 @@ async def seed(database: Database, api: Client) -> None:
         assert payload["userErrors"] == [], payload
         numbers[name] = payload["deployment"]["number"]
     # d5 was made by a rollback of d4 (what the rollback mutation records).
-    await core.update_deployment(
+    await lifecycle.update_deployment(
         database, numbers["d5"], trigger=DeploymentTrigger.ROLLBACK, rollback_of_id=numbers["d4"]
     )
     # Another application's success must not count when filtering on rl-metrics.

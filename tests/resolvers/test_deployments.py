@@ -5,7 +5,7 @@ from __future__ import annotations
 from deploybot.db.engine import Database
 from deploybot.ids import encode_id
 from tests.conftest import both_databases
-from tests.core.test_deployments import seed
+from tests.core.test_history import seed
 from tests.servers import Client
 
 QUERY = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
+from deploybot.core import history, queue
 from deploybot.db.engine import Database
 from deploybot.db.models import Deployment, DeploymentStep
 from deploybot.domain import DeploymentState, StepName, StepStatus
@@ -37,17 +37,17 @@ async def test_dependency_down_at_rollout_fails_before_the_swarm_changes(
         for position, step in enumerate((StepName.FETCH, StepName.ROLLOUT, StepName.CONVERGE)):
             session.add(DeploymentStep(deployment_id=row.id, position=position, name=step.value))
         deployment_id = row.id
-    assert await core.claim_next(database, "test", "runner-t") == deployment_id
+    assert await queue.claim_next(database, "test", "runner-t") == deployment_id
 
     settings = Settings(environment="test", docker_host=swarm, work_dir=tmp_path)
     ctx = RunnerContext(database, EventBus(), settings, mirror_cache(settings))
     assert await execute(ctx, deployment_id) is DeploymentState.FAILURE
 
-    done = await core.get_deployment(database, deployment_id)
+    done = await history.get_deployment(database, deployment_id)
     assert done is not None
     assert done.error_code == "DEPENDENCY_FAILED"
     assert "ad-gone is not deployed in test" in done.error_message
-    steps = (await core.steps_for(database, [deployment_id]))[deployment_id]
+    steps = (await history.steps_for(database, [deployment_id]))[deployment_id]
     assert [(s.name, s.status) for s in steps] == [
         ("fetch", StepStatus.COMPLETED),
         ("rollout", StepStatus.SKIPPED),  # checked before any phase that touches the Swarm

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from deploybot.core.feeds import ApplicationLogFeed, ServiceLogLine
+from deploybot.core.feeds import ApplicationLogFeed
 from deploybot.domain import LogStream
+from deploybot.live.hub import Hub, LiveSource
+from deploybot.records import ServiceLogLine
 from deploybot.runner.service_logs import ServiceLogStreams, parse_line, parse_timestamp
-from deploybot.subscriptions.multiplex import Hub, LiveStream
 from tests.conftest import docker, remove_stack
 
 APP = "alogs"
@@ -80,7 +81,7 @@ async def test_one_stream_per_service_shared_and_closed(talker: str, swarm: str)
         for _ in range(3):
             feed = ApplicationLogFeed(source, APP, "test")
             await hub.prepare(feed)
-            streams.append(LiveStream(hub, feed, lambda batch: [batch]))
+            streams.append(LiveSource(hub, feed, "test"))
         received: list[list[str]] = [[], [], []]
 
         async def read(n: int) -> None:
@@ -117,7 +118,7 @@ async def test_the_stream_closes_when_the_last_subscriber_leaves(talker: str, sw
     try:
         feed = ApplicationLogFeed(source, APP, "test")
         await hub.prepare(feed)
-        stream = LiveStream(hub, feed, lambda batch: [batch])
+        stream = LiveSource(hub, feed, "test")
         first: list[object] = []
 
         async def read() -> None:

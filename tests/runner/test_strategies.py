@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from deploybot.core.rollout_options import RollingUpdate
 from deploybot.domain import DeploymentStrategy
+from deploybot.inputs import RollingUpdate
 from deploybot.runner.health import HealthCheckFailed, resolve_url
 from deploybot.runner.hooks import job_spec
 from deploybot.runner.phases import held

@@ -19,25 +19,32 @@ import dataclasses
 import enum
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from deploybot.config import Settings
+from deploybot.core.applications import check_dependencies
+from deploybot.core.history import require_deployment
+from deploybot.core.inspectors import SourceInspector, SwarmInspector
+from deploybot.core.lifecycle import skip_pending_steps
+from deploybot.core.requests import (
+    PreparedDeployment,
+    application_of,
+    check_request,
+    inspect_source,
+)
 from deploybot.db.engine import Database
-from deploybot.db.models import Application, Deployment, DeploymentStep
-from deploybot.db.types import utcnow
-from deploybot.domain import ACTIVE_STATES, ApplicationState, DeploymentState, Health, StepStatus
+from deploybot.db.models import Deployment, DeploymentStep, application_table, deployment_table
+from deploybot.domain import ACTIVE_STATES, ApplicationState, DeploymentState, Health
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
-
-if TYPE_CHECKING:
-    from deploybot.core.deployments import DeployRequest
-
-deployment_table = Deployment.__table__  # type: ignore[attr-defined]
-step_table = DeploymentStep.__table__  # type: ignore[attr-defined]
-application_table = Application.__table__  # type: ignore[attr-defined]
+from deploybot.inputs import DeployRequest
+from deploybot.records import DeploymentRecord
+from deploybot.times import utcnow
 
 #: Fields of a request that do not change what it asks for (Relay's echo, recorded copies).
 _NOT_FINGERPRINTED = frozenset({"original_request", "mapped_request", "idempotency_key"})
@@ -182,18 +189,6 @@ async def _cancel_queued(session: AsyncSession, ids: list[int], message: str) ->
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def skip_pending_steps(session: AsyncSession, deployment_ids: list[int]) -> None:
-    """Steps a deployment never reached, once it has ended."""
-    await session.execute(
-        update(step_table)
-        .where(
-            step_table.c.deployment_id.in_(deployment_ids),
-            step_table.c.status == StepStatus.PENDING,
-        )
-        .values(status=StepStatus.SKIPPED)
-    )
-
-
 async def cancel_deployment(
     db: Database, bus: EventBus, deployment_id: int, *, actor: str | None = None
 ) -> None:
@@ -239,14 +234,97 @@ async def cancel_deployment(
     )
 
 
-async def cancel_requested(db: Database, deployment_id: int) -> bool:
-    """Whether someone asked a running deployment to stop (the runner asks between steps)."""
-    async with db.connection() as connection:
-        value = (
-            await connection.execute(
-                select(deployment_table.c.cancel_requested_at).where(
-                    deployment_table.c.id == deployment_id
+# --- admitting a deploy request ------------------------------------------------------------------
+
+
+async def create_deployment(
+    db: Database,
+    bus: EventBus,
+    settings: Settings,
+    inspector: SourceInspector,
+    request: DeployRequest,
+    *,
+    swarm: SwarmInspector | None = None,
+) -> DeploymentRecord:
+    """Check everything a deploy needs, then queue it. Nothing is written when a check fails.
+
+    A retry with the same idempotency key answers the deployment it created; a deployment
+    already under way refuses the request unless it asks to queue (see above).
+    """
+    check_request(request, settings)
+    environment = settings.environment
+    application = application_of(request)
+    active = await active_deployments(db, application, environment)
+    # Read after `active`, so a retry's first attempt seen there is seen here too.
+    replayed = await replay(db, environment, request)
+    if replayed is None:
+        if active and not request.queue:
+            raise in_progress_error(application, active)
+        if request.dependencies:
+            if swarm is None:
+                raise DeploybotError(
+                    ErrorCode.DEPENDENCY_FAILED, "dependencies cannot be checked here"
                 )
+            await check_dependencies(db, swarm, environment, request.dependencies)
+        prepared = await inspect_source(settings, inspector, request, application)
+        try:
+            replayed, created, superseded = await _admit(db, settings, request, prepared)
+        except IntegrityError:
+            # The same key was just taken by a request for another application.
+            replayed = await replay(db, environment, request)
+            if replayed is None:
+                raise
+        else:
+            for old in superseded:
+                bus.publish(DeploymentEvent(old, DeploymentState.CANCELLED.value))
+            if created:
+                bus.publish(DeploymentEvent(replayed, DeploymentState.QUEUED.value, "created"))
+    return await require_deployment(db, replayed)
+
+
+async def _admit(
+    db: Database, settings: Settings, request: DeployRequest, prepared: PreparedDeployment
+) -> tuple[int, bool, list[int]]:
+    """Write the deployment under the application's lock: (its id, whether it is new (not
+    written meanwhile by an identical request with the same key), the ids it superseded)."""
+    now = utcnow()
+    application = prepared.application
+    async with db.transaction() as session:
+        previous_version = await lock_application(session, application, settings.environment)
+        replayed = await replay(session, settings.environment, request)
+        if replayed is not None:
+            return replayed, False, []
+        superseded = await make_room(
+            session, application, settings.environment, queue=request.queue
+        )
+        deployment = Deployment(
+            environment=settings.environment,
+            application=application,
+            previous_version=previous_version,
+            strategy=request.strategy,
+            trigger=request.trigger,
+            provider=request.provider,
+            actor=request.actor,
+            team=request.team,
+            description=request.description,
+            references=list(request.references),
+            original_request=request.original_request,
+            mapped_request=request.mapped_request,
+            rollout_options=request.rollout.to_json(),
+            state=DeploymentState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            idempotency_key=request.idempotency_key,
+            request_fingerprint=fingerprint(request),
+            dependencies=list(request.dependencies) or None,
+            **prepared.values,
+        )
+        session.add(deployment)
+        await session.flush()
+        assert deployment.id is not None
+        for position, step in enumerate(prepared.steps):
+            session.add(
+                DeploymentStep(deployment_id=deployment.id, position=position, name=step.value)
             )
-        ).scalar_one_or_none()
-    return value is not None
+        await name_successor(session, superseded, deployment.id)
+        return deployment.id, True, superseded

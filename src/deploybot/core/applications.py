@@ -8,121 +8,27 @@ core talks to Docker.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 
+from deploybot.core.inspectors import SwarmInspector
 from deploybot.db.engine import Database
-from deploybot.db.models import Application, Deployment
+from deploybot.db.models import application_table, deployment_table
 from deploybot.domain import ApplicationState, DeploymentState, DeploymentTrigger, Health
 from deploybot.errors import DeploybotError, ErrorCode
-
-application_table = Application.__table__  # type: ignore[attr-defined]
-deployment_table = Deployment.__table__  # type: ignore[attr-defined]
+from deploybot.records import (
+    ApplicationEvent,
+    ApplicationStatus,
+    EventType,
+    HealthReport,
+    LiveService,
+    Replicas,
+)
 
 RECENT_DEPLOYMENTS = 10
 MAX_EVENTS = 50
-
-
-class EventType(enum.Enum):
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-
-
-@dataclass(frozen=True)
-class ApplicationEvent:
-    timestamp: datetime
-    type: EventType
-    message: str
-    source: str
-
-
-@dataclass(frozen=True)
-class HealthCheckResult:
-    """One check of a component: a container's healthcheck run, or a task's state."""
-
-    name: str
-    status: Health
-    message: str | None
-    duration: float | None
-    last_run: datetime | None
-
-
-@dataclass(frozen=True)
-class Replicas:
-    desired: int = 0
-    running: int = 0
-    ready: int = 0
-    updated: int = 0
-
-    def __add__(self, other: Replicas) -> Replicas:
-        return Replicas(
-            self.desired + other.desired,
-            self.running + other.running,
-            self.ready + other.ready,
-            self.updated + other.updated,
-        )
-
-
-@dataclass(frozen=True)
-class LiveService:
-    """One Swarm service of the stack as the Swarm reports it now."""
-
-    name: str
-    swarm_name: str
-    image: str | None
-    replicas: Replicas
-    health: Health
-    message: str
-    checks: list[HealthCheckResult]
-    update_state: str | None
-    configuration: dict[str, Any]
-    events: list[ApplicationEvent]
-
-
-@dataclass(frozen=True)
-class LiveStack:
-    services: list[LiveService]
-    checked_at: datetime
-
-
-class SwarmInspector(Protocol):
-    """The runner's live view of a stack (`com.docker.stack.namespace=<application>`)."""
-
-    async def stack(self, application: str) -> LiveStack: ...
-
-    async def stacks(self) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    overall: Health
-    components: list[LiveService]
-    last_check: datetime
-    message: str
-
-
-@dataclass
-class ApplicationStatus:
-    name: str
-    environment: str
-    state: ApplicationState
-    health: Health
-    replicas: Replicas
-    current_version: str | None
-    current_deployment_id: int | None
-    repository_url: str | None
-    stack_file: str | None
-    configuration: dict[str, Any]
-    events: list[ApplicationEvent]
-    report: HealthReport
-    last_updated: datetime | None
-    deployments: list[Any] = field(default_factory=list)
 
 
 def overall_health(services: Sequence[LiveService]) -> Health:
@@ -251,7 +157,6 @@ async def application_status(
             overall=health, components=live.services, last_check=live.checked_at, message=message
         ),
         last_updated=app.updated_at if app else None,
-        deployments=recent,
     )
 
 

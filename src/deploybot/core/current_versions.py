@@ -10,39 +10,16 @@ replaces the whole stack, so nothing older than the newest git deployment counts
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import select
 
-from deploybot.core.deployments import DeploymentRecord, deployment_table, services_for
+from deploybot.core.history import services_for
 from deploybot.db.engine import Database
+from deploybot.db.models import deployment_table
 from deploybot.domain import DeploymentState, DeploymentTrigger
+from deploybot.records import DeploymentRecord, EnvironmentVersion, ServiceVersion
 
 #: How far back per environment the services of partial deployments are looked for.
 HISTORY_DEPTH = 200
-
-
-@dataclass(frozen=True)
-class ServiceVersion:
-    service: str
-    version: str | None
-    image: str | None
-    digest: str | None
-    nodes: list[str]
-    deployment_id: int
-    deployed_at: datetime | None
-
-
-@dataclass
-class EnvironmentVersion:
-    application: str
-    environment: str
-    version: str | None
-    deployment_id: int
-    deployed_at: datetime | None
-    services: list[ServiceVersion] = field(default_factory=list)
 
 
 def _replaces_stack(row: DeploymentRecord) -> bool:
@@ -59,14 +36,14 @@ async def current_versions(
     if environment is not None:
         where.append(c.environment == environment)
     async with db.connection() as connection:
-        rows = list(
+        stored = list(
             (
                 await connection.execute(
                     select(deployment_table).where(*where, c.state == DeploymentState.SUCCESS)
                 )
             ).all()
         )
-        rows += (
+        stored += (
             await connection.execute(
                 select(deployment_table)
                 .where(*where, c.state == DeploymentState.INACTIVE)
@@ -74,10 +51,11 @@ async def current_versions(
                 .limit(HISTORY_DEPTH)
             )
         ).all()
-    by_environment: dict[str, list[Any]] = {}
+    rows = [DeploymentRecord.of(row._mapping) for row in stored]
+    by_environment: dict[str, list[DeploymentRecord]] = {}
     for row in rows:
         by_environment.setdefault(row.environment, []).append(row)
-    chains: dict[str, list[Any]] = {}
+    chains: dict[str, list[DeploymentRecord]] = {}
     for env, history in sorted(by_environment.items()):
         current = next((r for r in history if r.state is DeploymentState.SUCCESS), None)
         if current is None:

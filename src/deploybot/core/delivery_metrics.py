@@ -26,63 +26,22 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
 
-from deploybot.core.deployments import deployment_table
 from deploybot.db.engine import Database
-from deploybot.db.types import utcnow
-from deploybot.domain import DeploymentState, DeploymentTrigger
+from deploybot.db.models import deployment_table
+from deploybot.domain import DeploymentState, DeploymentTrigger, Interval
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.filters import MetricsFilter, sql_filter
+from deploybot.records import DeliveryMetrics, Period
+from deploybot.times import as_utc, utcnow
 
 MAX_PERIODS = 400
 
 SUCCEEDED = (DeploymentState.SUCCESS, DeploymentState.INACTIVE)
 FAILED = (DeploymentState.FAILURE, DeploymentState.ERROR, DeploymentState.ROLLED_BACK)
-
-
-class Interval(Enum):
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
-
-
-@dataclass(frozen=True)
-class MetricsFilter:
-    environments: Sequence[str] | None = None
-    applications: Sequence[str] | None = None
-
-
-@dataclass(frozen=True)
-class Period:
-    start: datetime
-    end: datetime
-    deployments: int
-    successful_deployments: int
-    deployments_per_day: float
-    lead_time_median: float | None
-    lead_time_p90: float | None
-    change_failures: int
-    change_failure_rate: float | None
-    restores: int
-    unrestored: int
-    time_to_restore_median: float | None
-
-
-@dataclass(frozen=True)
-class DeliveryMetrics:
-    since: datetime
-    until: datetime
-    interval: Interval
-    total: Period
-    periods: list[Period]
-
-
-def _utc(moment: datetime) -> datetime:
-    """Times without an offset are UTC, as everywhere in deploybot."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def interval_start(moment: datetime, interval: Interval) -> datetime:
@@ -203,8 +162,8 @@ async def delivery_metrics(
     until: datetime | None = None,
     interval: Interval = Interval.WEEK,
 ) -> DeliveryMetrics:
-    until = _utc(until or utcnow())
-    since = _utc(since or until - timedelta(days=30))
+    until = as_utc(until or utcnow())
+    since = as_utc(since or until - timedelta(days=30))
     if since >= until:
         raise DeploybotError(ErrorCode.INVALID_INPUT, "since must be before until", field="since")
     boundaries = [interval_start(since, interval)]
@@ -231,10 +190,7 @@ async def delivery_metrics(
         c.finished_at >= since,  # and everything after `until`: the restores of late failures
         c.state.not_in([DeploymentState.QUEUED, DeploymentState.IN_PROGRESS]),
     )
-    if flt is not None and flt.environments:
-        query = query.where(c.environment.in_(list(flt.environments)))
-    if flt is not None and flt.applications:
-        query = query.where(c.application.in_(list(flt.applications)))
+    query = query.where(*sql_filter(flt))
     async with db.connection() as connection:
         rows = (await connection.execute(query)).all()
     facts = [f for f in _facts(rows) if f.finished_at < until]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,21 +19,21 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
 from deploybot.core import releases
-from deploybot.core.deployments import deployment_table
-from deploybot.core.filters import SHA_RE
+from deploybot.core.history import require_deployment
+from deploybot.core.lifecycle import finish_deployment
 from deploybot.core.logs import LogWriter
+from deploybot.core.requests import NAME_RE
 from deploybot.db.engine import Database
-from deploybot.db.models import Deployment, DeploymentResult, ServiceRollout
-from deploybot.db.types import utcnow
+from deploybot.db.models import Deployment, DeploymentResult, ServiceRollout, deployment_table
 from deploybot.domain import DeploymentState, DeploymentTrigger, LogSource, LogStream
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.filters import SHA_RE
+from deploybot.inputs import RecordRequest
+from deploybot.records import DeploymentRecord, ResultRecord
+from deploybot.times import parse_rfc3339, utcnow
 
-result_table = DeploymentResult.__table__  # type: ignore[attr-defined]
-
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 #: States an outside reporter may set; INACTIVE is deploybot's (a newer success retires one).
@@ -48,42 +47,6 @@ TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
 }
 
 
-@dataclass
-class RecordedService:
-    """One service (Sponge's package) of a recorded deployment."""
-
-    name: str
-    version: str | None = None
-    image: str | None = None
-    hosts: list[str] = field(default_factory=list)
-    started_at: str | datetime | None = None
-    finished_at: str | datetime | None = None
-    duration: float | None = None
-
-
-@dataclass
-class RecordRequest:
-    application: str
-    version: str
-    environment: str | None = None
-    state: DeploymentState = DeploymentState.SUCCESS
-    actor: str | None = None
-    team: str | None = None
-    notes: str | None = None
-    references: list[str] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
-    services: list[RecordedService] = field(default_factory=list)
-    repository_url: str | None = None
-    ref: str | None = None
-    commit_sha: str | None = None
-    committed_at: str | datetime | None = None
-    started_at: str | datetime | None = None
-    finished_at: str | datetime | None = None
-    duration: float | None = None
-    provider: str | None = None
-    original_request: dict[str, Any] | None = None
-
-
 class _Errors:
     def __init__(self) -> None:
         self.errors: list[DeploybotError] = []
@@ -95,7 +58,7 @@ class _Errors:
         if value is None or isinstance(value, datetime):
             return value
         try:
-            return releases.parse_release_time(value)
+            return parse_rfc3339(value)
         except ValueError:
             self.fail(field, f"{value!r} is not an RFC 3339 time (no offset means UTC)")
             return None
@@ -132,13 +95,9 @@ def _check_strings(errors: _Errors, name: str, values: Sequence[str], limit: int
             errors.fail(f"{name}[{index}]", f"{name} entries must be 1-{limit} characters")
 
 
-async def record_deployment(
-    db: Database, bus: EventBus, settings: Settings, request: RecordRequest
-) -> core.DeploymentRecord:
-    """Record a deployment another tool ran (trigger EXTERNAL). A success becomes the
-    application's current deployment, unless a newer success is already recorded."""
-    errors = _Errors()
-    if not _NAME_RE.match(request.application):
+def _check_fields(errors: _Errors, request: RecordRequest, settings: Settings) -> str:
+    """The recording's own fields; answers the environment it records."""
+    if not NAME_RE.match(request.application):
         errors.fail(
             "application",
             "application must be 1-63 lowercase letters, digits, '-' or '_', starting with a"
@@ -160,8 +119,13 @@ async def record_deployment(
         errors.fail("commitSha", f"{request.commit_sha!r} is not a commit sha")
     _check_strings(errors, "references", request.references, 255)
     _check_strings(errors, "hosts", request.hosts, 255)
-    now = utcnow()
-    committed_at = errors.time("committedAt", request.committed_at)
+    return environment
+
+
+def _times(
+    errors: _Errors, request: RecordRequest, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """Start and end: given, inferred from a duration, or (a final state) now."""
     final = request.state.is_final
     started_at, finished_at = errors.span(
         "", request.started_at, request.finished_at, request.duration, default_end=now
@@ -172,6 +136,13 @@ async def record_deployment(
         started_at = now
     if not final and finished_at is not None:
         errors.fail("finishedAt", f"a {request.state.value} deployment has not finished")
+    return started_at, finished_at
+
+
+def _services(
+    errors: _Errors, request: RecordRequest, finished_at: datetime | None
+) -> list[dict[str, Any]]:
+    """The recorded services (Sponge's packages) as service-rollout rows."""
     services: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, service in enumerate(request.services):
@@ -200,6 +171,20 @@ async def record_deployment(
                 "state": "converged" if request.state is DeploymentState.SUCCESS else None,
             }
         )
+    return services
+
+
+async def record_deployment(
+    db: Database, bus: EventBus, settings: Settings, request: RecordRequest
+) -> DeploymentRecord:
+    """Record a deployment another tool ran (trigger EXTERNAL). A success becomes the
+    application's current deployment, unless a newer success is already recorded."""
+    errors = _Errors()
+    environment = _check_fields(errors, request, settings)
+    now = utcnow()
+    committed_at = errors.time("committedAt", request.committed_at)
+    started_at, finished_at = _times(errors, request, now)
+    services = _services(errors, request, finished_at)
     if errors.errors:
         raise ValidationFailed(errors.errors)
 
@@ -255,9 +240,7 @@ async def record_deployment(
         await _settle_success(db, bus, settings, deployment_id, finished_at, request.ref)
     elif state is DeploymentState.INACTIVE:  # not current, but still a release that happened
         await releases.publish_deployment_release(db, settings, deployment_id, branch=request.ref)
-    record = await core.get_deployment(db, deployment_id)
-    assert record is not None
-    return record
+    return await require_deployment(db, deployment_id)
 
 
 async def _current_success(session: Any, application: str, environment: str) -> Row[Any] | None:
@@ -286,19 +269,10 @@ async def _settle_success(
 ) -> None:
     """What a success means for the rest of the history, as for deploybot's own: the previous
     success retires, the application's current version moves, the release is linked."""
-    await core.finish_deployment(
+    await finish_deployment(
         db, bus, deployment_id, DeploymentState.SUCCESS, finished_at=finished_at
     )
     await releases.publish_deployment_release(db, settings, deployment_id, branch=branch)
-
-
-async def _existing(db: Database, deployment_id: int) -> core.DeploymentRecord:
-    record = await core.get_deployment(db, deployment_id)
-    if record is None:
-        raise DeploybotError(
-            ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {deployment_id} not found", field="id"
-        )
-    return record
 
 
 async def report_status(
@@ -308,10 +282,10 @@ async def report_status(
     deployment_id: int,
     state: DeploymentState,
     message: str | None = None,
-) -> core.DeploymentRecord:
+) -> DeploymentRecord:
     """An outside runner moves its deployment on (SPEED's update): only legal moves of a
     recorded deployment; deploybot's own deployments are its runner's alone."""
-    record = await _existing(db, deployment_id)
+    record = await require_deployment(db, deployment_id)
     if record.trigger is not DeploymentTrigger.EXTERNAL:
         raise DeploybotError(
             ErrorCode.NOT_EXTERNAL,
@@ -364,17 +338,17 @@ async def report_status(
     if state is DeploymentState.SUCCESS:
         await _settle_success(db, bus, settings, deployment_id, None, record.ref)
     elif state.is_final:
-        await core.finish_deployment(
+        await finish_deployment(
             db, bus, deployment_id, state, error_message=message if failed else None
         )
     else:
         bus.publish(DeploymentEvent(deployment_id, state.value))
-    return await _existing(db, deployment_id)
+    return await require_deployment(db, deployment_id)
 
 
 async def add_result(
     db: Database, bus: EventBus, deployment_id: int, data: Any
-) -> tuple[core.DeploymentRecord, Row[Any]]:
+) -> tuple[DeploymentRecord, ResultRecord]:
     """Attach a result to any deployment (SPEED's add_results); empty results are refused."""
     if (
         data is None
@@ -384,19 +358,12 @@ async def add_result(
         or (isinstance(data, str) and not data.strip())
     ):
         raise DeploybotError(ErrorCode.INVALID_INPUT, "missing results data", field="result")
-    record = await _existing(db, deployment_id)
+    record = await require_deployment(db, deployment_id)
     async with db.transaction() as session:
         result = DeploymentResult(deployment_id=deployment_id, data=data, created_at=utcnow())
         session.add(result)
         await session.flush()
-        result_id = result.id
+        assert result.id is not None
+        stored = ResultRecord(result.id, deployment_id, result.data, result.created_at)
     bus.publish(DeploymentEvent(deployment_id, None))
-    async with db.connection() as connection:
-        row = (
-            await connection.execute(select(result_table).where(result_table.c.id == result_id))
-        ).one()
-    return record, row
-
-
-async def results_for(db: Database, ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
-    return await core.children_for(db, result_table, result_table.c.id, ids)
+    return record, stored

@@ -1,107 +1,33 @@
-"""Live feeds: what the subscriptions (and `?follow=true`) stream.
-
-A feed is one live upstream (a deployment's log, its progress, the stream of
-deployment changes, an application's service logs) shared by every
-subscriber with the same key, so a thousand readers of one log cost one
-reader of the bus and one database read per batch.
-
-A feed with exact cursors (`contiguous`: log sequence numbers) also answers
-`backlog(cursor)` from the database, which is how a late subscriber, a
-reconnecting one (`after:`) and one whose queue overflowed get exactly the
-lines they have not seen: no gap, no duplicate.
+"""The live feeds an instance serves from its own database and bus (and, for application
+logs, from the runner's Docker log streams): a deployment's log, its progress, every
+deployment change, an application's service logs. See `live/feed.py` for what a feed is.
 """
 
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict
 from types import SimpleNamespace
-from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, select
-
-from deploybot.core import deployments as core
+from deploybot.core import history
 from deploybot.core import logs as core_logs
-from deploybot.core.progress import Progress, progress_of
+from deploybot.core.inspectors import ServiceLogSource
+from deploybot.core.progress import progress_of
 from deploybot.db.engine import Database
-from deploybot.db.types import utcnow
-from deploybot.domain import DeploymentState, LogSource, LogStream, StepStatus
+from deploybot.domain import DeploymentState, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.live.feed import Batch, Emit, Feed
+from deploybot.records import (
+    DeploymentChange,
+    LogLineRecord,
+    Progress,
+    ServiceLogLine,
+)
+from deploybot.times import utcnow
 
 BACKLOG_PAGE = 1000
 """Lines per backlog read (and per frame of a catching-up subscriber)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Items a feed produced; `start`/`end` are the cursors around them (None: no cursor).
-    `final`: nothing follows, the stream ends after this batch."""
-
-    items: Sequence[Any]
-    start: int | None = None
-    end: int | None = None
-    final: bool = False
-
-
-Emit = Callable[[Batch], Awaitable[None]]
-
-
-class Feed(ABC):
-    contiguous = False
-    """True when cursors are exact positions a subscriber can resume from storage."""
-
-    def __init__(self, key: Hashable) -> None:
-        self.key = key
-        self.position: int | None = None
-        """The end cursor of the last live batch emitted (contiguous feeds)."""
-
-    async def open(self) -> None:  # noqa: B027 - optional hook
-        """Check the feed can exist (raise DeploybotError) and set the live position."""
-
-    @abstractmethod
-    async def run(self, emit: Emit) -> None:
-        """Emit live batches until the stream is final (then return) or cancelled."""
-
-    async def backlog(self, cursor: int | None) -> Batch | None:
-        """What a subscriber at `cursor` gets before (or instead of) live batches."""
-        return None
-
-
-class LogEntry(NamedTuple):
-    """A log line as the feeds carry it (a database row has the same attributes)."""
-
-    seq: int
-    timestamp: datetime
-    source: LogSource
-    source_name: str | None
-    stream: LogStream
-    text: str
-
-    @classmethod
-    def of(cls, line: Any) -> LogEntry:
-        if isinstance(line, dict):
-            return cls(
-                line["seq"],
-                line["timestamp"],
-                line["source"],
-                line["source_name"],
-                line["stream"],
-                line["text"],
-            )
-        return cls(line.seq, line.timestamp, line.source, line.source_name, line.stream, line.text)
-
-
-async def _require_deployment(db: Database, deployment_id: int) -> Any:
-    record = await core.get_deployment(db, deployment_id)
-    if record is None:
-        raise DeploybotError(
-            ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {deployment_id} not found", field="id"
-        )
-    return record
 
 
 def _drain(queue: asyncio.Queue[DeploymentEvent]) -> list[DeploymentEvent]:
@@ -124,27 +50,21 @@ class DeploymentLogFeed(Feed):
         self.deployment_id = deployment_id
 
     async def _max_seq(self) -> int:
-        table = core_logs.log_table
-        async with self.db.connection() as conn:
-            result = await conn.execute(
-                select(func.max(table.c.seq)).where(table.c.deployment_id == self.deployment_id)
-            )
-            return int(result.scalar_one() or 0)
+        return await core_logs.last_sequence(self.db, self.deployment_id)
 
     async def open(self) -> None:
-        await _require_deployment(self.db, self.deployment_id)
+        await history.require_deployment(self.db, self.deployment_id)
         self.position = await self._max_seq()
 
     async def _state(self) -> DeploymentState:
-        record = await _require_deployment(self.db, self.deployment_id)
+        record = await history.require_deployment(self.db, self.deployment_id)
         state: DeploymentState = record.state
         return state
 
-    async def _read(self, after: int, until: int | None = None) -> list[LogEntry]:
-        rows = await core_logs.list_lines(
+    async def _read(self, after: int, until: int | None = None) -> list[LogLineRecord]:
+        return await core_logs.list_lines(
             self.db, self.deployment_id, after_seq=after, limit=BACKLOG_PAGE, until_seq=until
         )
-        return [LogEntry.of(r) for r in rows]
 
     async def backlog(self, cursor: int | None) -> Batch | None:
         after = cursor or 0
@@ -156,7 +76,7 @@ class DeploymentLogFeed(Feed):
         done = final and len(lines) < BACKLOG_PAGE
         if not lines and not done:
             return None
-        end = lines[-1].seq if lines else after
+        end = lines[-1].sequence if lines else after
         return Batch(lines, start=after, end=end, final=done)
 
     async def run(self, emit: Emit) -> None:
@@ -181,18 +101,18 @@ class DeploymentLogFeed(Feed):
 
     async def _emit_logs(self, emit: Emit, events: list[DeploymentEvent], resync: bool) -> None:
         assert self.position is not None
-        lines: list[LogEntry] = []
+        lines: list[LogLineRecord] = []
         expected = self.position + 1
         in_memory = not resync
         for event in events:
             if not in_memory or event.lines is None or event.first_sequence != expected:
                 in_memory = False
                 break
-            lines.extend(LogEntry.of(line) for line in event.lines)
-            expected = lines[-1].seq + 1
+            lines.extend(LogLineRecord.of(line) for line in event.lines)
+            expected = lines[-1].sequence + 1
         if in_memory:
             if lines:
-                start, self.position = self.position, lines[-1].seq
+                start, self.position = self.position, lines[-1].sequence
                 await emit(Batch(lines, start=start, end=self.position))
             return
         target = max((e.sequence or 0 for e in events), default=0) if not resync else None
@@ -205,7 +125,7 @@ class DeploymentLogFeed(Feed):
             lines = await self._read(self.position, target)
             if not lines:
                 break
-            start, self.position = self.position, lines[-1].seq
+            start, self.position = self.position, lines[-1].sequence
             await emit(Batch(lines, start=start, end=self.position))
 
     async def _finish(self, emit: Emit) -> None:
@@ -214,7 +134,7 @@ class DeploymentLogFeed(Feed):
             lines = await self._read(self.position)
             start = self.position
             if lines:
-                self.position = lines[-1].seq
+                self.position = lines[-1].sequence
             if len(lines) < BACKLOG_PAGE:
                 await emit(Batch(lines, start=start, end=self.position, final=True))
                 return
@@ -231,11 +151,11 @@ class DeploymentProgressFeed(Feed):
         self.deployment_id = deployment_id
 
     async def open(self) -> None:
-        await _require_deployment(self.db, self.deployment_id)
+        await history.require_deployment(self.db, self.deployment_id)
 
     async def _snapshot(self) -> Batch:
-        record = await _require_deployment(self.db, self.deployment_id)
-        steps = (await core.steps_for(self.db, [self.deployment_id])).get(self.deployment_id, [])
+        record = await history.require_deployment(self.db, self.deployment_id)
+        steps = (await history.steps_for(self.db, [self.deployment_id]))[self.deployment_id]
         progress = progress_of(record, steps)
         return Batch([progress], final=progress.final)
 
@@ -244,9 +164,9 @@ class DeploymentProgressFeed(Feed):
 
     async def _read(self) -> tuple[SimpleNamespace, list[SimpleNamespace]]:
         """The deployment and its steps as mutable copies, to replay events onto."""
-        record = await _require_deployment(self.db, self.deployment_id)
-        steps = (await core.steps_for(self.db, [self.deployment_id])).get(self.deployment_id, [])
-        return SimpleNamespace(**record._mapping), [SimpleNamespace(**s._mapping) for s in steps]
+        record = await history.require_deployment(self.db, self.deployment_id)
+        steps = (await history.steps_for(self.db, [self.deployment_id]))[self.deployment_id]
+        return SimpleNamespace(**record.__dict__), [SimpleNamespace(**asdict(s)) for s in steps]
 
     async def run(self, emit: Emit) -> None:
         """Each step event is replayed onto the last known state, so quick successive
@@ -301,16 +221,6 @@ def _apply_step(steps: list[SimpleNamespace], event: DeploymentEvent) -> None:
                 step.message, step.finished_at = event.message or step.message, now
 
 
-@dataclass(frozen=True, slots=True)
-class DeploymentChange:
-    """A deployment was created or changed to `state`; `deployment` is its row as read
-    afterwards (it may already have moved on)."""
-
-    kind: str
-    state: DeploymentState
-    deployment: Any
-
-
 class DeploymentEventFeed(Feed):
     """Every deployment created or changing state in this environment (never final).
     Filters are applied per subscription by the reader, since they differ."""
@@ -327,7 +237,7 @@ class DeploymentEventFeed(Feed):
                 changes = [e for e in events if e.kind in ("created", "changed") and e.state]
                 if not changes:
                     continue
-                rows = await core.get_deployments(self.db, {e.deployment_id for e in changes})
+                rows = await history.get_deployments(self.db, {e.deployment_id for e in changes})
                 items = [
                     DeploymentChange(e.kind, DeploymentState(e.state), rows[e.deployment_id])
                     for e in changes
@@ -338,31 +248,6 @@ class DeploymentEventFeed(Feed):
 
 
 # --- application (service) logs -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceLogLine:
-    """A line a running service printed (the Docker log of one of its tasks)."""
-
-    service: str
-    task: str | None
-    timestamp: datetime
-    stream: LogStream
-    text: str
-
-
-class ServiceLogSource(Protocol):
-    """The runner's side of application logs (the core never talks to Docker itself)."""
-
-    async def services(self, namespace: str) -> list[str]: ...
-
-    async def tail(
-        self, namespace: str, *, tail: int | None, since: datetime | None
-    ) -> list[ServiceLogLine]: ...
-
-    async def follow(
-        self, namespace: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
-    ) -> None: ...
 
 
 class ApplicationLogFeed(Feed):

@@ -13,15 +13,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import func, insert, select
 
 from deploybot.db.engine import Database
-from deploybot.db.models import LogLine
-from deploybot.db.types import utcnow
+from deploybot.db.models import log_table
 from deploybot.domain import LogSource, LogStream
 from deploybot.events.bus import DeploymentEvent, EventBus
-
-log_table = LogLine.__table__  # type: ignore[attr-defined]
+from deploybot.records import LogLineRecord
+from deploybot.times import utcnow
 
 
 class LogWriter:
@@ -49,13 +48,7 @@ class LogWriter:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LogWriter:
-        async with self.db.session() as session:
-            last = await session.execute(
-                select(func.max(log_table.c.seq)).where(
-                    log_table.c.deployment_id == self.deployment_id
-                )
-            )
-            self._seq = int(last.scalar_one() or 0)
+        self._seq = await last_sequence(self.db, self.deployment_id)
         self._task = asyncio.create_task(self._flusher())
         return self
 
@@ -131,7 +124,7 @@ async def list_lines(
     after_seq: int = 0,
     limit: int = 100,
     until_seq: int | None = None,
-) -> list[Row[Any]]:
+) -> list[LogLineRecord]:
     query = select(log_table).where(
         log_table.c.deployment_id == deployment_id, log_table.c.seq > after_seq
     )
@@ -139,20 +132,29 @@ async def list_lines(
         query = query.where(log_table.c.seq <= until_seq)
     async with db.connection() as conn:
         result = await conn.execute(query.order_by(log_table.c.seq).limit(limit))
-        return list(result.all())
+        return [LogLineRecord.of(row._mapping) for row in result]
 
 
 async def count_lines(db: Database, deployment_id: int) -> int:
-    async with db.session() as session:
-        result = await session.execute(
+    async with db.connection() as connection:
+        result = await connection.execute(
             select(func.count()).where(log_table.c.deployment_id == deployment_id)
         )
         return int(result.scalar_one())
 
 
-def format_line(row: Any) -> str:
-    label = row.source_name or row.source.value.lower()
-    return f"[{label}] {row.text}\n"
+async def last_sequence(db: Database, deployment_id: int) -> int:
+    """The sequence of a deployment's last stored line (0: none yet)."""
+    async with db.connection() as connection:
+        result = await connection.execute(
+            select(func.max(log_table.c.seq)).where(log_table.c.deployment_id == deployment_id)
+        )
+        return int(result.scalar_one() or 0)
+
+
+def format_line(line: LogLineRecord) -> str:
+    label = line.source_name or line.source.value.lower()
+    return f"[{label}] {line.text}\n"
 
 
 async def raw_text(db: Database, deployment_id: int, *, chunk: int = 2000) -> AsyncIterator[str]:
@@ -163,4 +165,4 @@ async def raw_text(db: Database, deployment_id: int, *, chunk: int = 2000) -> As
         if not rows:
             return
         yield "".join(format_line(row) for row in rows)
-        after = rows[-1].seq
+        after = rows[-1].sequence

@@ -2,9 +2,9 @@
 
 `deployments(first: 50, filter: ...)` is the hottest query deploybot serves;
 going through SQLAlchemy's execution and result layers costs more than the
-query itself. This module builds the same statement the Core path in
-`deployments.py` builds (the tests run both against the same cases) and hands
-it to asyncpg directly, borrowing the connection from SQLAlchemy's pool.
+query itself. This module builds the same statement as the Core path in `history.py`
+(both from the filter's own conditions; the tests run both against the same cases)
+and hands it to asyncpg directly, borrowing the connection from SQLAlchemy's pool.
 """
 
 from __future__ import annotations
@@ -12,51 +12,17 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from deploybot.core.filters import DeploymentFilter, glob_to_like, is_glob, sha_prefix
 from deploybot.db.engine import Database
-from deploybot.db.models import Deployment
+from deploybot.db.models import deployment_table
 from deploybot.domain import DeploymentState, DeploymentStrategy, DeploymentTrigger
+from deploybot.filters import DeploymentFilter
 
-COLUMNS = tuple(c.name for c in Deployment.__table__.columns)  # type: ignore[attr-defined]
+COLUMNS = tuple(c.name for c in deployment_table.columns)
 _ENUMS: dict[str, dict[str, Any]] = {
     "state": {s.value: s for s in DeploymentState},
     "strategy": {s.value: s for s in DeploymentStrategy},
     "trigger": {s.value: s for s in DeploymentTrigger},
 }
-
-
-def where(flt: DeploymentFilter | None) -> tuple[list[str], list[Any]]:
-    """SQL conditions and parameters of a `DeploymentFilter` (the Core path's rules)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    if flt is None:
-        return clauses, params
-    if flt.environments:
-        clauses.append(f"environment = ANY({param(list(flt.environments))}::text[])")
-    if flt.applications:
-        clauses.append(f"application = ANY({param(list(flt.applications))}::text[])")
-    if flt.repository:
-        if is_glob(flt.repository):
-            clauses.append(f"repository_url LIKE {param(glob_to_like(flt.repository))} ESCAPE '\\'")
-        else:
-            clauses.append(f"repository_url = {param(flt.repository)}")
-    if flt.commit_sha:
-        clauses.append(f"commit_sha LIKE {param(sha_prefix(flt.commit_sha))}")
-    if flt.refs:
-        clauses.append(f"ref = ANY({param(list(flt.refs))}::text[])")
-    if flt.states:
-        values = [s.value for s in flt.states]
-        clauses.append(f"state = ANY({param(values)}::text[])")
-    if flt.created_after:
-        clauses.append(f"created_at >= {param(flt.created_after)}")
-    if flt.created_before:
-        clauses.append(f"created_at < {param(flt.created_before)}")
-    return clauses, params
 
 
 async def fetch_page(
@@ -70,7 +36,8 @@ async def fetch_page(
     columns: Collection[str] | None = None,
 ) -> list[Mapping[str, Any]]:
     """Rows with lower < id < upper, in id order (descending or not), at most `limit`."""
-    clauses, params = where(flt)
+    params: list[Any] = []
+    clauses = flt.as_postgres(params) if flt is not None else []
     if lower is not None:
         params.append(lower)
         clauses.append(f"id > ${len(params)}")

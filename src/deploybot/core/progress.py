@@ -4,11 +4,10 @@ a message and a percentage, computed from the recorded steps."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from deploybot.domain import DeploymentState, ProgressStatus, StepStatus
+from deploybot.records import Progress
 
 _DONE = (StepStatus.COMPLETED, StepStatus.SKIPPED, StepStatus.FAILED)
 _FINAL_STATUS = {
@@ -26,21 +25,6 @@ _STEP_STATUS = {
     StepStatus.SKIPPED: ProgressStatus.WARNING,
     StepStatus.FAILED: ProgressStatus.FAILED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    deployment_id: int
-    state: DeploymentState
-    step: str | None
-    status: ProgressStatus
-    message: str
-    percentage: int
-    timestamp: datetime
-
-    @property
-    def final(self) -> bool:
-        return self.state.is_final
 
 
 def progress_of(deployment: Any, steps: Sequence[Any]) -> Progress:

@@ -8,51 +8,43 @@ in UTC; a time written without an offset is taken as UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deploybot.config import Settings
 from deploybot.core import semver
-from deploybot.core.deployments import deployment_table, get_deployment, page_bounds
+from deploybot.core.history import get_deployment, page_bounds
 from deploybot.db.engine import Database
-from deploybot.db.models import Release
-from deploybot.db.types import utcnow
+from deploybot.db.models import Release, deployment_table, release_table
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
-
-release_table = Release.__table__  # type: ignore[attr-defined]
-
-ReleaseRecord = Row[Any]
+from deploybot.filters import ReleaseFilter, sql_filter
+from deploybot.ids import InvalidId, decode_keyset, encode_keyset
+from deploybot.inputs import PublishRequest
+from deploybot.records import Edge, Page, ReleaseRecord
+from deploybot.times import parse_rfc3339, utcnow
 
 _COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _TRAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 _VERSION_RE = re.compile(r"^\S{1,255}$")
 
 
-@dataclass
-class PublishRequest:
-    component: str
-    train: str
-    version: str
-    released_at: str | datetime
-    data: Any = None
-
-
-def parse_release_time(value: str) -> datetime:
-    """RFC 3339 date and time, with an offset (`Z`, `+07:00`) or without one (then UTC)."""
-    text = value.strip()
-    if len(text) < 19 or text[10] not in "Tt ":
-        raise ValueError("expected a date and a time")
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+def _record(row: Mapping[Any, Any], environment: str) -> ReleaseRecord:
+    data = row["data"]
+    return ReleaseRecord(
+        id=int(row["id"]),
+        environment=environment,
+        component=row["component"],
+        train=row["train"],
+        version=row["version"],
+        released_at=row["released_at"],
+        data=data if data is not None else {},
+        deployment_id=row["deployment_id"],
+        created_at=row["created_at"],
+    )
 
 
 def _validated(request: PublishRequest) -> tuple[datetime, dict[str, Any]]:
@@ -76,7 +68,7 @@ def _validated(request: PublishRequest) -> tuple[datetime, dict[str, Any]]:
         released_at = request.released_at
     else:
         try:
-            released_at = parse_release_time(request.released_at)
+            released_at = parse_rfc3339(request.released_at)
         except ValueError:
             fail(
                 "releasedAt",
@@ -92,11 +84,17 @@ def _validated(request: PublishRequest) -> tuple[datetime, dict[str, Any]]:
 
 
 async def publish_release(
-    db: Database, request: PublishRequest, *, deployment_id: int | None = None
+    db: Database,
+    request: PublishRequest,
+    *,
+    environment: str,
+    deployment_id: int | None = None,
 ) -> ReleaseRecord:
     """Record a new release; the same component, train and version again is RELEASE_EXISTS."""
     released_at, data = _validated(request)
-    existing = await find_release(db, request.component, request.train, request.version)
+    existing = await find_release(
+        db, request.component, request.train, request.version, environment=environment
+    )
     if existing is not None:
         raise _exists(request)
     try:
@@ -115,7 +113,7 @@ async def publish_release(
     except IntegrityError as exc:  # published meanwhile by someone else
         raise _exists(request) from exc
     assert release_id is not None
-    record = await get_release(db, release_id)
+    record = await get_release(db, release_id, environment=environment)
     assert record is not None
     return record
 
@@ -129,7 +127,7 @@ def _exists(request: PublishRequest) -> DeploybotError:
 
 
 async def find_release(
-    db: Database, component: str, train: str, version: str
+    db: Database, component: str, train: str, version: str, *, environment: str
 ) -> ReleaseRecord | None:
     c = release_table.c
     async with db.connection() as connection:
@@ -138,59 +136,33 @@ async def find_release(
                 c.component == component, c.train == train, c.version == version
             )
         )
-        return result.first()
+        row = result.first()
+    return _record(row._mapping, environment) if row is not None else None
 
 
-async def get_release(db: Database, release_id: int) -> ReleaseRecord | None:
-    return (await releases_by_ids(db, [release_id])).get(release_id)
+async def get_release(db: Database, release_id: int, *, environment: str) -> ReleaseRecord | None:
+    return (await releases_by_ids(db, [release_id], environment=environment)).get(release_id)
 
 
-async def releases_by_ids(db: Database, ids: Sequence[int]) -> dict[int, ReleaseRecord]:
+async def releases_by_ids(
+    db: Database, ids: Sequence[int], *, environment: str
+) -> dict[int, ReleaseRecord]:
     async with db.connection() as connection:
         rows = await connection.execute(
             select(release_table).where(release_table.c.id.in_(list(ids)))
         )
-        return {int(row.id): row for row in rows}
+        return {int(row.id): _record(row._mapping, environment) for row in rows}
 
 
 # --- querying -----------------------------------------------------------------------------------
 
 
-@dataclass
-class ReleaseFilter:
-    components: Sequence[str] | None = None
-    trains: Sequence[str] | None = None
-    released_after: datetime | None = None
-    released_before: datetime | None = None
-
-
-def _clauses(flt: ReleaseFilter | None) -> list[Any]:
-    if flt is None:
-        return []
-    c = release_table.c
-    clauses: list[Any] = []
-    if flt.components:
-        clauses.append(c.component.in_(list(flt.components)))
-    if flt.trains:
-        clauses.append(c.train.in_(list(flt.trains)))
-    if flt.released_after:
-        clauses.append(c.released_at >= flt.released_after)
-    if flt.released_before:
-        clauses.append(c.released_at < flt.released_before)
-    return clauses
-
-
-@dataclass(frozen=True)
-class ReleasePage:
-    rows: list[ReleaseRecord]
-    has_next: bool
-
-
-def release_key(row: ReleaseRecord, by_release_time: bool) -> tuple[int, ...]:
-    """The keyset position of a row: (release time in µs, id), or (id,) in creation order."""
+def release_key(record: ReleaseRecord, by_release_time: bool) -> tuple[int, ...]:
+    """The keyset position of a release: (release time in µs, id), or (id,) in creation
+    order."""
     if by_release_time:
-        return (_micros(row.released_at), int(row.id))
-    return (int(row.id),)
+        return (_micros(record.released_at), record.id)
+    return (record.id,)
 
 
 def _micros(value: datetime) -> int:
@@ -202,30 +174,36 @@ def _from_micros(value: int) -> datetime:
     return datetime.fromtimestamp(value // 1_000_000, tz=UTC).replace(microsecond=value % 1_000_000)
 
 
+def _after_clause(position: tuple[int, ...], by_release_time: bool, descending: bool) -> Any:
+    c = release_table.c
+    if not by_release_time:
+        return c.id < position[0] if descending else c.id > position[0]
+    at, key = _from_micros(position[0]), position[1]
+    if descending:
+        return or_(c.released_at < at, and_(c.released_at == at, c.id < key))
+    return or_(c.released_at > at, and_(c.released_at == at, c.id > key))
+
+
 async def list_releases(
     db: Database,
     flt: ReleaseFilter | None,
     *,
+    environment: str,
     by_release_time: bool = True,
     descending: bool = True,
     first: int | None = None,
-    after: tuple[int, ...] | None = None,
-) -> ReleasePage:
+    after: str | None = None,
+) -> Page[ReleaseRecord]:
     """Keyset pagination by release time (ties by id), or by id (creation order)."""
     limit, _ = page_bounds(first, None)
     c = release_table.c
-    clauses = _clauses(flt)
+    clauses = sql_filter(flt)
     if after is not None:
-        if len(after) != (2 if by_release_time else 1):
-            raise DeploybotError(ErrorCode.INVALID_INPUT, "cursor of another order", field="after")
-        if by_release_time:
-            at, key = _from_micros(after[0]), after[1]
-            if descending:
-                clauses.append(or_(c.released_at < at, and_(c.released_at == at, c.id < key)))
-            else:
-                clauses.append(or_(c.released_at > at, and_(c.released_at == at, c.id > key)))
-        else:
-            clauses.append(c.id < after[0] if descending else c.id > after[0])
+        try:
+            position = decode_keyset(after, 2 if by_release_time else 1)
+        except InvalidId as exc:
+            raise DeploybotError(ErrorCode.INVALID_INPUT, f"after: {exc}", field="after") from exc
+        clauses.append(_after_clause(position, by_release_time, descending))
     order = [c.released_at, c.id] if by_release_time else [c.id]
     query = (
         select(release_table)
@@ -235,19 +213,21 @@ async def list_releases(
     )
     async with db.connection() as connection:
         rows = list((await connection.execute(query)).all())
-    return ReleasePage(rows[:limit], has_next=len(rows) > limit)
+    records = [_record(row._mapping, environment) for row in rows[:limit]]
+    edges = [Edge(encode_keyset(*release_key(r, by_release_time)), r) for r in records]
+    return Page(edges, has_next=len(rows) > limit, has_previous=after is not None)
 
 
 async def count_releases(db: Database, flt: ReleaseFilter | None) -> int:
     async with db.connection() as connection:
         result = await connection.execute(
-            select(func.count()).select_from(release_table).where(and_(True, *_clauses(flt)))
+            select(func.count()).select_from(release_table).where(and_(True, *sql_filter(flt)))
         )
         return int(result.scalar_one())
 
 
 async def latest_release(
-    db: Database, component: str, train: str, *, by_semver: bool = False
+    db: Database, component: str, train: str, *, environment: str, by_semver: bool = False
 ) -> ReleaseRecord | None:
     """The newest release of a component on a train: by release time (ties: the later
     published), or by semantic-version precedence (ties: the later released)."""
@@ -261,7 +241,8 @@ async def latest_release(
                 .order_by(c.released_at.desc(), c.id.desc())
                 .limit(1)
             )
-            return result.first()
+            row = result.first()
+            return _record(row._mapping, environment) if row is not None else None
         candidates = (
             await connection.execute(select(c.id, c.version, c.released_at).where(where))
         ).all()
@@ -271,7 +252,7 @@ async def latest_release(
         candidates,
         key=lambda r: (semver.precedence_key(r.version), r.released_at, r.id),
     )
-    return await get_release(db, int(best.id))
+    return await get_release(db, int(best.id), environment=environment)
 
 
 # --- releases published by deployments ----------------------------------------------------------
@@ -320,13 +301,21 @@ async def publish_deployment_release(
         },
     )
     try:
-        record = await publish_release(db, request, deployment_id=deployment_id)
+        record = await publish_release(
+            db, request, environment=settings.environment, deployment_id=deployment_id
+        )
     except ValidationFailed:
         return None  # a version or application the catalogue can't hold: no release
     except DeploybotError as exc:
         if exc.code is not ErrorCode.RELEASE_EXISTS:
             raise
-        found = await find_release(db, request.component, request.train, request.version)
+        found = await find_release(
+            db,
+            request.component,
+            request.train,
+            request.version,
+            environment=settings.environment,
+        )
         if found is None:
             return None
         record = found

@@ -10,23 +10,23 @@ longer run), as `deploy` checks its source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
-from deploybot.core.deployments import (
-    DeploymentRecord,
-    SourceInspector,
+from deploybot.core.history import get_deployment, require_deployment, services_for
+from deploybot.core.inspectors import SourceInspector
+from deploybot.core.lifecycle import find_application
+from deploybot.db.engine import Database
+from deploybot.db.models import (
+    Application,
+    Deployment,
+    DeploymentStep,
+    application_table,
     deployment_table,
     step_table,
 )
-from deploybot.core.rollout_options import RolloutOptions
-from deploybot.db.engine import Database
-from deploybot.db.models import Application, Deployment, DeploymentStep
-from deploybot.db.types import utcnow
 from deploybot.domain import (
     ApplicationState,
     DeploymentState,
@@ -36,6 +36,9 @@ from deploybot.domain import (
 )
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.inputs import RollbackRequest, RolloutOptions
+from deploybot.records import DeploymentRecord, ServiceRolloutRecord
+from deploybot.times import utcnow
 
 #: States of deployments whose stack ran to the end: what a rollback may restore.
 RESTORABLE = (DeploymentState.SUCCESS, DeploymentState.INACTIVE)
@@ -54,49 +57,52 @@ _COPIED = (
 )
 
 
-@dataclass
-class RollbackRequest:
-    application: str
-    environment: str | None = None
-    version: str | None = None
-    deployment_id: int | None = None
-    description: str | None = None
-    actor: str | None = None
-    original_request: dict[str, Any] | None = None
-
-
 async def _application_row(db: Database, name: str, environment: str) -> Any:
-    app = Application.__table__.c  # type: ignore[attr-defined]
+    app = application_table.c
     async with db.connection() as connection:
         result = await connection.execute(
-            select(Application.__table__).where(  # type: ignore[attr-defined]
-                app.name == name, app.environment == environment
-            )
+            select(application_table).where(app.name == name, app.environment == environment)
         )
         return result.first()
 
 
-async def find_target(db: Database, request: RollbackRequest, environment: str, app: Any) -> Any:
+async def _target_by_id(
+    db: Database, request: RollbackRequest, environment: str
+) -> DeploymentRecord:
+    assert request.deployment is not None
+    wanted = request.deployment
+    if wanted.environment not in (None, environment):
+        raise DeploybotError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND,
+            f"deployment #{wanted.number} of {wanted.environment} is not a deployment of this"
+            " environment",
+            field="deploymentId",
+        )
+    row = await get_deployment(db, wanted.number)
+    if row is None or row.application != request.application or row.environment != environment:
+        raise DeploybotError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND,
+            f"{request.application} has no deployment #{wanted.number} on {environment}",
+            field="deploymentId",
+        )
+    if row.state not in RESTORABLE:
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT,
+            f"deployment #{row.id} ended {row.state.value}: only a deployment that"
+            " succeeded can be restored",
+            field="deploymentId",
+        )
+    return row
+
+
+async def find_target(
+    db: Database, request: RollbackRequest, environment: str, app: Any
+) -> DeploymentRecord:
     """The deployment to restore, or DEPLOYMENT_NOT_FOUND saying what was not found
     (`app`: the application's row, if it has one)."""
     c = deployment_table.c
-    if request.deployment_id is not None:
-        row = await core.get_deployment(db, request.deployment_id)
-        if row is None or row.application != request.application or row.environment != environment:
-            raise DeploybotError(
-                ErrorCode.DEPLOYMENT_NOT_FOUND,
-                f"{request.application} has no deployment #{request.deployment_id} on"
-                f" {environment}",
-                field="deploymentId",
-            )
-        if row.state not in RESTORABLE:
-            raise DeploybotError(
-                ErrorCode.INVALID_INPUT,
-                f"deployment #{row.id} ended {row.state.value}: only a deployment that"
-                " succeeded can be restored",
-                field="deploymentId",
-            )
-        return row
+    if request.deployment is not None:
+        return await _target_by_id(db, request, environment)
     query = select(deployment_table).where(
         c.application == request.application,
         c.environment == environment,
@@ -119,7 +125,7 @@ async def find_target(db: Database, request: RollbackRequest, environment: str, 
             f"{what} on {environment}",
             field="version" if request.version is not None else "application",
         )
-    return row
+    return DeploymentRecord.of(row._mapping)
 
 
 async def create_rollback(
@@ -139,7 +145,7 @@ async def create_rollback(
                 field="environment",
             )
         )
-    if request.version is not None and request.deployment_id is not None:
+    if request.version is not None and request.deployment is not None:
         errors.append(
             DeploybotError(
                 ErrorCode.INVALID_INPUT, "give either version or deploymentId", field="version"
@@ -154,7 +160,7 @@ async def create_rollback(
         raise DeploybotError(
             ErrorCode.INVALID_INPUT,
             f"deployment #{target.id} ({target.version}) is what runs now",
-            field="deploymentId" if request.deployment_id is not None else "version",
+            field="deploymentId" if request.deployment is not None else "version",
         )
     services = await restorable_services(db, target.id)
     if not services:
@@ -164,7 +170,7 @@ async def create_rollback(
         )
     missing = []
     for service in services:
-        image = service.spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
+        image = (service.spec or {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
         if image and not await inspector.image_available(str(image)):
             missing.append(f"{service.service} ({image})")
     if missing:
@@ -204,26 +210,26 @@ async def create_rollback(
             )
         deployment_id = deployment.id
     bus.publish(DeploymentEvent(deployment_id, DeploymentState.QUEUED.value, "created"))
-    record = await core.get_deployment(db, deployment_id)
-    assert record is not None
-    return record
+    return await require_deployment(db, deployment_id)
 
 
 # --- the runner's side ------------------------------------------------------------------------
 
 
-async def restorable_services(db: Database, deployment_id: int) -> list[Any]:
+async def restorable_services(db: Database, deployment_id: int) -> list[ServiceRolloutRecord]:
     """The recorded services of a deployment that carry a spec to put back."""
-    rows = (await core.services_for(db, [deployment_id]))[deployment_id]
+    rows = (await services_for(db, [deployment_id]))[deployment_id]
     return [row for row in rows if row.spec]
 
 
-async def last_good_deployment(db: Database, application: str, environment: str) -> Any:
+async def last_good_deployment(
+    db: Database, application: str, environment: str
+) -> DeploymentRecord | None:
     """The application's current deployment (its last success), if it has one."""
     app = await _application_row(db, application, environment)
     if app is None or app.current_deployment_id is None:
         return None
-    return await core.get_deployment(db, app.current_deployment_id)
+    return await get_deployment(db, app.current_deployment_id)
 
 
 async def set_application_state(
@@ -232,7 +238,7 @@ async def set_application_state(
     """The application's live state while a deployment changes it (ROLLING_BACK...)."""
     now = utcnow()
     async with db.transaction() as session:
-        app = await core.find_application(session, application, environment)
+        app = await find_application(session, application, environment)
         if app is None:
             app = Application(name=application, environment=environment)
             session.add(app)

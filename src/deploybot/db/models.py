@@ -11,11 +11,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from deploybot.db.types import BigIntKey, PortableJSON, UTCDateTime, utcnow
+from deploybot.db.types import BigIntKey, PortableJSON, UTCDateTime
 from deploybot.domain import (
     ApplicationState,
     DeploymentState,
@@ -26,6 +26,7 @@ from deploybot.domain import (
     LogStream,
     StepStatus,
 )
+from deploybot.times import utcnow
 
 
 def _enum(cls: type[enum.Enum]) -> SAEnum:
@@ -238,3 +239,12 @@ class Release(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+# The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.
+deployment_table: Table = metadata.tables["deployment"]
+step_table: Table = metadata.tables["deployment_step"]
+log_table: Table = metadata.tables["log_line"]
+service_table: Table = metadata.tables["service_rollout"]
+result_table: Table = metadata.tables["deployment_result"]
+application_table: Table = metadata.tables["application"]
+release_table: Table = metadata.tables["release"]

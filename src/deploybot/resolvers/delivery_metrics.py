@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from deploybot.core import delivery_metrics as core
+from deploybot.domain import Interval
 from deploybot.errors import DeploybotError
 from deploybot.schema.common import PublicError
 from deploybot.schema.context import Info
@@ -16,16 +16,12 @@ async def delivery_metrics(
     filter: DeliveryMetricsFilter | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    interval: core.Interval = core.Interval.WEEK,
+    interval: Interval = Interval.WEEK,
 ) -> DeliveryMetrics:
     try:
-        metrics = await core.delivery_metrics(
-            info.context.db,
-            filter.to_core() if filter else None,
-            since=since,
-            until=until,
-            interval=interval,
+        metrics = await info.context.backend.delivery_metrics(
+            filter.to_core() if filter else None, since=since, until=until, interval=interval
         )
     except DeploybotError as exc:
         raise PublicError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from exc
-    return DeliveryMetrics.from_core(metrics)
+    return DeliveryMetrics.from_record(metrics)

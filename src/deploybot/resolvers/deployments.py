@@ -8,10 +8,10 @@ from typing import Any
 
 from strawberry.types.nodes import SelectedField, Selection
 
-from deploybot.core import deployments as core
-from deploybot.core.deployments import deployment_table
-from deploybot.errors import DeploybotError, ValidationFailed
-from deploybot.ids import InvalidId, decode_cursor, decode_id, encode_cursor
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
+from deploybot.ids import InvalidId
+from deploybot.inputs import DeploymentRef, PageRequest
+from deploybot.records import DeploymentRecord
 from deploybot.schema.common import PageInfo, PublicError, UserError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import (
@@ -28,25 +28,31 @@ from deploybot.schema.enums import OrderDirection
 from deploybot.schema.rollout import camel, plain
 
 
-def deployment_number(value: str, environment: str) -> int | None:
-    """A global ID of this environment, or a bare serial number; None if it can't be ours."""
-    if value.isdigit():
-        return int(value)
+def deployment_ref(value: str) -> DeploymentRef | None:
+    """A global ID or a bare number; None for another type's ID; bad input is a PublicError."""
     try:
-        gid = decode_id(value)
+        return DeploymentRef.parse(value)
     except InvalidId as exc:
         raise PublicError(str(exc)) from exc
-    if gid.type_name != "Deployment" or gid.environment != environment:
-        return None
-    return gid.key
+
+
+def field_ref(value: str, field: str, missing: str) -> DeploymentRef:
+    """A reference in a mutation's input: bad input and another type's ID are field errors."""
+    try:
+        ref = DeploymentRef.parse(value)
+    except InvalidId as exc:
+        raise DeploybotError(ErrorCode.INVALID_INPUT, str(exc), field=field) from exc
+    if ref is None:
+        raise DeploybotError(ErrorCode.DEPLOYMENT_NOT_FOUND, missing, field=field)
+    return ref
 
 
 async def deployment(info: Info, id: DeploymentId) -> Deployment | None:
-    number = deployment_number(id, info.context.settings.environment)
-    if number is None:
+    ref = deployment_ref(id)
+    if ref is None:
         return None
-    row = await core.get_deployment(info.context.db, number)
-    return Deployment.from_row(row, info.context.base_url) if row else None
+    found = await info.context.backend.deployment(ref)
+    return Deployment.from_record(found, info.context.base_url) if found else None
 
 
 #: GraphQL fields of Deployment computed from other columns (or none: loaded separately).
@@ -67,8 +73,8 @@ _DERIVED: dict[str, tuple[str, ...]] = {
     "rollbackTo": ("rollback_to_id",),
 }
 _COLUMN_OF = {
-    column.name.split("_")[0] + "".join(p.title() for p in column.name.split("_")[1:]): column.name
-    for column in deployment_table.columns
+    name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:]): name
+    for name in DeploymentRecord.__dataclass_fields__
 }
 
 
@@ -100,15 +106,6 @@ def selected_columns(info: Info) -> set[str] | None:
     return columns
 
 
-def _cursor(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return decode_cursor(value)
-    except InvalidId as exc:
-        raise PublicError(f"{name}: {exc}") from exc
-
-
 async def deployments(
     info: Info,
     first: int | None = None,
@@ -121,21 +118,19 @@ async def deployments(
     flt = filter.to_core() if filter else None
     descending = order_by is None or order_by.direction is OrderDirection.DESC
     try:
-        page = await core.list_deployments(
-            info.context.db,
+        page = await info.context.backend.deployments(
             flt,
-            descending=descending,
-            first=first,
-            after=_cursor(after, "after"),
-            last=last,
-            before=_cursor(before, "before"),
-            columns=selected_columns(info),
+            PageRequest(first, after, last, before, descending=descending),
+            fields=selected_columns(info),
         )
     except DeploybotError as exc:
         raise PublicError(exc.message) from exc
     base_url = info.context.base_url
-    nodes = [Deployment.from_row(row, base_url) for row in page.rows]
-    edges = [DeploymentEdge(cursor=encode_cursor(n.number), node=n) for n in nodes]
+    edges = [
+        DeploymentEdge(cursor=edge.cursor, node=Deployment.from_record(edge.node, base_url))
+        for edge in page.edges
+    ]
+    nodes = [edge.node for edge in edges]
     return DeploymentConnection(
         edges=edges,
         nodes=nodes,
@@ -159,16 +154,8 @@ def _original_request(input: DeployInput) -> dict[str, Any]:
 
 
 async def deploy(info: Info, input: DeployInput) -> DeployPayload:
-    services = info.context.services
     try:
-        row = await core.create_deployment(
-            services.db,
-            services.bus,
-            services.settings,
-            services.inspector,
-            input.to_core(_original_request(input)),
-            swarm=services.swarm,
-        )
+        record = await info.context.backend.deploy(input.to_core(_original_request(input)))
     except (DeploybotError, ValidationFailed) as exc:
         return DeployPayload(
             deployment=None,
@@ -176,7 +163,7 @@ async def deploy(info: Info, input: DeployInput) -> DeployPayload:
             client_mutation_id=input.client_mutation_id,
         )
     return DeployPayload(
-        deployment=Deployment.from_row(row, info.context.base_url),
+        deployment=Deployment.from_record(record, info.context.base_url),
         user_errors=[],
         client_mutation_id=input.client_mutation_id,
     )

@@ -5,11 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from deploybot.core import current_versions as versions_core
-from deploybot.core import external_deployments as core
-from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
-from deploybot.resolvers.deployments import deployment_number
-from deploybot.schema.common import PublicError, UserError
+from deploybot.errors import DeploybotError, ValidationFailed
+from deploybot.resolvers.deployments import field_ref
+from deploybot.schema.common import UserError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import Deployment, DeploymentResult
 from deploybot.schema.external_deployments import (
@@ -30,25 +28,11 @@ def _as_sent(input: RecordDeploymentInput) -> dict[str, Any]:
     return sent
 
 
-def _number(info: Info, value: str) -> int:
-    """A deployment of this environment, by global ID or number; else a field error."""
-    try:
-        number = deployment_number(value, info.context.settings.environment)
-    except PublicError as exc:
-        raise DeploybotError(ErrorCode.INVALID_INPUT, str(exc), field="id") from exc
-    if number is None:
-        raise DeploybotError(
-            ErrorCode.DEPLOYMENT_NOT_FOUND, f"no deployment {value} here", field="id"
-        )
-    return number
-
-
 async def record_deployment(info: Info, input: RecordDeploymentInput) -> RecordDeploymentPayload:
-    services = info.context.services
     request = input.to_core()
     request.original_request = _as_sent(input)
     try:
-        row = await core.record_deployment(services.db, services.bus, services.settings, request)
+        record = await info.context.backend.record_deployment(request)
     except (DeploybotError, ValidationFailed) as exc:
         return RecordDeploymentPayload(
             deployment=None,
@@ -56,7 +40,7 @@ async def record_deployment(info: Info, input: RecordDeploymentInput) -> RecordD
             client_mutation_id=input.client_mutation_id,
         )
     return RecordDeploymentPayload(
-        deployment=Deployment.from_row(row, info.context.base_url),
+        deployment=Deployment.from_record(record, info.context.base_url),
         user_errors=[],
         client_mutation_id=input.client_mutation_id,
     )
@@ -65,15 +49,10 @@ async def record_deployment(info: Info, input: RecordDeploymentInput) -> RecordD
 async def report_deployment_status(
     info: Info, input: ReportDeploymentStatusInput
 ) -> ReportDeploymentStatusPayload:
-    services = info.context.services
     try:
-        row = await core.report_status(
-            services.db,
-            services.bus,
-            services.settings,
-            _number(info, input.id),
-            input.state,
-            input.message,
+        ref = field_ref(input.id, "id", f"no deployment {input.id} here")
+        record = await info.context.backend.report_deployment_status(
+            ref, input.state, input.message
         )
     except DeploybotError as exc:
         return ReportDeploymentStatusPayload(
@@ -82,7 +61,7 @@ async def report_deployment_status(
             client_mutation_id=input.client_mutation_id,
         )
     return ReportDeploymentStatusPayload(
-        deployment=Deployment.from_row(row, info.context.base_url),
+        deployment=Deployment.from_record(record, info.context.base_url),
         user_errors=[],
         client_mutation_id=input.client_mutation_id,
     )
@@ -91,11 +70,9 @@ async def report_deployment_status(
 async def add_deployment_result(
     info: Info, input: AddDeploymentResultInput
 ) -> AddDeploymentResultPayload:
-    services = info.context.services
     try:
-        row, result = await core.add_result(
-            services.db, services.bus, _number(info, input.id), input.result
-        )
+        ref = field_ref(input.id, "id", f"no deployment {input.id} here")
+        record, result = await info.context.backend.add_deployment_result(ref, input.result)
     except DeploybotError as exc:
         return AddDeploymentResultPayload(
             deployment=None,
@@ -104,8 +81,8 @@ async def add_deployment_result(
             client_mutation_id=input.client_mutation_id,
         )
     return AddDeploymentResultPayload(
-        deployment=Deployment.from_row(row, info.context.base_url),
-        result=DeploymentResult.from_row(result),
+        deployment=Deployment.from_record(record, info.context.base_url),
+        result=DeploymentResult.from_record(result),
         user_errors=[],
         client_mutation_id=input.client_mutation_id,
     )
@@ -114,5 +91,5 @@ async def add_deployment_result(
 async def current_version(
     info: Info, application: str, environment: str | None = None
 ) -> list[CurrentVersion]:
-    found = await versions_core.current_versions(info.context.db, application, environment)
-    return [CurrentVersion.from_core(f) for f in found]
+    found = await info.context.backend.current_versions(application, environment)
+    return [CurrentVersion.from_record(f) for f in found]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from deploybot.core import deployments as core
-from deploybot.core import releases
 from deploybot.ids import InvalidId, decode_id
+from deploybot.inputs import DeploymentRef, ReleaseRef
 from deploybot.schema.common import Node, PublicError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import Deployment
@@ -18,12 +17,11 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         gid = decode_id(id)
     except InvalidId as exc:
         raise PublicError(str(exc)) from exc
-    if gid.environment != info.context.settings.environment:
-        return None
+    backend = info.context.backend
     if gid.type_name == "Deployment":
-        row = await core.get_deployment(info.context.db, gid.key)
-        return Deployment.from_row(row, info.context.base_url) if row else None
+        found = await backend.deployment(DeploymentRef(gid.environment, gid.key))
+        return Deployment.from_record(found, info.context.base_url) if found else None
     if gid.type_name == "Release":
-        release = await releases.get_release(info.context.db, gid.key)
-        return Release.from_row(release, gid.environment) if release else None
+        release = await backend.release(ReleaseRef(gid.environment, gid.key))
+        return Release.from_record(release) if release else None
     return None

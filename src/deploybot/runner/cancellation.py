@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
-from deploybot.core import admission
+from deploybot.core import queue
 from deploybot.db.engine import Database
 
 
@@ -79,6 +79,6 @@ class CancelWatch:
 
     async def _asked(self) -> bool:
         try:
-            return await admission.cancel_requested(self.db, self.deployment_id)
+            return await queue.cancel_requested(self.db, self.deployment_id)
         except Exception:  # a database hiccup must not stop the deployment
             return False

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from deploybot.core.rollout_options import HealthCheck
+from deploybot.inputs import HealthCheck
 
 
 class HealthCheckFailed(Exception):

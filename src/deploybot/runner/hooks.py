@@ -21,7 +21,7 @@ from typing import Any
 
 from aiodocker.exceptions import DockerError
 
-from deploybot.core.rollout_options import Hook
+from deploybot.inputs import Hook
 from deploybot.runner.swarm import Swarm
 
 TERMINAL_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})

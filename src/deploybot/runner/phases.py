@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from deploybot.core.rollout_options import HealthCheck, Hook
 from deploybot.domain import LogSource, StepName
 from deploybot.errors import ErrorCode
+from deploybot.inputs import HealthCheck, Hook
 from deploybot.runner import health
 from deploybot.runner.converge import (
     ConvergeFailed,

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
+from deploybot.core import history, lifecycle, queue
 from deploybot.core.applications import check_dependencies
 from deploybot.core.logs import LogWriter
-from deploybot.core.rollout_options import RolloutOptions
 from deploybot.db.engine import Database
-from deploybot.db.types import utcnow
 from deploybot.domain import (
     DeploymentState,
     DeploymentStrategy,
@@ -35,6 +33,8 @@ from deploybot.domain import (
 )
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import EventBus
+from deploybot.inputs import RolloutOptions
+from deploybot.records import DeploymentRecord
 from deploybot.runner.build import (
     BuildFailed,
     PushFailed,
@@ -74,6 +74,7 @@ from deploybot.runner.stack import (
 from deploybot.runner.status import SwarmStatus
 from deploybot.runner.strategies import with_strategy
 from deploybot.runner.swarm import DockerUnavailable, Swarm, image_of
+from deploybot.times import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class RunnerContext:
 @dataclass
 class DeploymentRun:
     ctx: RunnerContext
-    record: core.DeploymentRecord
+    record: DeploymentRecord
     swarm: Swarm
     log: LogWriter
     images: dict[str, str] = field(default_factory=dict)
@@ -131,7 +132,7 @@ class DeploymentRun:
             self.cancel.before(name.value, interruptible=name is not StepName.ROLLOUT)
         started = time.monotonic()
         self.say(f"==> {name.value}")
-        await core.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING, bus=self.ctx.bus)
+        await lifecycle.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING, bus=self.ctx.bus)
         try:
             yield result
         except BaseException as exc:
@@ -140,19 +141,19 @@ class DeploymentRun:
             stopped = isinstance(exc, asyncio.CancelledError | DeploymentCancelled)
             if stopped and self.cancel is not None and self.cancel.requested:
                 self.say(f"{name.value} cancelled", LogStream.STDERR)
-                await core.set_step(
+                await lifecycle.set_step(
                     self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"
                 )
                 raise
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.say(f"{name.value} failed: {message}", LogStream.STDERR)
-            await core.set_step(
+            await lifecycle.set_step(
                 self.ctx.db, self.id, name, StepStatus.FAILED, error=message, bus=self.ctx.bus
             )
             raise
         took = time.monotonic() - started
         self.say(f"{name.value} done in {took:.1f}s")
-        await core.set_step(
+        await lifecycle.set_step(
             self.ctx.db,
             self.id,
             name,
@@ -168,6 +169,8 @@ class DeploymentRun:
     async def run_git(self) -> None:
         record = self.record
         url = record.repository_url
+        # A git deployment was admitted with these (core.requests.inspect_source).
+        assert url is not None and record.stack_file is not None and record.commit_sha is not None
         async with self.step(StepName.FETCH) as result:
             try:
                 commit = await asyncio.to_thread(
@@ -198,13 +201,13 @@ class DeploymentRun:
         return stack_env(
             application=self.record.application,
             environment=self.record.environment,
-            version=self.record.version,
+            version=self.record.version or "",
             commit=commit,
         )
 
     async def _build(self, url: str, commit: ResolvedCommit, stack: StackFile) -> None:
         registry = self.ctx.settings.registry
-        tag = image_tag(self.record.version)
+        tag = image_tag(self.record.version or "")
         labels = {
             "com.deploybot.application": self.record.application,
             "com.deploybot.commit": commit.sha,
@@ -234,7 +237,7 @@ class DeploymentRun:
                     raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, exc.message) from exc
                 self.images[service] = f"{repository}:{tag}"
                 self.digests[service] = image_id
-                await core.save_service_rollout(
+                await lifecycle.save_service_rollout(
                     self.ctx.db,
                     self.id,
                     service,
@@ -261,7 +264,7 @@ class DeploymentRun:
                 self.images[service] = f"{repository}:{tag}@{digest}"
                 self.digests[service] = digest
                 self.say(f"pushed {repository}:{tag} {digest}")
-                await core.save_service_rollout(
+                await lifecycle.save_service_rollout(
                     self.ctx.db, self.id, service, image=self.images[service], digest=digest
                 )
             result["message"] = f"pushed {len(stack.builds)} image(s) to {registry}"
@@ -271,13 +274,15 @@ class DeploymentRun:
     async def run_image(self) -> None:
         record = self.record
         service = record.service or record.application
+        image = record.image
+        assert image is not None  # an image deployment was admitted with it
         async with self.step(StepName.FETCH) as result:
-            self.images[service] = record.image
-            digest = record.image.partition("@")[2]
+            self.images[service] = image
+            digest = image.partition("@")[2]
             if digest:
                 self.digests[service] = digest
-            result["message"] = record.image
-            self.say(f"image {record.image}")
+            result["message"] = image
+            self.say(f"image {image}")
         stack = single_service_stack(service)
         existing = await self.swarm.find_service(f"{record.application}_{service}")
         template = None
@@ -294,7 +299,7 @@ class DeploymentRun:
     async def save_watches(self, watches: list[ServiceWatch]) -> None:
         """Record what each watched service became (replicas, nodes, outcome)."""
         for watch in watches:
-            await core.save_service_rollout(
+            await lifecycle.save_service_rollout(
                 self.ctx.db,
                 self.id,
                 watch.service,
@@ -370,7 +375,7 @@ class DeploymentRun:
                 self.swarm_changed = True
                 kept.add(service_id)
                 self.say(f"{'created' if created else 'updated'} service {spec.name}")
-                await core.save_service_rollout(
+                await lifecycle.save_service_rollout(
                     self.ctx.db,
                     self.id,
                     spec.service,
@@ -489,12 +494,12 @@ async def _heartbeat(ctx: RunnerContext, deployment_id: int, every: float = 30.0
     while True:
         await asyncio.sleep(every)
         with contextlib.suppress(Exception):
-            await core.heartbeat(ctx.db, deployment_id)
+            await queue.heartbeat(ctx.db, deployment_id)
 
 
 async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
     """Run a claimed deployment to its end and record the outcome."""
-    record = await core.get_deployment(ctx.db, deployment_id)
+    record = await history.get_deployment(ctx.db, deployment_id)
     assert record is not None
     swarm = Swarm(ctx.settings.docker_host)
     state = DeploymentState.SUCCESS
@@ -541,7 +546,7 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
         beat.cancel()
     if state is DeploymentState.SUCCESS:
         await publish_release_of(ctx.db, ctx.settings, ctx.mirrors, record)
-    await core.finish_deployment(
+    await lifecycle.finish_deployment(
         ctx.db,
         ctx.bus,
         deployment_id,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from aiodocker.exceptions import DockerError
 
 from deploybot.config import Settings
-from deploybot.core.deployments import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
+from deploybot.core.inspectors import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack

@@ -10,8 +10,8 @@ import pygit2
 
 from deploybot.config import Settings
 from deploybot.core import releases as core_releases
-from deploybot.core.deployments import DeploymentRecord
 from deploybot.db.engine import Database
+from deploybot.records import DeploymentRecord
 from deploybot.runner.git import MirrorCache
 
 logger = logging.getLogger(__name__)

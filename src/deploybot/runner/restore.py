@@ -16,12 +16,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from deploybot.core import deployments as core
-from deploybot.core import rollbacks
-from deploybot.core.rollout_options import RolloutOptions
-from deploybot.db.types import utcnow
+from deploybot.core import lifecycle, rollbacks
 from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
 from deploybot.errors import ErrorCode
+from deploybot.inputs import RolloutOptions
 from deploybot.runner.converge import (
     ConvergeFailed,
     ConvergeTimeout,
@@ -30,6 +28,7 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.swarm import NAMESPACE_LABEL
+from deploybot.times import utcnow
 
 if TYPE_CHECKING:
     from deploybot.runner.pipeline import DeploymentRun
@@ -75,7 +74,7 @@ async def apply_recorded(
         kept.add(service_id)
         run.say(f"{'created' if created else 'restored'} service {body['Name']}: {row.image}")
         if record:
-            await core.save_service_rollout(
+            await lifecycle.save_service_rollout(
                 run.ctx.db,
                 run.id,
                 row.service,

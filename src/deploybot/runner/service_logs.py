@@ -19,8 +19,8 @@ import aiodocker
 import orjson
 from aiodocker.exceptions import DockerError
 
-from deploybot.core.feeds import ServiceLogLine
 from deploybot.domain import LogStream
+from deploybot.records import ServiceLogLine
 from deploybot.runner.swarm import NAMESPACE_LABEL
 
 _STREAMS = {1: LogStream.STDOUT, 2: LogStream.STDERR}

@@ -16,7 +16,9 @@ from typing import Any
 from aiodocker.exceptions import DockerError
 
 from deploybot.config import Settings
-from deploybot.core.applications import (
+from deploybot.domain import Health
+from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.records import (
     ApplicationEvent,
     EventType,
     HealthCheckResult,
@@ -24,10 +26,8 @@ from deploybot.core.applications import (
     LiveStack,
     Replicas,
 )
-from deploybot.db.types import utcnow
-from deploybot.domain import Health
-from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.runner.swarm import NAMESPACE_LABEL, DockerUnavailable, Swarm
+from deploybot.times import utcnow
 
 TASK_EVENTS_PER_SERVICE = 20
 _FRACTION = re.compile(r"\.(\d{6})\d*")

@@ -28,8 +28,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from deploybot.core.rollout_options import RollingUpdate
 from deploybot.domain import DeploymentStrategy
+from deploybot.inputs import RollingUpdate
 from deploybot.runner.swarm import NAMESPACE_LABEL
 
 NS = 1_000_000_000

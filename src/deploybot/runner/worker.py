@@ -15,7 +15,7 @@ import socket
 import uuid
 
 from deploybot.config import Settings
-from deploybot.core import deployments as core
+from deploybot.core import lifecycle, queue
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
 from deploybot.errors import ErrorCode
@@ -39,7 +39,7 @@ class Runner:
     async def recover(self) -> None:
         """End what a dead runner left IN_PROGRESS, so its applications can deploy again."""
         settings = self.ctx.settings
-        lost = await core.abandoned(
+        lost = await queue.abandoned(
             self.ctx.db,
             settings.environment,
             socket.gethostname(),
@@ -47,7 +47,7 @@ class Runner:
         )
         for deployment_id in lost:
             logger.warning("deployment %s was abandoned by its runner", deployment_id)
-            await core.finish_deployment(
+            await lifecycle.finish_deployment(
                 self.ctx.db,
                 self.ctx.bus,
                 deployment_id,
@@ -89,7 +89,7 @@ class Runner:
         settings = self.ctx.settings
         while len(self._running) < settings.runner_concurrency:
             try:
-                claimed = await core.claim_next(self.ctx.db, settings.environment, self.id)
+                claimed = await queue.claim_next(self.ctx.db, settings.environment, self.id)
             except Exception:
                 logger.exception("runner could not claim work")
                 return

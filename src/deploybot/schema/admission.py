@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from deploybot.core import validation as core
+from deploybot import records
 from deploybot.schema.common import UserError
 from deploybot.schema.deployments import Deployment
 from deploybot.schema.enums import ErrorCode
 
-IssueSeverity = strawberry.enum(core.Severity, name="IssueSeverity")
+IssueSeverity = strawberry.enum(records.Severity, name="IssueSeverity")
 
 
 @strawberry.type(description="A problem validation found; ERROR issues would refuse the deploy.")
@@ -20,7 +20,7 @@ class ValidationIssue:
     code: ErrorCode | None = strawberry.field(description="What deploy would answer (errors).")
 
     @classmethod
-    def of(cls, issue: core.Issue) -> ValidationIssue:
+    def of(cls, issue: records.Issue) -> ValidationIssue:
         return cls(
             field=issue.field, message=issue.message, severity=issue.severity, code=issue.code
         )
@@ -35,7 +35,7 @@ class DeploymentValidation:
     )
 
     @classmethod
-    def of(cls, report: core.ValidationReport) -> DeploymentValidation:
+    def of(cls, report: records.ValidationReport) -> DeploymentValidation:
         return cls(
             valid=report.valid,
             issues=[ValidationIssue.of(i) for i in report.issues],

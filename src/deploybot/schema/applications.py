@@ -7,12 +7,12 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from deploybot.core import applications as core
+from deploybot import records
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import Deployment, linked_deployment
 from deploybot.schema.enums import ApplicationState, Health
 
-ApplicationEventType = strawberry.enum(core.EventType, name="ApplicationEventType")
+ApplicationEventType = strawberry.enum(records.EventType, name="ApplicationEventType")
 
 
 @strawberry.type(description="Replica counts summed over the application's services.")
@@ -23,7 +23,7 @@ class Replicas:
     updated: int = strawberry.field(description="Running the service's current image.")
 
     @classmethod
-    def of(cls, replicas: core.Replicas) -> Replicas:
+    def of(cls, replicas: records.Replicas) -> Replicas:
         return cls(
             desired=replicas.desired,
             running=replicas.running,
@@ -69,7 +69,7 @@ class HealthReport:
     message: str
 
 
-def _component(service: core.LiveService) -> HealthComponent:
+def _component(service: records.LiveService) -> HealthComponent:
     return HealthComponent(
         name=service.name,
         swarm_name=service.swarm_name,
@@ -109,10 +109,10 @@ class Application:
 
     @strawberry.field(description="The deployment that put the current version here.")
     async def current_deployment(self, info: Info) -> Deployment | None:
-        return await linked_deployment(info, self.current_deployment_id)
+        return await linked_deployment(info, self.environment, self.current_deployment_id)
 
     @classmethod
-    def of(cls, status: core.ApplicationStatus) -> Application:
+    def of(cls, status: records.ApplicationStatus) -> Application:
         report = status.report
         return cls(
             name=status.name,

@@ -1,89 +1,75 @@
-"""What every resolver gets: the process's services and per-request DataLoaders."""
+"""What every resolver gets: the backend to call, this request's base URL, and per-request
+DataLoaders that batch the backend calls of sibling objects."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import TypeAlias, TypeVar
 
-from sqlalchemy import Row
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from deploybot.config import Settings
-from deploybot.core import deployments, external_deployments, releases
-from deploybot.core.applications import SwarmInspector
-from deploybot.core.deployments import SourceInspector
-from deploybot.core.feeds import ServiceLogSource
-from deploybot.db.engine import Database
-from deploybot.events.bus import EventBus
-from deploybot.subscriptions.multiplex import Hub
+from deploybot.backend import Backend
+from deploybot.inputs import DeploymentRef, ReleaseRef
+from deploybot.records import (
+    DeploymentRecord,
+    ReleaseRecord,
+    ResultRecord,
+    ServiceRolloutRecord,
+    StepRecord,
+)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
-@dataclass
-class Services:
-    """Process-wide: built once by the app and shared by every request."""
+def _lists(fetch: Callable[[Sequence[K]], Awaitable[dict[K, list[V]]]]) -> DataLoader[K, list[V]]:
+    """Batches `fetch`; a key it left out has none."""
 
-    db: Database
-    bus: EventBus
-    settings: Settings
-    inspector: SourceInspector
-    swarm: SwarmInspector
-    hub: Hub = field(default_factory=Hub)
-    service_logs: ServiceLogSource | None = None
-
-
-def _loader(services: Services, fn: Any) -> DataLoader[int, list[Row[Any]]]:
-    async def load(keys: Sequence[int]) -> list[list[Row[Any]]]:
-        found = await fn(services.db, keys)
+    async def load(keys: Sequence[K]) -> list[list[V]]:
+        found = await fetch(keys)
         return [found.get(k, []) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _objects(fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]]) -> DataLoader[K, V | None]:
+    """Batches `fetch`; a key it left out is None (missing, or not the caller's to see)."""
+
+    async def load(keys: Sequence[K]) -> list[V | None]:
+        found = await fetch(keys)
+        return [found.get(k) for k in keys]
 
     return DataLoader(load_fn=load)
 
 
 @dataclass
 class Context:
-    services: Services
+    backend: Backend
     base_url: str
 
     @cached_property
-    def steps(self) -> DataLoader[int, list[Row[Any]]]:
-        return _loader(self.services, deployments.steps_for)
+    def steps(self) -> DataLoader[DeploymentRef, list[StepRecord]]:
+        return _lists(self.backend.steps)
 
     @cached_property
-    def service_rollouts(self) -> DataLoader[int, list[Row[Any]]]:
-        return _loader(self.services, deployments.services_for)
+    def service_rollouts(self) -> DataLoader[DeploymentRef, list[ServiceRolloutRecord]]:
+        return _lists(self.backend.service_rollouts)
 
     @cached_property
-    def deployment_results(self) -> DataLoader[int, list[Row[Any]]]:
-        return _loader(self.services, external_deployments.results_for)
+    def deployment_results(self) -> DataLoader[DeploymentRef, list[ResultRecord]]:
+        return _lists(self.backend.results)
 
     @cached_property
-    def deployments(self) -> DataLoader[int, Row[Any] | None]:
+    def deployments(self) -> DataLoader[DeploymentRef, DeploymentRecord | None]:
         """Deployments linked from other objects (releases, versions, rollbacks), batched."""
-
-        async def load(keys: Sequence[int]) -> list[Row[Any] | None]:
-            found = await deployments.get_deployments(self.services.db, keys)
-            return [found.get(k) for k in keys]
-
-        return DataLoader(load_fn=load)
+        return _objects(self.backend.deployments_by_ref)
 
     @cached_property
-    def releases(self) -> DataLoader[int, Row[Any] | None]:
-        async def load(keys: Sequence[int]) -> list[Row[Any] | None]:
-            found = await releases.releases_by_ids(self.services.db, keys)
-            return [found.get(k) for k in keys]
-
-        return DataLoader(load_fn=load)
-
-    @property
-    def db(self) -> Database:
-        return self.services.db
-
-    @property
-    def settings(self) -> Settings:
-        return self.services.settings
+    def releases(self) -> DataLoader[ReleaseRef, ReleaseRecord | None]:
+        return _objects(self.backend.releases_by_ref)
 
 
 Info: TypeAlias = StrawberryInfo[Context, None]

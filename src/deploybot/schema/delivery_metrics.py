@@ -7,9 +7,10 @@ from datetime import datetime
 
 import strawberry
 
-from deploybot.core import delivery_metrics as core
+from deploybot import filters, records
+from deploybot.domain import Interval
 
-strawberry.enum(core.Interval, name="MetricsInterval")
+strawberry.enum(Interval, name="MetricsInterval")
 
 
 @strawberry.input(description="Which deployments count; lists match any of their values.")
@@ -17,8 +18,8 @@ class DeliveryMetricsFilter:
     environments: list[str] | None = None
     applications: list[str] | None = None
 
-    def to_core(self) -> core.MetricsFilter:
-        return core.MetricsFilter(environments=self.environments, applications=self.applications)
+    def to_core(self) -> filters.MetricsFilter:
+        return filters.MetricsFilter(environments=self.environments, applications=self.applications)
 
 
 @strawberry.type(description="The four delivery metrics over one period (README: definitions).")
@@ -49,7 +50,7 @@ class DeliveryPeriod:
     )
 
     @classmethod
-    def from_core(cls, period: core.Period) -> DeliveryPeriod:
+    def from_record(cls, period: records.Period) -> DeliveryPeriod:
         return cls(**period.__dict__)
 
 
@@ -57,16 +58,16 @@ class DeliveryPeriod:
 class DeliveryMetrics:
     since: datetime
     until: datetime
-    interval: core.Interval
+    interval: Interval
     total: DeliveryPeriod = strawberry.field(description="The whole range at once.")
     periods: list[DeliveryPeriod] = strawberry.field(description="One per interval, oldest first.")
 
     @classmethod
-    def from_core(cls, metrics: core.DeliveryMetrics) -> DeliveryMetrics:
+    def from_record(cls, metrics: records.DeliveryMetrics) -> DeliveryMetrics:
         return cls(
             since=metrics.since,
             until=metrics.until,
             interval=metrics.interval,
-            total=DeliveryPeriod.from_core(metrics.total),
-            periods=[DeliveryPeriod.from_core(p) for p in metrics.periods],
+            total=DeliveryPeriod.from_record(metrics.total),
+            periods=[DeliveryPeriod.from_record(p) for p in metrics.periods],
         )

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import strawberry
-from sqlalchemy import Row
 from strawberry.scalars import JSON
 
-from deploybot.core import deployments as core
-from deploybot.core import filters
-from deploybot.core import logs as core_logs
-from deploybot.db.types import utcnow
+from deploybot import filters
 from deploybot.ids import InvalidId, decode_cursor, encode_cursor, encode_id
+from deploybot.inputs import DeploymentRef, DeployRequest, ReleaseRef
+from deploybot.records import (
+    DeploymentRecord,
+    LogLineRecord,
+    ResultRecord,
+    ServiceRolloutRecord,
+    StepRecord,
+)
 from deploybot.schema.common import Node, PageInfo, PublicError, UserError
 from deploybot.schema.context import Info
 from deploybot.schema.enums import (
@@ -36,16 +39,16 @@ from deploybot.schema.rollout import (
     camel_keys,
     rollout_options,
 )
+from deploybot.times import seconds_between
 
 T = TypeVar("T")
 
 
-def from_columns(cls: type[T], row: Row[Any], **values: Any) -> T:
-    """An instance whose plain fields are the row's columns of the same names."""
-    mapping = row._mapping
+def from_fields(cls: type[T], record: object, **values: Any) -> T:
+    """An instance whose plain fields are the record's attributes of the same names."""
     for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
         if field.base_resolver is None and field.python_name not in values:
-            values[field.python_name] = mapping[field.python_name]
+            values[field.python_name] = getattr(record, field.python_name)
     return cls(**values)
 
 
@@ -60,11 +63,11 @@ class DeploymentStep:
 
     @strawberry.field(description="Seconds the step took (so far, while it runs).")
     def duration(self) -> float | None:
-        return _seconds(self.started_at, self.finished_at)
+        return seconds_between(self.started_at, self.finished_at)
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> DeploymentStep:
-        return from_columns(cls, row)
+    def from_record(cls, record: StepRecord) -> DeploymentStep:
+        return from_fields(cls, record)
 
 
 @strawberry.type(description="What one service of the stack became in this deployment.")
@@ -86,11 +89,11 @@ class ServiceRollout:
 
     @strawberry.field(description="Seconds from the service's update to its convergence.")
     def duration(self) -> float | None:
-        return _seconds(self.started_at, self.finished_at)
+        return seconds_between(self.started_at, self.finished_at)
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> ServiceRollout:
-        return from_columns(cls, row, nodes=list(row.nodes or []))
+    def from_record(cls, record: ServiceRolloutRecord) -> ServiceRollout:
+        return from_fields(cls, record, nodes=list(record.nodes))
 
 
 @strawberry.type(description="One line of a deployment's log.")
@@ -103,14 +106,14 @@ class LogLine:
     text: str
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> LogLine:
+    def from_record(cls, line: LogLineRecord) -> LogLine:
         return cls(
-            sequence=row.seq,
-            timestamp=row.timestamp,
-            source=row.source,
-            source_name=row.source_name,
-            stream=row.stream,
-            text=row.text,
+            sequence=line.sequence,
+            timestamp=line.timestamp,
+            source=line.source,
+            source_name=line.source_name,
+            stream=line.stream,
+            text=line.text,
         )
 
 
@@ -125,11 +128,11 @@ class LogLineConnection:
     edges: list[LogLineEdge]
     nodes: list[LogLine]
     page_info: PageInfo
-    deployment_id: strawberry.Private[int]
+    deployment: strawberry.Private[DeploymentRef]
 
     @strawberry.field
     async def total_count(self, info: Info) -> int:
-        return await core_logs.count_lines(info.context.db, self.deployment_id)
+        return await info.context.backend.count_log_lines(self.deployment)
 
 
 @strawberry.type(description="A result an external runner attached (SPEED's results).")
@@ -138,14 +141,8 @@ class DeploymentResult:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> DeploymentResult:
-        return cls(data=row.data, created_at=row.created_at)
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None:
-        return None
-    return round(((end or utcnow()) - start).total_seconds(), 3)
+    def from_record(cls, result: ResultRecord) -> DeploymentResult:
+        return cls(data=result.data, created_at=result.created_at)
 
 
 @strawberry.type(description="One attempt to put a version of an application onto an environment.")
@@ -194,7 +191,13 @@ class Deployment(Node):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    record: strawberry.Private[DeploymentRecord]
     base_url: strawberry.Private[str]
+
+    @property
+    def key(self) -> DeploymentRef:
+        """What the batched loads of its steps, services and results are keyed by."""
+        return DeploymentRef(self.environment, self.number)
 
     @strawberry.field(
         name="rolloutOptions",
@@ -202,24 +205,24 @@ class Deployment(Node):
         " canaryPeriod, healthCheck, preDeployHooks, postDeployHooks.",
     )
     def rollout_document(self) -> JSON | None:
-        document: JSON | None = camel_keys(self.__dict__.get("rollout_options"))
+        document: JSON | None = camel_keys(self.record.rollout_options)
         return document
 
     @strawberry.field(description="Whether a failed rollout puts the last good deployment back.")
     def rollback_on_failure(self) -> bool:
-        options = self.__dict__.get("rollout_options") or {}
+        options = self.record.rollout_options or {}
         return bool(options.get("rollback_on_failure", True))
 
     @strawberry.field(description="A rollback: the deployment that ran when it was asked for.")
     async def rollback_of(self, info: Info) -> Deployment | None:
-        return await linked_deployment(info, self.__dict__.get("rollback_of_id"))
+        return await linked_deployment(info, self.environment, self.record.rollback_of_id)
 
     @strawberry.field(
         description="The earlier deployment whose stack this one put back: a rollback's"
         " target, or what a failed deployment's automatic rollback restored."
     )
     async def rollback_to(self, info: Info) -> Deployment | None:
-        return await linked_deployment(info, self.__dict__.get("rollback_to_id"))
+        return await linked_deployment(info, self.environment, self.record.rollback_to_id)
 
     @strawberry.field(description="The raw log as plain text.")
     def logs_url(self) -> str:
@@ -227,17 +230,17 @@ class Deployment(Node):
 
     @strawberry.field(description="Seconds from start to finish (so far, while it runs).")
     def duration(self) -> float | None:
-        return _seconds(self.started_at, self.finished_at)
+        return seconds_between(self.started_at, self.finished_at)
 
     @strawberry.field
     async def steps(self, info: Info) -> list[DeploymentStep]:
-        rows = await info.context.steps.load(self.number)
-        return [DeploymentStep.from_row(r) for r in rows]
+        steps = await info.context.steps.load(self.key)
+        return [DeploymentStep.from_record(step) for step in steps]
 
     @strawberry.field(description="Per-service outcome: image digest, replicas, nodes.")
     async def services(self, info: Info) -> list[ServiceRollout]:
-        rows = await info.context.service_rollouts.load(self.number)
-        return [ServiceRollout.from_row(r) for r in rows]
+        services = await info.context.service_rollouts.load(self.key)
+        return [ServiceRollout.from_record(service) for service in services]
 
     @strawberry.field(description="The log, oldest first; `after` is a cursor from an edge.")
     async def logs(
@@ -249,11 +252,9 @@ class Deployment(Node):
             after_seq = decode_cursor(after) if after else 0
         except InvalidId as exc:
             raise PublicError(str(exc)) from exc
-        rows = await core_logs.list_lines(
-            info.context.db, self.number, after_seq=after_seq, limit=first + 1
-        )
-        more = len(rows) > first
-        lines = [LogLine.from_row(r) for r in rows[:first]]
+        found = await info.context.backend.log_lines(self.key, after=after_seq, first=first + 1)
+        more = len(found) > first
+        lines = [LogLine.from_record(line) for line in found[:first]]
         edges = [LogLineEdge(cursor=encode_cursor(line.sequence), node=line) for line in lines]
         return LogLineConnection(
             edges=edges,
@@ -264,52 +265,47 @@ class Deployment(Node):
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
-            deployment_id=self.number,
+            deployment=self.key,
         )
 
     @strawberry.field(description="Hosts it went to: recorded ones and its services' nodes.")
     async def hosts(self, info: Info) -> list[str]:
-        rows = await info.context.service_rollouts.load(self.number)
-        hosts = list(self.__dict__.get("hosts") or [])
-        return list(dict.fromkeys([*hosts, *(n for r in rows for n in r.nodes or [])]))
+        services = await info.context.service_rollouts.load(self.key)
+        nodes = (node for service in services for node in service.nodes)
+        return list(dict.fromkeys([*self.record.hosts, *nodes]))
 
     @strawberry.field(description="Results attached by an external runner, oldest first.")
     async def results(self, info: Info) -> list[DeploymentResult]:
-        rows = await info.context.deployment_results.load(self.number)
-        return [DeploymentResult.from_row(r) for r in rows]
+        results = await info.context.deployment_results.load(self.key)
+        return [DeploymentResult.from_record(result) for result in results]
 
     @strawberry.field(description="The release a successful deployment published or matched.")
     async def release(self, info: Info) -> Release | None:
-        release_id = self.__dict__.get("release_id")
+        release_id = self.record.release_id
         if release_id is None:
             return None
-        row = await info.context.releases.load(release_id)
-        return Release.from_row(row, info.context.settings.environment) if row else None
+        found = await info.context.releases.load(ReleaseRef(self.environment, release_id))
+        return Release.from_record(found) if found else None
 
     @classmethod
-    def from_row(cls, row: Row[Any] | Mapping[str, Any], base_url: str) -> Deployment:
-        """Build from a row without the dataclass constructor: lists of 50 are the hot path."""
-        mapping = row if isinstance(row, Mapping) else row._mapping
+    def from_record(cls, record: DeploymentRecord, base_url: str) -> Deployment:
+        """Built without the dataclass constructor: lists of 50 are the hot path."""
         obj = cls.__new__(cls)
         fields = obj.__dict__
-        fields.update(mapping)
-        number = mapping["id"]
-        fields["id"] = strawberry.ID(encode_id("Deployment", mapping["environment"], number))
-        fields["number"] = number
-        fields["references"] = mapping.get("references") or []
-        fields["dependencies"] = mapping.get("dependencies") or []
-        code = mapping.get("error_code")
-        fields["error_code"] = ErrorCode(code) if code else None
+        fields.update(record.__dict__)
+        fields["id"] = strawberry.ID(encode_id("Deployment", record.environment, record.id))
+        fields["number"] = record.id
+        fields["record"] = record
         fields["base_url"] = base_url
         return obj
 
 
-async def linked_deployment(info: Info, number: int | None) -> Deployment | None:
+async def linked_deployment(info: Info, environment: str, number: int | None) -> Deployment | None:
     """A deployment another object points at (loaded in one batch per request)."""
     if number is None:
         return None
-    row = await info.context.deployments.load(number)
-    return Deployment.from_row(row, info.context.base_url) if row else None
+    found = await info.context.deployments.load(DeploymentRef(environment, number))
+    return Deployment.from_record(found, info.context.base_url) if found else None
 
 
 @strawberry.type
@@ -327,7 +323,7 @@ class DeploymentConnection:
 
     @strawberry.field(description="All deployments matching the filter (counted only if asked).")
     async def total_count(self, info: Info) -> int:
-        return await core.count_deployments(info.context.db, self.filter)
+        return await info.context.backend.count_deployments(self.filter)
 
 
 @strawberry.input(description="Every field narrows the result; lists match any of their values.")
@@ -437,8 +433,8 @@ class DeployInput:
     )
     client_mutation_id: str | None = None
 
-    def to_core(self, original: dict[str, Any]) -> core.DeployRequest:
-        return core.DeployRequest(
+    def to_core(self, original: dict[str, Any]) -> DeployRequest:
+        return DeployRequest(
             repository_url=self.repository_url,
             commit_sha=self.commit_sha,
             ref=self.ref,

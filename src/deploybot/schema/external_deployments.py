@@ -8,8 +8,8 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from deploybot.core import current_versions as versions_core
-from deploybot.core import external_deployments as core
+from deploybot import records
+from deploybot.inputs import RecordedService, RecordRequest
 from deploybot.schema.common import UserError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import (
@@ -37,8 +37,8 @@ class RecordedServiceInput:
         default=None, description="Seconds; with one of the times it gives the other."
     )
 
-    def to_core(self) -> core.RecordedService:
-        return core.RecordedService(
+    def to_core(self) -> RecordedService:
+        return RecordedService(
             name=self.name,
             version=self.version,
             image=self.image,
@@ -93,8 +93,8 @@ class RecordDeploymentInput:
     )
     client_mutation_id: str | None = None
 
-    def to_core(self) -> core.RecordRequest:
-        return core.RecordRequest(
+    def to_core(self) -> RecordRequest:
+        return RecordRequest(
             application=self.application,
             version=self.version,
             environment=self.environment,
@@ -163,11 +163,12 @@ class ServiceVersion:
     digest: str | None
     hosts: list[str]
     deployed_at: datetime | None
+    environment: strawberry.Private[str]
     deployment_number: strawberry.Private[int]
 
     @strawberry.field(description="The deployment that put this version there.")
     async def deployment(self, info: Info) -> Deployment | None:
-        return await linked_deployment(info, self.deployment_number)
+        return await linked_deployment(info, self.environment, self.deployment_number)
 
 
 @strawberry.type(description="The version an application runs on one environment.")
@@ -181,10 +182,10 @@ class CurrentVersion:
 
     @strawberry.field(description="The current (SUCCESS) deployment.")
     async def deployment(self, info: Info) -> Deployment | None:
-        return await linked_deployment(info, self.deployment_number)
+        return await linked_deployment(info, self.environment, self.deployment_number)
 
     @classmethod
-    def from_core(cls, found: versions_core.EnvironmentVersion) -> CurrentVersion:
+    def from_record(cls, found: records.EnvironmentVersion) -> CurrentVersion:
         return cls(
             application=found.application,
             environment=found.environment,
@@ -199,6 +200,7 @@ class CurrentVersion:
                     digest=s.digest,
                     hosts=s.nodes,
                     deployed_at=s.deployed_at,
+                    environment=found.environment,
                     deployment_number=s.deployment_id,
                 )
                 for s in found.services

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from sqlalchemy import Row
 from strawberry.scalars import JSON
 
-from deploybot.core import releases as core
+from deploybot import filters
 from deploybot.ids import encode_id
+from deploybot.inputs import PublishRequest
+from deploybot.records import ReleaseRecord
 from deploybot.schema.common import Node, PageInfo, UserError
 from deploybot.schema.context import Info
 from deploybot.schema.enums import OrderDirection
@@ -30,7 +31,7 @@ class Release(Node):
     released_at: datetime = strawberry.field(description="When it was released, in UTC.")
     data: JSON = strawberry.field(description="Free data: notes, links, issues.")
     created_at: datetime = strawberry.field(description="When it was published here.")
-    deployment_number: strawberry.Private[int | None]
+    record: strawberry.Private[ReleaseRecord]
 
     @strawberry.field(description="The deployment that published it, if a deployment did.")
     async def deployment(
@@ -38,21 +39,20 @@ class Release(Node):
     ) -> Annotated[Deployment, strawberry.lazy("deploybot.schema.deployments")] | None:
         from deploybot.schema.deployments import linked_deployment  # imports this module
 
-        return await linked_deployment(info, self.deployment_number)
+        return await linked_deployment(info, self.record.environment, self.record.deployment_id)
 
     @classmethod
-    def from_row(cls, row: Row[Any], environment: str) -> Release:
-        data: Any = row.data if row.data is not None else {}
+    def from_record(cls, record: ReleaseRecord) -> Release:
         return cls(
-            id=strawberry.ID(encode_id("Release", environment, int(row.id))),
-            number=int(row.id),
-            component=row.component,
-            train=row.train,
-            version=row.version,
-            released_at=row.released_at,
-            data=data,
-            created_at=row.created_at,
-            deployment_number=row.deployment_id,
+            id=strawberry.ID(encode_id("Release", record.environment, record.id)),
+            number=record.id,
+            component=record.component,
+            train=record.train,
+            version=record.version,
+            released_at=record.released_at,
+            data=JSON(record.data),
+            created_at=record.created_at,
+            record=record,
         )
 
 
@@ -67,11 +67,11 @@ class ReleaseConnection:
     edges: list[ReleaseEdge]
     nodes: list[Release]
     page_info: PageInfo
-    filter: strawberry.Private[core.ReleaseFilter | None]
+    filter: strawberry.Private[filters.ReleaseFilter | None]
 
     @strawberry.field(description="All releases matching the filter.")
     async def total_count(self, info: Info) -> int:
-        return await core.count_releases(info.context.db, self.filter)
+        return await info.context.backend.count_releases(self.filter)
 
 
 @strawberry.input(description="Every field narrows the result; lists match any of their values.")
@@ -85,8 +85,8 @@ class ReleaseFilter:
         default=None, description="Released before this time."
     )
 
-    def to_core(self) -> core.ReleaseFilter:
-        return core.ReleaseFilter(
+    def to_core(self) -> filters.ReleaseFilter:
+        return filters.ReleaseFilter(
             components=self.components,
             trains=self.trains,
             released_after=self.released_after,
@@ -125,8 +125,8 @@ class PublishReleaseInput:
     )
     client_mutation_id: str | None = None
 
-    def to_core(self) -> core.PublishRequest:
-        return core.PublishRequest(
+    def to_core(self) -> PublishRequest:
+        return PublishRequest(
             component=self.component,
             train=self.train,
             version=self.version,

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 
-from deploybot.core.rollout_options import (
+from deploybot.inputs import (
     DEFAULT_CANARY_PERIOD,
     HealthCheck,
     Hook,

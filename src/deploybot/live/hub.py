@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from deploybot.core.feeds import Batch, Feed
+from deploybot.live.feed import Batch, Feed
 
 logger = logging.getLogger(__name__)
 
@@ -256,53 +256,74 @@ async def _raw(batch: Batch) -> Batch:
     return batch
 
 
-class LiveStream:
-    """What a subscription resolver returns: a prepared feed, where to start, and how a
-    batch becomes the field's values.
+@dataclass(frozen=True)
+class LiveSource:
+    """What a backend answers for a subscription: a prepared feed, whose it is, where a subscriber
+    starts (`cursor`, or `initial` for what it is sent first), which items it may see
+    (`keep`), and `view`, what makes its items differ from another subscriber's of the
+    same feed (part of the multiplexing key)."""
 
-    The WebSocket endpoint recognises it and multiplexes; any other consumer (a
-    direct `schema.subscribe`, `?follow=true`) can simply iterate it.
-    """
-
-    def __init__(
-        self,
-        hub: Hub,
-        feed: Feed,
-        payloads: Callable[[Batch], list[Any]],
-        *,
-        cursor: int | None = None,
-        initial: Initial | None = None,
-    ) -> None:
-        self.hub = hub
-        self.feed = feed
-        self.payloads = payloads
-        self.cursor = cursor
-        self.initial = initial
-        self._iterator: AsyncIterator[Any] | None = None
+    hub: Hub
+    feed: Feed
+    environment: str
+    """Whose objects it streams (the IDs in its payloads carry it)."""
+    cursor: int | None = None
+    initial: Initial | None = None
+    keep: Callable[[Any], bool] | None = None
+    view: Hashable = None
 
     def subscribe(self, topic_key: Hashable, render: Render) -> Subscriber:
         return self.hub.subscribe(
-            self.feed, topic_key, render, cursor=self.cursor, initial=self.initial
+            self.feed, (self.view, topic_key), render, cursor=self.cursor, initial=self.initial
         )
 
+    def kept(self, batch: Batch) -> Batch:
+        if self.keep is None:
+            return batch
+        return Batch([i for i in batch.items if self.keep(i)], batch.start, batch.end, batch.final)
+
     async def batches(self) -> AsyncIterator[Batch]:
+        """Every batch for this one reader, in order (`?follow=true`, a plain iteration)."""
         subscriber = self.subscribe(("raw", id(self)), _raw)
         try:
             async for batch, _final in subscriber.stream():
                 if batch is not None:
-                    yield batch
+                    yield self.kept(batch)
         finally:
             self.hub.leave(subscriber)
+
+
+class LiveStream:
+    """What a subscription resolver returns: a live source and how a batch becomes the
+    field's values.
+
+    The WebSocket endpoint recognises it and multiplexes; any other consumer (a
+    direct `schema.subscribe`) can simply iterate it.
+    """
+
+    def __init__(self, source: LiveSource, payloads: Callable[[Batch], list[Any]]) -> None:
+        self.source = source
+        self._payloads_of = payloads
+        self._iterator: AsyncIterator[Any] | None = None
+
+    def payloads(self, batch: Batch) -> list[Any]:
+        return self._payloads_of(self.source.kept(batch))
+
+    def subscribe(self, topic_key: Hashable, render: Render) -> Subscriber:
+        return self.source.subscribe(topic_key, render)
+
+    def leave(self, subscriber: Subscriber) -> None:
+        self.source.hub.leave(subscriber)
 
     def __aiter__(self) -> LiveStream:
         return self
 
     async def __anext__(self) -> Any:
         if self._iterator is None:
-            self._iterator = self._payloads()
+            self._iterator = self._all_payloads()
         return await self._iterator.__anext__()
 
-    async def _payloads(self) -> AsyncIterator[Any]:
-        async for batch in self.batches():
-            for payload in self.payloads(batch):
+    async def _all_payloads(self) -> AsyncIterator[Any]:
+        async for batch in self.source.batches():
+            for payload in self._payloads_of(batch):
                 yield payload

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -33,10 +33,10 @@ from graphql.execution import create_source_event_stream, execute_subscription_e
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from deploybot.live.hub import FeedFailed, LiveStream
 from deploybot.schema import Schema
 from deploybot.schema.context import Context
 from deploybot.schema.execution import Executor
-from deploybot.subscriptions.multiplex import FeedFailed, LiveStream
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class GraphQLWebSocket:
     def __init__(
         self,
         schema: Schema,
-        context_for: Callable[[WebSocket], Awaitable[Context]],
+        context_for: Callable[[WebSocket], Context],
         limits: Limits | None = None,
     ) -> None:
         self.schema = schema
@@ -280,7 +280,7 @@ class _Connection:
             await self._send_error(op_id, [_error("unknown or ambiguous operation")])
             return False
         schema = self.endpoint.schema
-        context = await self.endpoint.context_for(self.websocket)
+        context = self.endpoint.context_for(self.websocket)
         if operation.operation is not OperationType.SUBSCRIPTION:
             result = await schema.execute(
                 query,
@@ -324,7 +324,7 @@ class _Connection:
         out = []
         for root in roots:
             event = executor.build_per_event_executor(root)
-            event.context_value = await self.endpoint.context_for(self.websocket)
+            event.context_value = self.endpoint.context_for(self.websocket)
             result = execute_subscription_event(event)
             if executor.is_awaitable(result):
                 result = await result
@@ -363,7 +363,7 @@ class _Connection:
                 if subscriber.frames:  # a subscriber with a backlog must not starve the loop
                     await asyncio.sleep(0)
         finally:
-            stream.hub.leave(subscriber)
+            stream.leave(subscriber)
         return True
 
     async def _send_next(self, op_id: str, payload_text: str) -> None:

@@ -1,0 +1,194 @@
+"""The calls every transport makes: typed inputs in, typed records out.
+
+GraphQL (over HTTP and WebSocket), the raw-log route, provider webhooks, the seeds'
+REST routes and the CLI all reach deploybot through a `Backend`. `LocalBackend`
+answers from this instance's database, event bus and Swarm; a relay answers the
+same calls from the environments' own instances over the network, so no method
+takes a session or hands back anything that lives on after the call.
+
+Expected failures are raised as `DeploybotError` (one field) or `ValidationFailed`
+(several); each transport turns them into its own shape (userErrors, a GraphQL
+error with `extensions.code`, an HTTP 4xx with a JSON body).
+
+References name their environment (`DeploymentRef`, `ReleaseRef`): a reference to
+another environment's object is not found here, and a relay routes it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from deploybot.domain import DeploymentState, Interval
+from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
+from deploybot.inputs import (
+    DeploymentRef,
+    DeployRequest,
+    PageRequest,
+    PublishRequest,
+    RecordRequest,
+    ReleaseRef,
+    RollbackRequest,
+)
+from deploybot.live.hub import LiveSource
+from deploybot.records import (
+    ApplicationStatus,
+    DeliveryMetrics,
+    DeploymentRecord,
+    EnvironmentVersion,
+    LogLineRecord,
+    Page,
+    ReleaseRecord,
+    ResultRecord,
+    ServiceRolloutRecord,
+    StepRecord,
+    ValidationReport,
+)
+
+
+class Backend(Protocol):
+    # --- deployments: changing them ---------------------------------------------------------
+
+    async def deploy(self, request: DeployRequest) -> DeploymentRecord:
+        """Check everything, then queue the deployment (nothing is written on a failure)."""
+        ...
+
+    async def validate_deployment(self, request: DeployRequest) -> ValidationReport:
+        """Every check of `deploy`, nothing written."""
+        ...
+
+    async def rollback(self, request: RollbackRequest) -> DeploymentRecord: ...
+
+    async def cancel_deployment(self, ref: DeploymentRef) -> DeploymentRecord: ...
+
+    async def record_deployment(self, request: RecordRequest) -> DeploymentRecord:
+        """A deployment another tool made (trigger EXTERNAL)."""
+        ...
+
+    async def report_deployment_status(
+        self, ref: DeploymentRef, state: DeploymentState, message: str | None
+    ) -> DeploymentRecord: ...
+
+    async def add_deployment_result(
+        self, ref: DeploymentRef, data: Any
+    ) -> tuple[DeploymentRecord, ResultRecord]: ...
+
+    # --- deployments: reading them ----------------------------------------------------------
+
+    async def deployment(self, ref: DeploymentRef) -> DeploymentRecord | None: ...
+
+    async def deployments(
+        self,
+        filter: DeploymentFilter | None,
+        page: PageRequest,
+        *,
+        fields: Collection[str] | None = None,
+    ) -> Page[DeploymentRecord]:
+        """Newest first (or `page.descending=False`), keyset-paginated; `fields` limits what
+        is read to what the caller will show."""
+        ...
+
+    async def count_deployments(self, filter: DeploymentFilter | None) -> int: ...
+
+    async def deployments_by_ref(
+        self, refs: Sequence[DeploymentRef]
+    ) -> dict[DeploymentRef, DeploymentRecord]:
+        """Deployments other objects point at, in one batch (missing ones are left out)."""
+        ...
+
+    async def steps(
+        self, refs: Sequence[DeploymentRef]
+    ) -> dict[DeploymentRef, list[StepRecord]]: ...
+
+    async def service_rollouts(
+        self, refs: Sequence[DeploymentRef]
+    ) -> dict[DeploymentRef, list[ServiceRolloutRecord]]: ...
+
+    async def results(
+        self, refs: Sequence[DeploymentRef]
+    ) -> dict[DeploymentRef, list[ResultRecord]]: ...
+
+    async def log_lines(
+        self, ref: DeploymentRef, *, after: int, first: int
+    ) -> list[LogLineRecord]: ...
+
+    async def count_log_lines(self, ref: DeploymentRef) -> int: ...
+
+    async def raw_log(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        """The whole log as text, in chunks (DEPLOYMENT_NOT_FOUND before the first one)."""
+        ...
+
+    # --- releases ---------------------------------------------------------------------------
+
+    async def publish_release(self, request: PublishRequest) -> ReleaseRecord: ...
+
+    async def release(self, ref: ReleaseRef) -> ReleaseRecord | None: ...
+
+    async def releases_by_ref(
+        self, refs: Sequence[ReleaseRef]
+    ) -> dict[ReleaseRef, ReleaseRecord]: ...
+
+    async def releases(
+        self,
+        filter: ReleaseFilter | None,
+        *,
+        first: int | None,
+        after: str | None,
+        by_release_time: bool,
+        descending: bool,
+    ) -> Page[ReleaseRecord]: ...
+
+    async def count_releases(self, filter: ReleaseFilter | None) -> int: ...
+
+    async def latest_release(
+        self, component: str, train: str, *, by_semver: bool
+    ) -> ReleaseRecord | None: ...
+
+    # --- applications and history's views ---------------------------------------------------
+
+    async def application(self, name: str, environment: str | None) -> ApplicationStatus | None: ...
+
+    async def applications(self, environment: str | None) -> list[ApplicationStatus]: ...
+
+    async def current_versions(
+        self, application: str, environment: str | None
+    ) -> list[EnvironmentVersion]: ...
+
+    async def delivery_metrics(
+        self,
+        filter: MetricsFilter | None,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        interval: Interval,
+    ) -> DeliveryMetrics: ...
+
+    # --- live -------------------------------------------------------------------------------
+
+    async def follow_deployment_logs(self, ref: DeploymentRef, *, after: int) -> LiveSource:
+        """Log lines (`LogLineRecord`) after `after`, then live, until the deployment ended."""
+        ...
+
+    async def follow_deployment_logs_text(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        """The raw log's text from the start, then live, until the deployment ended."""
+        ...
+
+    async def follow_deployment_progress(self, ref: DeploymentRef) -> LiveSource:
+        """Seed 002's progress messages (`Progress`): the current one, then each change."""
+        ...
+
+    async def follow_deployment_events(self, filter: DeploymentFilter | None) -> LiveSource:
+        """Every deployment created or changing state (`DeploymentChange`) that matches."""
+        ...
+
+    async def follow_application_logs(
+        self,
+        application: str,
+        environment: str | None,
+        *,
+        tail: int | None,
+        since: datetime | None,
+    ) -> LiveSource:
+        """The running services' lines (`ServiceLogLine`), recent ones first if asked."""
+        ...

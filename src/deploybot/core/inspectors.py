@@ -1,0 +1,82 @@
+"""What the core asks of the runner, the only part of deploybot that talks to git and Docker:
+look at a deploy request's source, read a stack's live state, follow its services' logs.
+
+The core depends on these protocols; `runner/` implements them (Preflight, SwarmStatus,
+ServiceLogStreams), so nothing above the runner imports Docker or git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from deploybot.records import LiveStack, ServiceLogLine
+
+DEFAULT_STACK_FILE = "docker-compose.stack.yml"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the runner found at the requested commit, before anything is written."""
+
+    commit_sha: str
+    ref: str | None
+    version: str
+    commit_message: str | None
+    commit_author: str | None
+    committed_at: datetime | None
+    stack_file: str
+    services: list[str]
+    builds: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    image: str
+    digest: str | None
+    tag: str | None
+
+
+class SourceInspector(Protocol):
+    """The runner's side of a deploy request: look at the source without changing anything."""
+
+    async def inspect_git(
+        self,
+        repository_url: str,
+        *,
+        sha: str | None,
+        ref: str | None,
+        stack_file: str,
+        application: str,
+    ) -> SourceInfo: ...
+
+    async def inspect_image(self, image: str) -> ImageInfo: ...
+
+    async def image_available(self, image: str) -> bool:
+        """Whether a recorded image reference can still run (registry or the node)."""
+        ...
+
+
+class SwarmInspector(Protocol):
+    """The runner's live view of a stack (`com.docker.stack.namespace=<application>`)."""
+
+    async def stack(self, application: str) -> LiveStack: ...
+
+    async def stacks(self) -> list[str]: ...
+
+
+class ServiceLogSource(Protocol):
+    """The runner's side of application logs."""
+
+    async def services(self, namespace: str) -> list[str]: ...
+
+    async def tail(
+        self, namespace: str, *, tail: int | None, since: datetime | None
+    ) -> list[ServiceLogLine]: ...
+
+    async def follow(
+        self, namespace: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
+    ) -> None: ...

@@ -1,0 +1,65 @@
+"""One deploybot instance: what a process builds once and shares, and its one start-up and
+shutdown path (`deploybot serve`, `deploybot runner` and the tests all go through it).
+
+It is where the layers are wired: the database, the event bus (and its PostgreSQL relay
+across processes), the live hub of the subscriptions, the runner's Docker and git
+inspectors, and the backend every transport calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from functools import cached_property
+
+from deploybot.backend.local import LocalBackend
+from deploybot.config import Settings
+from deploybot.db import migrate
+from deploybot.db.engine import Database
+from deploybot.events.bus import EventBus
+from deploybot.events.postgres import PostgresRelay
+from deploybot.live.hub import Hub
+from deploybot.runner.preflight import Preflight
+from deploybot.runner.service_logs import ServiceLogStreams
+from deploybot.runner.status import SwarmStatus
+
+
+class Instance:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.bus = EventBus()
+        self.hub = Hub()
+        self.relay = None if self.db.is_sqlite else PostgresRelay(settings.database_url, self.bus)
+        """On PostgreSQL, processes sharing the database hear each other's events."""
+        self.service_logs = ServiceLogStreams(settings.docker_host)
+
+    @cached_property
+    def backend(self) -> LocalBackend:
+        """The backend of this instance, shared by every request."""
+        return LocalBackend(
+            settings=self.settings,
+            db=self.db,
+            bus=self.bus,
+            hub=self.hub,
+            inspector=Preflight(self.settings),
+            swarm=SwarmStatus(self.settings),
+            service_logs=self.service_logs,
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, migrations: bool = True) -> AsyncIterator[Instance]:
+        """Start (work directory, migrations, the event relay), then stop in reverse."""
+        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if migrations:
+                await migrate.upgrade(self.db)
+            if self.relay is not None:
+                await self.relay.start()
+            yield self
+        finally:
+            await self.hub.close()
+            await self.service_logs.close()
+            if self.relay is not None:
+                await self.relay.stop()
+            await self.db.dispose()

@@ -1,1 +1,0 @@
-"""Live GraphQL: subscriptions over WebSocket, shared by every subscriber of a feed."""

@@ -1,0 +1,36 @@
+"""Errors over plain HTTP: a JSON body `{"error": {"code", "message"}}` (seed 002's shape),
+never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from deploybot.errors import DeploybotError
+
+logger = logging.getLogger(__name__)
+
+_STATUS = {"DEPLOYMENT_NOT_FOUND": 404, "INVALID_INPUT": 400}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def expected_failure(exc: DeploybotError) -> JSONResponse:
+    """An expected failure of the backend, with the status its code means over HTTP."""
+    return error_response(_STATUS.get(exc.code.value, 400), exc.code.value, exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    return error_response(exc.status_code, code, f"{exc.detail}: {request.url.path}")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "internal server error")

@@ -1,0 +1,47 @@
+"""`/graphql` over HTTP (with GraphiQL): Strawberry's view, with deploybot's context and
+JSON error bodies for requests it cannot use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from cross_web import HTTPException as BadGraphQLRequest
+from starlette.requests import HTTPConnection, Request
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from deploybot.schema import schema
+from deploybot.schema.context import Context
+from deploybot.web.errors import error_response
+from deploybot.web.requests import base_url, instance_of
+
+
+def context_for(connection: HTTPConnection) -> Context:
+    return Context(backend=instance_of(connection).backend, base_url=base_url(connection))
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self) -> None:
+        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return context_for(request)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, but a request it can't use is answered with a JSON error body."""
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except BadGraphQLRequest as exc:
+            response = error_response(exc.status_code, "BAD_REQUEST", exc.reason)
+        await response(scope, receive, send)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)

@@ -1,0 +1,34 @@
+"""`/deployments/{id}/logs`: a deployment's raw log as plain text; `?follow=true` streams
+it live until the deployment ends (`curl -N` in a CI job)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from deploybot.errors import DeploybotError
+from deploybot.inputs import DeploymentRef
+from deploybot.web.errors import error_response, expected_failure
+from deploybot.web.requests import instance_of
+
+TEXT = "text/plain; charset=utf-8"
+
+
+async def raw_logs(request: Request) -> Response:
+    raw_id = request.path_params["id"]
+    if not raw_id.isdigit():
+        return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
+    ref = DeploymentRef(None, int(raw_id))
+    follow = request.query_params.get("follow", "false").lower()
+    if follow not in ("true", "false", "1", "0"):
+        return error_response(400, "INVALID_INPUT", "follow must be true or false")
+    backend = instance_of(request).backend
+    try:
+        if follow in ("false", "0"):
+            return StreamingResponse(await backend.raw_log(ref), media_type=TEXT)
+        text = await backend.follow_deployment_logs_text(ref)
+    except DeploybotError as exc:
+        return expected_failure(exc)
+    return StreamingResponse(
+        text, media_type=TEXT, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -1,0 +1,73 @@
+"""The runner's side of the queue: exclusive claims, runners that are gone."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+from deploybot.core import history, queue
+from deploybot.db.engine import Database
+from deploybot.db.models import Deployment
+from deploybot.domain import DeploymentState
+from tests.conftest import both_databases
+
+
+@both_databases
+async def test_claim_is_exclusive_and_one_per_application(database: Database) -> None:
+    async with database.transaction() as session:
+        for i in range(8):
+            session.add(
+                Deployment(
+                    environment="test", application=f"app{i % 4}", state=DeploymentState.QUEUED
+                )
+            )
+
+    async def claimer(name: str) -> list[int]:
+        got = []
+        while (claimed := await queue.claim_next(database, "test", name)) is not None:
+            got.append(claimed)
+        return got
+
+    results = await asyncio.gather(*(claimer(f"r{i}") for i in range(4)))
+    claimed = sorted(i for r in results for i in r)
+    # Each of the 4 applications had one claimed; the second of each waits for the first.
+    assert len(claimed) == 4 and len(set(claimed)) == 4
+    rows = [await history.get_deployment(database, i) for i in claimed]
+    assert sorted(r.application for r in rows if r) == ["app0", "app1", "app2", "app3"]
+    assert all(r is not None and r.state is DeploymentState.IN_PROGRESS for r in rows)
+    assert await queue.claim_next(database, "other-env", "r") is None
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+@both_databases
+async def test_deployments_of_a_dead_runner_are_found(database: Database) -> None:
+    host = socket.gethostname()
+    gone = dead_pid()
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with database.transaction() as session:
+        rows = [
+            Deployment(environment="test", application="a", runner_id=f"{host}-{gone}-x1"),
+            Deployment(environment="test", application="b", runner_id=f"{host}-1-x2"),
+            Deployment(environment="test", application="c", runner_id="elsewhere-5-x3"),
+            Deployment(
+                environment="test", application="d", runner_id="elsewhere-6-x4", updated_at=long_ago
+            ),
+        ]
+        for row in rows:
+            row.state = DeploymentState.IN_PROGRESS
+            session.add(row)
+        await session.flush()
+        ids = [r.id for r in rows]
+    lost = await queue.abandoned(database, "test", host, stale_after=300)
+    # a: its process is gone; b: pid 1 lives; c: fresh heartbeat elsewhere; d: stale elsewhere.
+    assert sorted(lost) == sorted([ids[0], ids[3]])
+    assert queue.runner_alive(f"{host}-1-x", host) is True
+    assert queue.runner_alive("other-host-1-x", host) is None
