@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 
 
-class ErrorCode(enum.Enum):
-    """Seed 002's codes plus the ones deploybot needs."""
+class ErrorCode(enum.StrEnum):
+    """Seed 002's codes plus the ones deploybot needs (each equal to its own name)."""
 
     DEPLOYMENT_NOT_FOUND = "DEPLOYMENT_NOT_FOUND"
     DEPLOYMENT_IN_PROGRESS = "DEPLOYMENT_IN_PROGRESS"
