@@ -18,7 +18,7 @@ from deploybot.core.deployments import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
-from deploybot.runner.stack_checks import check_stack_on_swarm
+from deploybot.runner.stack.platform import check_stack_on_swarm
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 #: The stack file recorded for a repository that has only a Dockerfile.

@@ -11,7 +11,8 @@ from typing import Any
 
 from deploybot.config import Settings
 from deploybot.errors import DeploybotError, ErrorCode
-from deploybot.runner.stack import StackFile, StackFileError, service_specs
+from deploybot.runner.stack.model import StackFile, StackFileError
+from deploybot.runner.stack.services import service_specs
 from deploybot.runner.swarm import NAMESPACE_LABEL, DockerUnavailable, Swarm
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from deploybot.config import Settings
 from deploybot.runner.stack import parse_stack_file
-from deploybot.runner.stack_checks import check_stack_on_swarm
+from deploybot.runner.stack.platform import check_stack_on_swarm
 
 TWO_ON_ONE_PORT = """services:
   a:
