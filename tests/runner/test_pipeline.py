@@ -11,8 +11,9 @@ from deploybot.db.engine import Database
 from deploybot.db.models import Deployment, DeploymentStep
 from deploybot.domain import DeploymentState, StepName, StepStatus
 from deploybot.events.bus import EventBus
-from deploybot.runner.pipeline import RunnerContext, execute
+from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import mirror_cache
+from deploybot.runner.run import RunnerContext
 from tests.conftest import docker
 
 DIGEST = "sha256:" + "cd" * 32

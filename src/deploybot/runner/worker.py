@@ -20,8 +20,9 @@ from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
 from deploybot.errors import ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
-from deploybot.runner.pipeline import RunnerContext, execute
+from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import mirror_cache
+from deploybot.runner.run import RunnerContext
 
 logger = logging.getLogger(__name__)
 
