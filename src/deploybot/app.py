@@ -32,6 +32,7 @@ from deploybot.events.postgres import PostgresRelay
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.service_logs import ServiceLogStreams
 from deploybot.runner.status import SwarmStatus
+from deploybot.runner.swarm import Swarm
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.schema.context import Context, Services
@@ -90,14 +91,14 @@ def create_app(
     settings = settings or get_settings()
     db = Database(settings.database_url)
     bus = EventBus()
-    service_logs = ServiceLogStreams(settings.docker_host)
+    swarm = Swarm(settings.docker_host)  # the process's one Docker client, closed at shutdown
     services = Services(
         db=db,
         bus=bus,
         settings=settings,
-        inspector=Preflight(settings),
-        swarm=SwarmStatus(settings),
-        service_logs=service_logs,
+        inspector=Preflight(settings, swarm),
+        swarm=SwarmStatus(swarm),
+        service_logs=ServiceLogStreams(swarm),
     )
     relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)
 
@@ -155,7 +156,7 @@ def create_app(
         runner = None
         task = None
         if embedded_runner:
-            runner = Runner(db, bus, settings)
+            runner = Runner(db, bus, settings, swarm)
             task = asyncio.create_task(runner.run())
         # Everything built at start-up lives as long as the process: move it out of
         # the collector's way so collections under load only walk request garbage.
@@ -169,7 +170,7 @@ def create_app(
                 with contextlib.suppress(Exception):
                     await task
             await services.hub.close()
-            await service_logs.close()
+            await swarm.close()
             if relay is not None:
                 await relay.stop()
             await db.dispose()

@@ -94,6 +94,7 @@ def run_runner(
     from deploybot.db.engine import Database
     from deploybot.events.bus import EventBus
     from deploybot.events.postgres import PostgresRelay
+    from deploybot.runner.swarm import Swarm
     from deploybot.runner.worker import Runner
 
     _logging(log_level)
@@ -109,13 +110,15 @@ def run_runner(
         relay = None if db.is_sqlite else PostgresRelay(settings.database_url, bus)
         if relay is not None:
             await relay.start()
-        worker = Runner(db, bus, settings)
+        swarm = Swarm(settings.docker_host)
+        worker = Runner(db, bus, settings, swarm)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
         try:
             await worker.run()
         finally:
+            await swarm.close()
             if relay is not None:
                 await relay.stop()
             await db.dispose()

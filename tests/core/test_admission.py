@@ -21,6 +21,7 @@ from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.status import SwarmStatus
+from deploybot.runner.swarm import Swarm
 from tests.conftest import both_databases
 
 DIGEST = "sha256:" + "ab" * 32
@@ -43,7 +44,13 @@ def settings(tmp_path: Path) -> Settings:
 async def deploy(
     db: Database, settings: Settings, req: core.DeployRequest
 ) -> core.DeploymentRecord:
-    return await core.create_deployment(db, EventBus(), settings, Preflight(settings), req)
+    swarm = Swarm(settings.docker_host)
+    try:
+        return await core.create_deployment(
+            db, EventBus(), settings, Preflight(settings, swarm), req
+        )
+    finally:
+        await swarm.close()
 
 
 @both_databases
@@ -164,16 +171,16 @@ async def test_cancel_queued_running_and_finished(database: Database, settings: 
 
 @both_databases
 async def test_dependency_not_running_refuses_before_writing(
-    database: Database, settings: Settings, swarm: str
+    database: Database, settings: Settings, swarm_client: Swarm
 ) -> None:
     with pytest.raises(DeploybotError) as failed:
         await core.create_deployment(
             database,
             EventBus(),
             settings,
-            Preflight(settings),
+            Preflight(settings, swarm_client),
             request("ad-dependent", "1", dependencies=["ad-nowhere"]),
-            swarm=SwarmStatus(settings),
+            swarm=SwarmStatus(swarm_client),
         )
     assert failed.value.code is ErrorCode.DEPENDENCY_FAILED
     assert "ad-nowhere is not deployed in test" in failed.value.message

@@ -20,6 +20,7 @@ from deploybot.domain import DeploymentState, StepName, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
 from deploybot.runner.preflight import Preflight
+from deploybot.runner.swarm import Swarm
 from tests.conftest import both_databases
 from tests.gitserver import GitServer
 
@@ -200,10 +201,10 @@ def source_repo(git_server: GitServer) -> dict[str, str]:
 
 @both_databases
 async def test_create_checks_first_and_queues(
-    database: Database, source_repo: dict[str, str], tmp_path: Path
+    database: Database, source_repo: dict[str, str], swarm_client: Swarm, tmp_path: Path
 ) -> None:
     settings = Settings(environment="test", work_dir=tmp_path, registry="127.0.0.1:5000")
-    preflight = Preflight(settings)
+    preflight = Preflight(settings, swarm_client)
     bus = EventBus()
 
     with pytest.raises(ValidationFailed) as failed:

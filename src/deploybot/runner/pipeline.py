@@ -66,7 +66,7 @@ from deploybot.runner.stack import (
 )
 from deploybot.runner.status import SwarmStatus
 from deploybot.runner.strategies import with_strategy
-from deploybot.runner.swarm import DockerUnavailable, Swarm, image_of
+from deploybot.runner.swarm import DockerUnavailable, image_of
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ async def _check_dependencies(run: DeploymentRun) -> None:
         return
     try:
         await check_dependencies(
-            run.ctx.db, SwarmStatus(run.ctx.settings), run.record.environment, dependencies
+            run.ctx.db, SwarmStatus(run.swarm), run.record.environment, dependencies
         )
     except DeploybotError as exc:
         raise StepFailure(exc.code, exc.message) from exc
@@ -342,14 +342,13 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
     """Run a claimed deployment to its end and record the outcome."""
     record = await core.get_deployment(ctx.db, deployment_id)
     assert record is not None
-    swarm = Swarm(ctx.settings.docker_host)
     state = DeploymentState.SUCCESS
     code: ErrorCode | None = None
     message: str | None = None
     beat = asyncio.create_task(_heartbeat(ctx, deployment_id))
     try:
         async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
-            run = DeploymentRun(ctx, record, swarm, log, cancel=CancelWatch(ctx.db, deployment_id))
+            run = DeploymentRun(ctx, record, log, cancel=CancelWatch(ctx.db, deployment_id))
             run.say(
                 f"deployment #{deployment_id} of {record.application} {record.version}"
                 f" to {record.environment}"
@@ -378,7 +377,6 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
             finally:
                 with contextlib.suppress(Exception):
                     await remove_services(run, run.canaries)  # a rollout that failed early
-                await swarm.close()
             if message:
                 run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)
             else:

@@ -55,13 +55,14 @@ class RunnerContext:
     bus: EventBus
     settings: Settings
     mirrors: MirrorCache
+    swarm: Swarm
+    """The process's one Docker client: deployments share it and never close it."""
 
 
 @dataclass
 class DeploymentRun:
     ctx: RunnerContext
     record: core.DeploymentRecord
-    swarm: Swarm
     log: LogWriter
     images: dict[str, str] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
@@ -73,6 +74,10 @@ class DeploymentRun:
     @property
     def id(self) -> int:
         return int(self.record.id)
+
+    @property
+    def swarm(self) -> Swarm:
+        return self.ctx.swarm
 
     def say(self, text: str, stream: LogStream = LogStream.STDOUT) -> None:
         self.log.write(text, source=LogSource.SYSTEM, stream=stream)

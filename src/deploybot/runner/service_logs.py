@@ -15,13 +15,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
-import aiodocker
-import orjson
 from aiodocker.exceptions import DockerError
 
 from deploybot.core.feeds import ServiceLogLine
 from deploybot.domain import LogStream
-from deploybot.runner.swarm import NAMESPACE_LABEL
+from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 _STREAMS = {1: LogStream.STDOUT, 2: LogStream.STDERR}
 
@@ -55,51 +53,28 @@ def parse_line(service: str, stream: LogStream, raw: str) -> ServiceLogLine:
 class ServiceLogStreams:
     """`core.feeds.ServiceLogSource` over the Docker API."""
 
-    def __init__(self, docker_host: str, *, poll_interval: float = 2.0, flush: float = 0.1) -> None:
-        self.docker_host = docker_host
+    def __init__(self, swarm: Swarm, *, poll_interval: float = 2.0, flush: float = 0.1) -> None:
+        self.swarm = swarm
         self.poll_interval = poll_interval
         self.flush = flush
         self.open_streams: dict[str, int] = {}
         """Open Docker log streams per service (what the tests observe)."""
-        self._docker: aiodocker.Docker | None = None
-
-    @property
-    def docker(self) -> aiodocker.Docker:
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self.docker_host)
-        return self._docker
-
-    async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
 
     async def _services(self, namespace: str) -> dict[str, str]:
-        filters = orjson.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]}).decode()
-        found = await self.docker._query_json("services", params={"filters": filters})
-        return {s["ID"]: s["Spec"]["Name"] for s in found}
+        return {s["ID"]: s["Spec"]["Name"] for s in await self.swarm.stack_services(namespace)}
 
     async def services(self, namespace: str) -> list[str]:
         try:
             return sorted((await self._services(namespace)).values())
-        except (DockerError, OSError):
+        except (DockerError, DockerUnavailable):
             return []
 
     async def _frames(
         self, service_id: str, *, follow: bool, tail: int | None, since: float | None
     ) -> AsyncIterator[tuple[LogStream, str]]:
-        params = {
-            "follow": "1" if follow else "0",
-            "stdout": "1",
-            "stderr": "1",
-            "timestamps": "1",
-            "details": "1",
-            "tail": str(tail) if tail is not None else "all",
-        }
-        if since is not None:
-            params["since"] = f"{since:.9f}"
-        async with self.docker._query(f"services/{service_id}/logs", params=params) as response:
-            content = response.content
+        async with self.swarm.service_log_frames(
+            service_id, follow=follow, tail=tail, since=since
+        ) as content:
             pending = {1: "", 2: ""}
             while True:
                 try:
@@ -118,7 +93,7 @@ class ServiceLogStreams:
     ) -> list[ServiceLogLine]:
         lines: list[ServiceLogLine] = []
         for service_id, name in (await self._services(namespace)).items():
-            with contextlib.suppress(DockerError):
+            with contextlib.suppress(DockerError, DockerUnavailable):
                 async for stream, raw in self._frames(
                     service_id,
                     follow=False,
@@ -144,7 +119,7 @@ class ServiceLogStreams:
                     service_id, follow=True, tail=None, since=started
                 ):
                     buffer.append(parse_line(name, stream, raw))
-            except (DockerError, OSError):
+            except (DockerError, DockerUnavailable, OSError):
                 pass
             finally:
                 self.open_streams[name] -= 1
@@ -164,7 +139,7 @@ class ServiceLogStreams:
             while True:
                 try:
                     current = await self._services(namespace)
-                except (DockerError, OSError):
+                except (DockerError, DockerUnavailable):
                     current = {sid: "" for sid in streams}
                 for service_id in list(streams):
                     if service_id not in current:  # removed: its stream would never end

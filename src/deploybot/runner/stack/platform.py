@@ -31,7 +31,7 @@ def _published(spec: dict[str, Any]) -> list[tuple[int, str, str]]:
 
 
 async def check_stack_on_swarm(
-    settings: Settings, stack: StackFile, namespace: str
+    settings: Settings, swarm: Swarm, stack: StackFile, namespace: str
 ) -> tuple[list[DeploybotError], list[str]]:
     """(errors, warnings) of deploying `stack` as `namespace` on this instance's Swarm."""
     errors: list[DeploybotError] = []
@@ -70,7 +70,6 @@ async def check_stack_on_swarm(
                 message = f"{path}.ports: port {port}/{protocol} is also published by {other}"
                 errors.append(_spec_error(message))
             ours[(port, protocol)] = spec.service
-    swarm = Swarm(settings.docker_host)
     try:
         for service in await swarm.query("services"):
             labels = service["Spec"].get("Labels") or {}
@@ -92,6 +91,4 @@ async def check_stack_on_swarm(
                     )
     except DockerUnavailable as exc:
         warnings.append(f"published ports not checked against the Swarm: {exc}")
-    finally:
-        await swarm.close()
     return errors, warnings
