@@ -111,50 +111,64 @@ class ServiceLogStreams:
         buffer: list[ServiceLogLine] = []
         streams: dict[str, asyncio.Task[None]] = {}
         started = time.time()
-
-        async def read(service_id: str, name: str) -> None:
-            self.open_streams[name] = self.open_streams.get(name, 0) + 1
-            try:
-                async for stream, raw in self._frames(
-                    service_id, follow=True, tail=None, since=started
-                ):
-                    buffer.append(parse_line(name, stream, raw))
-            except (DockerError, DockerUnavailable, OSError):
-                pass
-            finally:
-                self.open_streams[name] -= 1
-                if not self.open_streams[name]:
-                    del self.open_streams[name]
-
-        async def flush() -> None:
-            nonlocal buffer
-            while True:
-                await asyncio.sleep(self.flush)
-                if buffer:
-                    lines, buffer = buffer, []
-                    await emit(lines)
-
-        flusher = asyncio.create_task(flush())
+        flusher = asyncio.create_task(self._flush_every(buffer, emit))
         try:
             while True:
-                try:
-                    current = await self._services(namespace)
-                except (DockerError, DockerUnavailable):
-                    current = {sid: "" for sid in streams}
+                current = await self._current(namespace, streams)
                 for service_id in list(streams):
                     if service_id not in current:  # removed: its stream would never end
                         streams.pop(service_id).cancel()
                 for service_id, name in current.items():
                     if service_id not in streams:
-                        streams[service_id] = asyncio.create_task(read(service_id, name))
+                        reader = self._read(service_id, name, started, buffer)
+                        streams[service_id] = asyncio.create_task(reader)
                 if not streams:
                     return
                 await asyncio.sleep(self.poll_interval)
         finally:
-            for task in [*streams.values(), flusher]:
-                task.cancel()
-            for task in [*streams.values(), flusher]:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _stop([*streams.values(), flusher])
             if buffer:
                 await emit(buffer)
+
+    async def _current(
+        self, namespace: str, streams: dict[str, asyncio.Task[None]]
+    ) -> dict[str, str]:
+        """The stack's services now; while Docker does not answer, the ones being read."""
+        try:
+            return await self._services(namespace)
+        except (DockerError, DockerUnavailable):
+            return {service_id: "" for service_id in streams}
+
+    async def _read(
+        self, service_id: str, name: str, since: float, buffer: list[ServiceLogLine]
+    ) -> None:
+        """Follow one service's stream into `buffer` (counted in `open_streams` while open)."""
+        self.open_streams[name] = self.open_streams.get(name, 0) + 1
+        try:
+            async for stream, raw in self._frames(service_id, follow=True, tail=None, since=since):
+                buffer.append(parse_line(name, stream, raw))
+        except (DockerError, DockerUnavailable, OSError):
+            pass
+        finally:
+            self.open_streams[name] -= 1
+            if not self.open_streams[name]:
+                del self.open_streams[name]
+
+    async def _flush_every(
+        self, buffer: list[ServiceLogLine], emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
+    ) -> None:
+        """Every `flush` seconds, hand what the streams have read to `emit`, in one batch."""
+        while True:
+            await asyncio.sleep(self.flush)
+            if buffer:
+                lines = buffer[:]
+                buffer.clear()
+                await emit(lines)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
