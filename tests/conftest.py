@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from deploybot.db import migrate
 from deploybot.db.engine import Database
+from deploybot.runner.swarm import Swarm
 from tests.gitserver import GitServer
 from tests.servers import Client, ServerProcess
 
@@ -52,6 +53,14 @@ def swarm() -> str:
     except subprocess.CalledProcessError:
         pytest.fail(f"base image {BASE_IMAGE} is missing; {PREPARE}")
     return "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(scope="session")
+async def swarm_client(swarm: str) -> AsyncIterator[Swarm]:
+    """The Docker client of the local Swarm, shared like the one of a deploybot process."""
+    client = Swarm(swarm)
+    yield client
+    await client.close()
 
 
 @pytest.fixture(scope="session")

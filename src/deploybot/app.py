@@ -25,7 +25,7 @@ from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 @contextlib.asynccontextmanager
 async def _embedded_runner(instance: Instance) -> AsyncIterator[None]:
-    runner = Runner(instance.db, instance.bus, instance.settings)
+    runner = Runner(instance.db, instance.bus, instance.settings, instance.swarm)
     task = asyncio.create_task(runner.run())
     try:
         yield

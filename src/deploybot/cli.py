@@ -101,7 +101,7 @@ def run_runner(
     async def main() -> None:
         # On PostgreSQL the API processes hear of new work and follow its logs via NOTIFY.
         async with Instance(settings).running() as instance:
-            worker = Runner(instance.db, instance.bus, settings)
+            worker = Runner(instance.db, instance.bus, settings, instance.swarm)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, worker.stop)

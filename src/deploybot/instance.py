@@ -22,6 +22,7 @@ from deploybot.live.hub import Hub
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.service_logs import ServiceLogStreams
 from deploybot.runner.status import SwarmStatus
+from deploybot.runner.swarm import Swarm
 
 
 class Instance:
@@ -32,7 +33,9 @@ class Instance:
         self.hub = Hub()
         self.relay = None if self.db.is_sqlite else PostgresRelay(settings.database_url, self.bus)
         """On PostgreSQL, processes sharing the database hear each other's events."""
-        self.service_logs = ServiceLogStreams(settings.docker_host)
+        self.swarm = Swarm(settings.docker_host)
+        """The process's one Docker client (the runner's, the inspectors', the log streams')."""
+        self.service_logs = ServiceLogStreams(self.swarm)
 
     @cached_property
     def backend(self) -> LocalBackend:
@@ -42,8 +45,8 @@ class Instance:
             db=self.db,
             bus=self.bus,
             hub=self.hub,
-            inspector=Preflight(self.settings),
-            swarm=SwarmStatus(self.settings),
+            inspector=Preflight(self.settings, self.swarm),
+            swarm=SwarmStatus(self.swarm),
             service_logs=self.service_logs,
         )
 
@@ -59,7 +62,7 @@ class Instance:
             yield self
         finally:
             await self.hub.close()
-            await self.service_logs.close()
+            await self.swarm.close()
             if self.relay is not None:
                 await self.relay.stop()
             await self.db.dispose()

@@ -22,6 +22,7 @@ from deploybot.inputs import DeployRequest
 from deploybot.records import DeploymentRecord
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.status import SwarmStatus
+from deploybot.runner.swarm import Swarm
 from tests.conftest import both_databases
 from tests.gitserver import GitServer
 
@@ -43,7 +44,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def deploy(db: Database, settings: Settings, req: DeployRequest) -> DeploymentRecord:
-    return await admission.create_deployment(db, EventBus(), settings, Preflight(settings), req)
+    swarm = Swarm(settings.docker_host)
+    try:
+        return await admission.create_deployment(
+            db, EventBus(), settings, Preflight(settings, swarm), req
+        )
+    finally:
+        await swarm.close()
 
 
 @both_databases
@@ -164,16 +171,16 @@ async def test_cancel_queued_running_and_finished(database: Database, settings: 
 
 @both_databases
 async def test_dependency_not_running_refuses_before_writing(
-    database: Database, settings: Settings, swarm: str
+    database: Database, settings: Settings, swarm_client: Swarm
 ) -> None:
     with pytest.raises(DeploybotError) as failed:
         await admission.create_deployment(
             database,
             EventBus(),
             settings,
-            Preflight(settings),
+            Preflight(settings, swarm_client),
             request("ad-dependent", "1", dependencies=["ad-nowhere"]),
-            swarm=SwarmStatus(settings),
+            swarm=SwarmStatus(swarm_client),
         )
     assert failed.value.code is ErrorCode.DEPENDENCY_FAILED
     assert "ad-nowhere is not deployed in test" in failed.value.message
@@ -205,10 +212,10 @@ def source_repo(git_server: GitServer) -> dict[str, str]:
 
 @both_databases
 async def test_create_checks_first_and_queues(
-    database: Database, source_repo: dict[str, str], tmp_path: Path
+    database: Database, source_repo: dict[str, str], swarm_client: Swarm, tmp_path: Path
 ) -> None:
     settings = Settings(environment="test", work_dir=tmp_path, registry="127.0.0.1:5000")
-    preflight = Preflight(settings)
+    preflight = Preflight(settings, swarm_client)
     bus = EventBus()
 
     with pytest.raises(ValidationFailed) as failed:

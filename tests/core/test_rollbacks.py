@@ -21,6 +21,7 @@ from deploybot.events.bus import EventBus
 from deploybot.inputs import DeploymentRef, PageRequest, RollbackRequest
 from deploybot.records import DeploymentRecord
 from deploybot.runner.preflight import Preflight
+from deploybot.runner.swarm import Swarm
 from tests.conftest import BASE_IMAGE, both_databases
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,7 +70,12 @@ async def rollback(db: Database, settings: Settings, **kw: Any) -> DeploymentRec
     if "deployment_id" in kw:
         kw["deployment"] = DeploymentRef(None, kw.pop("deployment_id"))
     request = RollbackRequest(application=kw.pop("application", "ro-core"), **kw)
-    return await rollbacks.create_rollback(db, EventBus(), settings, Preflight(settings), request)
+    swarm = Swarm(settings.docker_host)
+    try:
+        preflight = Preflight(settings, swarm)
+        return await rollbacks.create_rollback(db, EventBus(), settings, preflight, request)
+    finally:
+        await swarm.close()
 
 
 async def count(db: Database) -> int:
@@ -160,9 +166,9 @@ async def test_application_state_through_a_rollback(database: Database) -> None:
 
 
 async def test_image_availability_asks_the_node_then_the_registry(
-    settings: Settings, registry: str
+    settings: Settings, registry: str, swarm_client: Swarm
 ) -> None:
-    preflight = Preflight(settings)
+    preflight = Preflight(settings, swarm_client)
     assert await preflight.image_available(BASE_IMAGE) is True  # on the node
     assert await preflight.image_available(f"{registry}/ro-gone/web:1") is False
     assert await preflight.image_available("bad::reference") is False

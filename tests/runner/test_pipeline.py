@@ -11,15 +11,17 @@ from deploybot.db.engine import Database
 from deploybot.db.models import Deployment, DeploymentStep
 from deploybot.domain import DeploymentState, StepName, StepStatus
 from deploybot.events.bus import EventBus
-from deploybot.runner.pipeline import RunnerContext, execute
+from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import mirror_cache
+from deploybot.runner.run import RunnerContext
+from deploybot.runner.swarm import Swarm
 from tests.conftest import docker
 
 DIGEST = "sha256:" + "cd" * 32
 
 
 async def test_dependency_down_at_rollout_fails_before_the_swarm_changes(
-    database: Database, swarm: str, tmp_path: Path
+    database: Database, swarm: str, swarm_client: Swarm, tmp_path: Path
 ) -> None:
     async with database.transaction() as session:
         row = Deployment(
@@ -40,7 +42,7 @@ async def test_dependency_down_at_rollout_fails_before_the_swarm_changes(
     assert await queue.claim_next(database, "test", "runner-t") == deployment_id
 
     settings = Settings(environment="test", docker_host=swarm, work_dir=tmp_path)
-    ctx = RunnerContext(database, EventBus(), settings, mirror_cache(settings))
+    ctx = RunnerContext(database, EventBus(), settings, mirror_cache(settings), swarm_client)
     assert await execute(ctx, deployment_id) is DeploymentState.FAILURE
 
     done = await history.get_deployment(database, deployment_id)

@@ -13,6 +13,7 @@ from deploybot.domain import LogStream
 from deploybot.live.hub import Hub, LiveSource
 from deploybot.records import ServiceLogLine
 from deploybot.runner.service_logs import ServiceLogStreams, parse_line, parse_timestamp
+from deploybot.runner.swarm import Swarm
 from tests.conftest import docker, remove_stack
 
 APP = "alogs"
@@ -58,22 +59,19 @@ async def wait_for_lines(source: ServiceLogStreams, count: int) -> list[ServiceL
     raise AssertionError("the service printed nothing")
 
 
-async def test_tail_keeps_streams_apart(talker: str, swarm: str) -> None:
-    source = ServiceLogStreams(swarm)
-    try:
-        lines = await wait_for_lines(source, 6)
-        assert {line.service for line in lines} == {talker}
-        assert all(line.task for line in lines)
-        outs = [line.text for line in lines if line.stream is LogStream.STDOUT]
-        errs = [line.text for line in lines if line.stream is LogStream.STDERR]
-        assert outs[0].startswith("out ") and errs[0].startswith("err ")
-        assert len(await source.tail(APP, tail=2, since=None)) == 2
-    finally:
-        await source.close()
+async def test_tail_keeps_streams_apart(talker: str, swarm_client: Swarm) -> None:
+    source = ServiceLogStreams(swarm_client)
+    lines = await wait_for_lines(source, 6)
+    assert {line.service for line in lines} == {talker}
+    assert all(line.task for line in lines)
+    outs = [line.text for line in lines if line.stream is LogStream.STDOUT]
+    errs = [line.text for line in lines if line.stream is LogStream.STDERR]
+    assert outs[0].startswith("out ") and errs[0].startswith("err ")
+    assert len(await source.tail(APP, tail=2, since=None)) == 2
 
 
-async def test_one_stream_per_service_shared_and_closed(talker: str, swarm: str) -> None:
-    source = ServiceLogStreams(swarm, poll_interval=0.5)
+async def test_one_stream_per_service_shared_and_closed(talker: str, swarm_client: Swarm) -> None:
+    source = ServiceLogStreams(swarm_client, poll_interval=0.5)
     hub = Hub()
     try:
         await wait_for_lines(source, 1)
@@ -109,11 +107,12 @@ async def test_one_stream_per_service_shared_and_closed(talker: str, swarm: str)
         assert source.open_streams == {}
     finally:
         await hub.close()
-        await source.close()
 
 
-async def test_the_stream_closes_when_the_last_subscriber_leaves(talker: str, swarm: str) -> None:
-    source = ServiceLogStreams(swarm, poll_interval=0.5)
+async def test_the_stream_closes_when_the_last_subscriber_leaves(
+    talker: str, swarm_client: Swarm
+) -> None:
+    source = ServiceLogStreams(swarm_client, poll_interval=0.5)
     hub = Hub()
     try:
         feed = ApplicationLogFeed(source, APP, "test")
@@ -135,4 +134,3 @@ async def test_the_stream_closes_when_the_last_subscriber_leaves(talker: str, sw
         assert first
     finally:
         await hub.close()
-        await source.close()

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from deploybot.config import Settings
 from deploybot.core.applications import EventType
 from deploybot.domain import Health
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.runner.status import SwarmStatus, _check_of, docker_time, task_events
+from deploybot.runner.swarm import Swarm
 
 
 def test_docker_times_with_nanoseconds() -> None:
@@ -76,12 +76,14 @@ def test_healthcheck_log_becomes_a_check() -> None:
 
 
 async def test_unreachable_docker_is_a_typed_error(tmp_path: object) -> None:
-    status = SwarmStatus(Settings(docker_host=f"unix://{tmp_path}/no-docker.sock"))
+    unreachable = Swarm(f"unix://{tmp_path}/no-docker.sock")
+    status = SwarmStatus(unreachable)
     with pytest.raises(DeploybotError) as failed:
         await status.stack("ad-anything")
+    await unreachable.close()
     assert failed.value.code is ErrorCode.DOCKER_UNAVAILABLE
 
 
-async def test_a_stack_that_does_not_run_has_no_services(swarm: str) -> None:
-    live = await SwarmStatus(Settings(docker_host=swarm)).stack("ad-not-running")
+async def test_a_stack_that_does_not_run_has_no_services(swarm_client: Swarm) -> None:
+    live = await SwarmStatus(swarm_client).stack("ad-not-running")
     assert live.services == []

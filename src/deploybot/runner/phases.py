@@ -7,7 +7,7 @@ import asyncio
 import copy
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deploybot.domain import LogSource, StepName
 from deploybot.errors import ErrorCode
@@ -20,23 +20,15 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.hooks import HOOK_LABEL, HookResult, hook_service, run_hook
+from deploybot.runner.run import DeploymentRun, StepFailure
 from deploybot.runner.strategies import canary_spec, green_spec, replicated
 from deploybot.runner.swarm import image_of
-
-if TYPE_CHECKING:
-    from deploybot.runner.pipeline import DeploymentRun
 
 #: Task states of a container that exists (or is about to): what RECREATE waits to end.
 ACTIVE_TASK_STATES = frozenset(
     {"assigned", "accepted", "preparing", "ready", "starting", "running"}
 )
 HOLD_LABEL = "com.deploybot.recreate"
-
-
-def _failure(code: ErrorCode, message: str) -> Exception:
-    from deploybot.runner.pipeline import StepFailure
-
-    return StepFailure(code, message)
 
 
 async def hooks_step(
@@ -48,7 +40,7 @@ async def hooks_step(
         for index, hook in enumerate(hooks, start=1):
             service = hook_service(hook, specs, run.record.service)
             if service not in specs:
-                raise _failure(
+                raise StepFailure(
                     ErrorCode.INVALID_DEPLOYMENT_SPEC,
                     f"{step.value} hook {index}: service {service!r} is not in the stack",
                 )
@@ -74,7 +66,7 @@ async def hooks_step(
             results.append(outcome)
             run.say(f"{step.value} hook {index}: {outcome.describe()}")
             if not outcome.ok:
-                raise _failure(
+                raise StepFailure(
                     ErrorCode.HOOK_FAILED,
                     f"{step.value} hook failed: " + "; ".join(r.describe() for r in results),
                 )
@@ -138,11 +130,11 @@ async def _twin_step(
                 timeout=run.ctx.settings.converge_timeout + period,
                 stable=period,
                 max_failures=1,
-                on_change=run._progress,
+                on_change=run.progress,
             )
         except (ConvergeFailed, ConvergeTimeout) as exc:
             await remove_services(run, twins)
-            raise _failure(
+            raise StepFailure(
                 ErrorCode.HEALTH_CHECK_FAILED,
                 f"{step.value} failed, the old version keeps running: {exc}",
             ) from exc
@@ -196,7 +188,9 @@ async def stop_old_tasks(run: DeploymentRun, specs: dict[str, dict[str, Any]]) -
         if active == 0:
             break
         if time.monotonic() > deadline:
-            raise _failure(ErrorCode.CONVERGE_TIMEOUT, f"recreate: {active} old task(s) still run")
+            raise StepFailure(
+                ErrorCode.CONVERGE_TIMEOUT, f"recreate: {active} old task(s) still run"
+            )
         await asyncio.sleep(0.3)
     run.say("recreate: no old task runs any more")
 
@@ -218,8 +212,8 @@ async def health_step(
             ]
             await wait_converged(run.swarm, fresh, timeout=check.timeout, stable=0, max_failures=1)
         except health.HealthCheckFailed as exc:
-            raise _failure(ErrorCode.HEALTH_CHECK_FAILED, str(exc)) from exc
+            raise StepFailure(ErrorCode.HEALTH_CHECK_FAILED, str(exc)) from exc
         except (ConvergeFailed, ConvergeTimeout) as exc:
-            raise _failure(ErrorCode.HEALTH_CHECK_FAILED, f"Docker healthcheck: {exc}") from exc
+            raise StepFailure(ErrorCode.HEALTH_CHECK_FAILED, f"Docker healthcheck: {exc}") from exc
         running = ", ".join(f"{w.service} {w.running}/{w.desired}" for w in fresh)
         result["message"] = f"{url}: {answer}; tasks running and healthy: {running}"

@@ -18,7 +18,7 @@ from deploybot.core.inspectors import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
-from deploybot.runner.stack_checks import check_stack_on_swarm
+from deploybot.runner.stack.platform import check_stack_on_swarm
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 #: The stack file recorded for a repository that has only a Dockerfile.
@@ -79,8 +79,11 @@ def spec_error(exc: StackFileError) -> DeploybotError:
 class Preflight:
     """`SourceInspector` over the mirror cache and the Swarm's engine."""
 
-    def __init__(self, settings: Settings, mirrors: MirrorCache | None = None) -> None:
+    def __init__(
+        self, settings: Settings, swarm: Swarm, mirrors: MirrorCache | None = None
+    ) -> None:
         self.settings = settings
+        self.swarm = swarm
         self.mirrors = mirrors or mirror_cache(settings)
 
     async def inspect_git(
@@ -129,7 +132,7 @@ class Preflight:
                 f"{stack.filename}: services.{missing[0]}: needs `image` or `build`",
                 field="stackFile",
             )
-        errors, warnings = await check_stack_on_swarm(self.settings, stack, application)
+        errors, warnings = await check_stack_on_swarm(self.settings, self.swarm, stack, application)
         if errors:
             raise ValidationFailed(errors)
         return SourceInfo(
@@ -146,29 +149,23 @@ class Preflight:
         )
 
     async def inspect_image(self, image: str) -> ImageInfo:
-        swarm = Swarm(self.settings.docker_host)
         try:
-            return await image_info(swarm, image)
+            return await image_info(self.swarm, image)
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
-        finally:
-            await swarm.close()
 
     async def image_available(self, image: str) -> bool:
         """A rollback's image can still run: the node has it, or its registry does."""
-        swarm = Swarm(self.settings.docker_host)
         try:
             repo, tag, digest = split_image(image)
             for local in (image, f"{repo}@{digest}" if digest else None):
-                if local and await swarm.image(local) is not None:
+                if local and await self.swarm.image(local) is not None:
                     return True
-            return bool(tag or digest) and await swarm.distribution(image) is not None
+            return bool(tag or digest) and await self.swarm.distribution(image) is not None
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
         except DockerError:  # a reference the engine can't parse can't run either
             return False
-        finally:
-            await swarm.close()
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deploybot.core import lifecycle, rollbacks
 from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
@@ -27,11 +27,9 @@ from deploybot.runner.converge import (
     snapshot_tasks,
     wait_converged,
 )
+from deploybot.runner.run import DeploymentRun, StepFailure
 from deploybot.runner.swarm import NAMESPACE_LABEL
 from deploybot.times import utcnow
-
-if TYPE_CHECKING:
-    from deploybot.runner.pipeline import DeploymentRun
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +67,7 @@ async def apply_recorded(
         await _networks(run, body, namespace)
         existing = await run.swarm.find_service(body["Name"])
         known = await snapshot_tasks(run.swarm, existing["ID"]) if existing else set()
-        service_id, created = await run._deploy_service(body["Name"], body, [])
+        service_id, created = await run.deploy_service(body["Name"], body, [])
         run.swarm_changed = True
         kept.add(service_id)
         run.say(f"{'created' if created else 'restored'} service {body['Name']}: {row.image}")
@@ -88,7 +86,7 @@ async def apply_recorded(
                 started_at=utcnow(),
             )
         watches.append(ServiceWatch(row.service, service_id, known_tasks=known))
-        followers.append(asyncio.create_task(run._follow(service_id, row.service, since)))
+        followers.append(asyncio.create_task(run.follow(service_id, row.service, since)))
     for service in await run.swarm.stack_services(namespace):
         if service["ID"] not in kept:
             await run.swarm.remove_service(service["ID"])
@@ -105,7 +103,7 @@ async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: b
             watches,
             timeout=settings.converge_timeout,
             stable=settings.converge_stable_seconds,
-            on_change=run._progress,
+            on_change=run.progress,
         )
     finally:
         if record:
@@ -170,8 +168,6 @@ async def roll_back_on_failure(
 
 async def run_rollback(run: DeploymentRun) -> None:
     """A `rollback` request: its target's recorded stack, as a deployment of its own."""
-    from deploybot.runner.pipeline import StepFailure
-
     db = run.ctx.db
     record = run.record
     target = record.rollback_to_id

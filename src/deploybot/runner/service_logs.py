@@ -15,13 +15,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
-import aiodocker
-import orjson
 from aiodocker.exceptions import DockerError
 
 from deploybot.domain import LogStream
 from deploybot.records import ServiceLogLine
-from deploybot.runner.swarm import NAMESPACE_LABEL
+from deploybot.runner.swarm import DockerUnavailable, Swarm
 
 _STREAMS = {1: LogStream.STDOUT, 2: LogStream.STDERR}
 
@@ -55,51 +53,28 @@ def parse_line(service: str, stream: LogStream, raw: str) -> ServiceLogLine:
 class ServiceLogStreams:
     """`core.feeds.ServiceLogSource` over the Docker API."""
 
-    def __init__(self, docker_host: str, *, poll_interval: float = 2.0, flush: float = 0.1) -> None:
-        self.docker_host = docker_host
+    def __init__(self, swarm: Swarm, *, poll_interval: float = 2.0, flush: float = 0.1) -> None:
+        self.swarm = swarm
         self.poll_interval = poll_interval
         self.flush = flush
         self.open_streams: dict[str, int] = {}
         """Open Docker log streams per service (what the tests observe)."""
-        self._docker: aiodocker.Docker | None = None
-
-    @property
-    def docker(self) -> aiodocker.Docker:
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self.docker_host)
-        return self._docker
-
-    async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
 
     async def _services(self, namespace: str) -> dict[str, str]:
-        filters = orjson.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]}).decode()
-        found = await self.docker._query_json("services", params={"filters": filters})
-        return {s["ID"]: s["Spec"]["Name"] for s in found}
+        return {s["ID"]: s["Spec"]["Name"] for s in await self.swarm.stack_services(namespace)}
 
     async def services(self, namespace: str) -> list[str]:
         try:
             return sorted((await self._services(namespace)).values())
-        except (DockerError, OSError):
+        except (DockerError, DockerUnavailable):
             return []
 
     async def _frames(
         self, service_id: str, *, follow: bool, tail: int | None, since: float | None
     ) -> AsyncIterator[tuple[LogStream, str]]:
-        params = {
-            "follow": "1" if follow else "0",
-            "stdout": "1",
-            "stderr": "1",
-            "timestamps": "1",
-            "details": "1",
-            "tail": str(tail) if tail is not None else "all",
-        }
-        if since is not None:
-            params["since"] = f"{since:.9f}"
-        async with self.docker._query(f"services/{service_id}/logs", params=params) as response:
-            content = response.content
+        async with self.swarm.service_log_frames(
+            service_id, follow=follow, tail=tail, since=since
+        ) as content:
             pending = {1: "", 2: ""}
             while True:
                 try:
@@ -118,7 +93,7 @@ class ServiceLogStreams:
     ) -> list[ServiceLogLine]:
         lines: list[ServiceLogLine] = []
         for service_id, name in (await self._services(namespace)).items():
-            with contextlib.suppress(DockerError):
+            with contextlib.suppress(DockerError, DockerUnavailable):
                 async for stream, raw in self._frames(
                     service_id,
                     follow=False,
@@ -136,50 +111,64 @@ class ServiceLogStreams:
         buffer: list[ServiceLogLine] = []
         streams: dict[str, asyncio.Task[None]] = {}
         started = time.time()
-
-        async def read(service_id: str, name: str) -> None:
-            self.open_streams[name] = self.open_streams.get(name, 0) + 1
-            try:
-                async for stream, raw in self._frames(
-                    service_id, follow=True, tail=None, since=started
-                ):
-                    buffer.append(parse_line(name, stream, raw))
-            except (DockerError, OSError):
-                pass
-            finally:
-                self.open_streams[name] -= 1
-                if not self.open_streams[name]:
-                    del self.open_streams[name]
-
-        async def flush() -> None:
-            nonlocal buffer
-            while True:
-                await asyncio.sleep(self.flush)
-                if buffer:
-                    lines, buffer = buffer, []
-                    await emit(lines)
-
-        flusher = asyncio.create_task(flush())
+        flusher = asyncio.create_task(self._flush_every(buffer, emit))
         try:
             while True:
-                try:
-                    current = await self._services(namespace)
-                except (DockerError, OSError):
-                    current = {sid: "" for sid in streams}
+                current = await self._current(namespace, streams)
                 for service_id in list(streams):
                     if service_id not in current:  # removed: its stream would never end
                         streams.pop(service_id).cancel()
                 for service_id, name in current.items():
                     if service_id not in streams:
-                        streams[service_id] = asyncio.create_task(read(service_id, name))
+                        reader = self._read(service_id, name, started, buffer)
+                        streams[service_id] = asyncio.create_task(reader)
                 if not streams:
                     return
                 await asyncio.sleep(self.poll_interval)
         finally:
-            for task in [*streams.values(), flusher]:
-                task.cancel()
-            for task in [*streams.values(), flusher]:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _stop([*streams.values(), flusher])
             if buffer:
                 await emit(buffer)
+
+    async def _current(
+        self, namespace: str, streams: dict[str, asyncio.Task[None]]
+    ) -> dict[str, str]:
+        """The stack's services now; while Docker does not answer, the ones being read."""
+        try:
+            return await self._services(namespace)
+        except (DockerError, DockerUnavailable):
+            return {service_id: "" for service_id in streams}
+
+    async def _read(
+        self, service_id: str, name: str, since: float, buffer: list[ServiceLogLine]
+    ) -> None:
+        """Follow one service's stream into `buffer` (counted in `open_streams` while open)."""
+        self.open_streams[name] = self.open_streams.get(name, 0) + 1
+        try:
+            async for stream, raw in self._frames(service_id, follow=True, tail=None, since=since):
+                buffer.append(parse_line(name, stream, raw))
+        except (DockerError, DockerUnavailable, OSError):
+            pass
+        finally:
+            self.open_streams[name] -= 1
+            if not self.open_streams[name]:
+                del self.open_streams[name]
+
+    async def _flush_every(
+        self, buffer: list[ServiceLogLine], emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
+    ) -> None:
+        """Every `flush` seconds, hand what the streams have read to `emit`, in one batch."""
+        while True:
+            await asyncio.sleep(self.flush)
+            if buffer:
+                lines = buffer[:]
+                buffer.clear()
+                await emit(lines)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

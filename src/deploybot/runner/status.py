@@ -15,7 +15,6 @@ from typing import Any
 
 from aiodocker.exceptions import DockerError
 
-from deploybot.config import Settings
 from deploybot.domain import Health
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.records import (
@@ -105,30 +104,25 @@ def _check_of(name: str, health: dict[str, Any]) -> HealthCheckResult:
 class SwarmStatus:
     """`SwarmInspector` over the Swarm manager's Engine API."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, swarm: Swarm) -> None:
+        self.swarm = swarm
 
     async def stack(self, application: str) -> LiveStack:
-        swarm = Swarm(self.settings.docker_host)
+        swarm = self.swarm
         try:
             services = await swarm.stack_services(application)
             nodes = await swarm.ready_nodes() if services else 0
             live = [await self._service(swarm, application, s, nodes) for s in services]
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
-        finally:
-            await swarm.close()
         return LiveStack(sorted(live, key=lambda s: s.name), utcnow())
 
     async def stacks(self) -> list[str]:
-        swarm = Swarm(self.settings.docker_host)
         try:
             filters = json.dumps({"label": [NAMESPACE_LABEL]})
-            services = await swarm.query("services", params={"filters": filters})
+            services = await self.swarm.query("services", params={"filters": filters})
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
-        finally:
-            await swarm.close()
         return sorted({s["Spec"]["Labels"][NAMESPACE_LABEL] for s in services})
 
     async def _service(

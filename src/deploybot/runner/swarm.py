@@ -1,8 +1,11 @@
 """The Docker Engine API of the Swarm manager, as deploybot uses it.
 
+One `Swarm` serves a whole process (made at start-up, closed at shutdown): the runner,
+the checks before a deploy, live status and application logs all share its client.
 aiodocker's `services.update` only changes the image, so full-spec updates go
 through its low-level query with the service's current version (a stale one
-answers 500 "update out of sequence", which is retried).
+answers 500 "update out of sequence", which is retried). Every use of aiodocker's
+private API stays in this module.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, cast
 from urllib.parse import quote
 
 import aiodocker
+import aiohttp
 from aiodocker.exceptions import DockerError
 
 NAMESPACE_LABEL = "com.docker.stack.namespace"
@@ -32,21 +37,42 @@ def _unavailable(exc: DockerError) -> bool:
     return exc.status == 900 or exc.status >= 502
 
 
+def _unix_session(path: str) -> aiohttp.ClientSession:
+    """A session on the manager's socket without aiohttp's cap of 100 connections.
+
+    The client is shared, and a log stream holds its connection as long as it follows (one
+    per service of each deployment in progress and of each application whose logs are
+    watched). With the cap, the 100th stream would leave every other call waiting for a
+    free connection for ever: aiodocker sets no timeout. A higher cap would only move that
+    point; without one a connection costs a file descriptor, and running out of them fails
+    a call instead of stalling all of them. Other URLs (tcp, TLS) keep aiodocker's own
+    connector (and its cap), which knows their certificates.
+    """
+    connector = aiohttp.UnixConnector(path, limit=0)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout())
+
+
 class Swarm:
     def __init__(self, url: str) -> None:
         self.url = url
         self._docker: aiodocker.Docker | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     @property
     def docker(self) -> aiodocker.Docker:
         if self._docker is None:
-            self._docker = aiodocker.Docker(url=self.url)
+            if self.url.startswith("unix://"):
+                self._session = _unix_session(self.url.removeprefix("unix://"))
+            self._docker = aiodocker.Docker(url=self.url, session=self._session)
         return self._docker
 
     async def close(self) -> None:
         if self._docker is not None:
             await self._docker.close()
             self._docker = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def query(
         self,
@@ -154,6 +180,31 @@ class Swarm:
         )
         async for chunk in cast(AsyncIterator[str], stream):
             yield chunk
+
+    @asynccontextmanager
+    async def service_log_frames(
+        self, service_id: str, *, follow: bool, tail: int | None, since: float | None
+    ) -> AsyncIterator[aiohttp.StreamReader]:
+        """A service's logs as Docker sends them: multiplexed frames (an 8-byte header with
+        the stream and the size, then the data) that keep stdout and stderr apart, each
+        line with its timestamp and details (the task). Following never ends by itself."""
+        params = {
+            "follow": "1" if follow else "0",
+            "stdout": "1",
+            "stderr": "1",
+            "timestamps": "1",
+            "details": "1",
+            "tail": str(tail) if tail is not None else "all",
+        }
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        try:
+            async with self.docker._query(f"services/{service_id}/logs", params=params) as response:
+                yield response.content
+        except DockerError as exc:
+            if _unavailable(exc):
+                raise DockerUnavailable(str(exc.message)) from exc
+            raise
 
     # --- images ---------------------------------------------------------------------------------
 

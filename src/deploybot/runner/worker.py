@@ -20,15 +20,17 @@ from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
 from deploybot.errors import ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
-from deploybot.runner.pipeline import RunnerContext, execute
+from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import mirror_cache
+from deploybot.runner.run import RunnerContext
+from deploybot.runner.swarm import Swarm
 
 logger = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, db: Database, bus: EventBus, settings: Settings) -> None:
-        self.ctx = RunnerContext(db, bus, settings, mirror_cache(settings))
+    def __init__(self, db: Database, bus: EventBus, settings: Settings, swarm: Swarm) -> None:
+        self.ctx = RunnerContext(db, bus, settings, mirror_cache(settings), swarm)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._running: set[asyncio.Task[object]] = set()
         self._stop = asyncio.Event()

@@ -11,7 +11,8 @@ from typing import Any
 
 from deploybot.config import Settings
 from deploybot.errors import DeploybotError, ErrorCode
-from deploybot.runner.stack import StackFile, StackFileError, service_specs
+from deploybot.runner.stack.model import StackFile, StackFileError
+from deploybot.runner.stack.services import service_specs
 from deploybot.runner.swarm import NAMESPACE_LABEL, DockerUnavailable, Swarm
 
 
@@ -30,7 +31,7 @@ def _published(spec: dict[str, Any]) -> list[tuple[int, str, str]]:
 
 
 async def check_stack_on_swarm(
-    settings: Settings, stack: StackFile, namespace: str
+    settings: Settings, swarm: Swarm, stack: StackFile, namespace: str
 ) -> tuple[list[DeploybotError], list[str]]:
     """(errors, warnings) of deploying `stack` as `namespace` on this instance's Swarm."""
     errors: list[DeploybotError] = []
@@ -69,7 +70,6 @@ async def check_stack_on_swarm(
                 message = f"{path}.ports: port {port}/{protocol} is also published by {other}"
                 errors.append(_spec_error(message))
             ours[(port, protocol)] = spec.service
-    swarm = Swarm(settings.docker_host)
     try:
         for service in await swarm.query("services"):
             labels = service["Spec"].get("Labels") or {}
@@ -91,6 +91,4 @@ async def check_stack_on_swarm(
                     )
     except DockerUnavailable as exc:
         warnings.append(f"published ports not checked against the Swarm: {exc}")
-    finally:
-        await swarm.close()
     return errors, warnings

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from deploybot.config import Settings
 from deploybot.runner.stack import parse_stack_file
-from deploybot.runner.stack_checks import check_stack_on_swarm
+from deploybot.runner.stack.platform import check_stack_on_swarm
+from deploybot.runner.swarm import Swarm
 
 TWO_ON_ONE_PORT = """services:
   a:
@@ -26,27 +27,35 @@ VIP_INGRESS = """services:
 """
 
 
-async def test_two_services_of_a_stack_on_one_port(swarm: str) -> None:
+async def test_two_services_of_a_stack_on_one_port(swarm: str, swarm_client: Swarm) -> None:
     stack = parse_stack_file(TWO_ON_ONE_PORT)
-    errors, _ = await check_stack_on_swarm(Settings(docker_host=swarm), stack, "ad-ports")
+    settings = Settings(docker_host=swarm)
+    errors, _ = await check_stack_on_swarm(settings, swarm_client, stack, "ad-ports")
     assert [e.message for e in errors] == [
         "docker-compose.stack.yml: services.b.ports: port 18081/tcp is also published by a"
     ]
 
 
-async def test_ingress_and_vip_need_a_routing_mesh(swarm: str) -> None:
+async def test_ingress_and_vip_need_a_routing_mesh(swarm: str, swarm_client: Swarm) -> None:
     stack = parse_stack_file(VIP_INGRESS)
-    errors, warnings = await check_stack_on_swarm(Settings(docker_host=swarm), stack, "ad-vip")
+    settings = Settings(docker_host=swarm)
+    errors, warnings = await check_stack_on_swarm(settings, swarm_client, stack, "ad-vip")
     assert len(errors) == 1 and "no routing mesh" in errors[0].message
     assert "vip needs IPVS" in warnings[0]
     # Where the operator says the platform has the mesh, both are fine.
     mesh = Settings(docker_host=swarm, publish_mode="ingress", endpoint_mode="vip")
-    assert await check_stack_on_swarm(mesh, stack, "ad-vip") == ([], [])
+    assert await check_stack_on_swarm(mesh, swarm_client, stack, "ad-vip") == ([], [])
 
 
 async def test_unreachable_docker_only_warns(tmp_path: Path) -> None:
     settings = Settings(docker_host=f"unix://{tmp_path}/no-docker.sock")
     one = TWO_ON_ONE_PORT.split("  b:")[0]
-    errors, warnings = await check_stack_on_swarm(settings, parse_stack_file(one), "ad-x")
+    unreachable = Swarm(settings.docker_host)
+    try:
+        errors, warnings = await check_stack_on_swarm(
+            settings, unreachable, parse_stack_file(one), "ad-x"
+        )
+    finally:
+        await unreachable.close()
     assert errors == []
     assert warnings[0].startswith("published ports not checked against the Swarm")

@@ -1,0 +1,194 @@
+"""One deployment as it runs: what the pipeline's steps, the phases around the rollout and
+a restore all work on, and the moves they share.
+
+A `DeploymentRun` holds the deployment's record, its log, the runner's Swarm and what the
+run has changed so far; it records steps, deploys a service, follows its logs and saves
+what the watched services became. `StepFailure` is how any of them fails the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploybot.config import Settings
+from deploybot.core import lifecycle
+from deploybot.core.logs import LogWriter
+from deploybot.db.engine import Database
+from deploybot.domain import DeploymentState, LogSource, LogStream, StepName, StepStatus
+from deploybot.errors import ErrorCode
+from deploybot.events.bus import EventBus
+from deploybot.records import DeploymentRecord
+from deploybot.runner.cancellation import CancelWatch, DeploymentCancelled
+from deploybot.runner.converge import ServiceWatch
+from deploybot.runner.git import MirrorCache
+from deploybot.runner.stack import NetworkSpec
+from deploybot.runner.swarm import DockerUnavailable, Swarm
+from deploybot.times import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class StepFailure(Exception):
+    """A step failed in a way the deployment is to blame for (or, with ERROR, the platform)."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        state: DeploymentState = DeploymentState.FAILURE,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.state = state
+
+
+@dataclass
+class RunnerContext:
+    db: Database
+    bus: EventBus
+    settings: Settings
+    mirrors: MirrorCache
+    swarm: Swarm
+    """The process's one Docker client: deployments share it and never close it."""
+
+
+@dataclass
+class DeploymentRun:
+    ctx: RunnerContext
+    record: DeploymentRecord
+    log: LogWriter
+    images: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    swarm_changed: bool = False
+    cancel: CancelWatch | None = None
+    canaries: list[str] = field(default_factory=list)
+    """Temporary services beside the stack (a canary, a green version): removed at the end."""
+
+    @property
+    def id(self) -> int:
+        return int(self.record.id)
+
+    @property
+    def swarm(self) -> Swarm:
+        return self.ctx.swarm
+
+    def say(self, text: str, stream: LogStream = LogStream.STDOUT) -> None:
+        self.log.write(text, source=LogSource.SYSTEM, stream=stream)
+
+    @asynccontextmanager
+    async def step(self, name: StepName) -> AsyncIterator[dict[str, str]]:
+        """Record a step's start, end and outcome; `result["message"]` becomes its message."""
+        result: dict[str, str] = {}
+        if self.cancel is not None:
+            # The rollout sends the whole stack: a cancel waits for it, never half of it.
+            self.cancel.before(name.value, interruptible=name is not StepName.ROLLOUT)
+        started = time.monotonic()
+        self.say(f"==> {name.value}")
+        await lifecycle.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING, bus=self.ctx.bus)
+        try:
+            yield result
+        except BaseException as exc:
+            if self.cancel is not None:
+                self.cancel.after()
+            stopped = isinstance(exc, asyncio.CancelledError | DeploymentCancelled)
+            if stopped and self.cancel is not None and self.cancel.requested:
+                self.say(f"{name.value} cancelled", LogStream.STDERR)
+                await lifecycle.set_step(
+                    self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"
+                )
+                raise
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            self.say(f"{name.value} failed: {message}", LogStream.STDERR)
+            await lifecycle.set_step(
+                self.ctx.db, self.id, name, StepStatus.FAILED, error=message, bus=self.ctx.bus
+            )
+            raise
+        took = time.monotonic() - started
+        self.say(f"{name.value} done in {took:.1f}s")
+        await lifecycle.set_step(
+            self.ctx.db,
+            self.id,
+            name,
+            StepStatus.COMPLETED,
+            message=result.get("message"),
+            bus=self.ctx.bus,
+        )
+        if self.cancel is not None:
+            self.cancel.after()
+
+    async def save_watches(self, watches: list[ServiceWatch]) -> None:
+        """Record what each watched service became (replicas, nodes, outcome)."""
+        for watch in watches:
+            await lifecycle.save_service_rollout(
+                self.ctx.db,
+                self.id,
+                watch.service,
+                replicas_desired=watch.desired,
+                replicas_running=watch.running,
+                replicas_healthy=watch.running,
+                nodes=watch.nodes,
+                state="converged" if watch.converged else "failed",
+                error="; ".join(watch.errors[-3:]) or None,
+                finished_at=utcnow(),
+            )
+
+    async def ensure_networks(
+        self, networks: list[NetworkSpec], *, trust_listing: bool = True
+    ) -> None:
+        for network in networks:
+            if network.external:
+                if not await self.swarm.network_exists(network.name):
+                    raise StepFailure(
+                        ErrorCode.INVALID_DEPLOYMENT_SPEC,
+                        f"external network {network.name} does not exist",
+                    )
+                continue
+            await self.swarm.ensure_network(network.name, network.spec, trust_listing=trust_listing)
+
+    async def deploy_service(
+        self, name: str, body: dict[str, Any], networks: list[NetworkSpec]
+    ) -> tuple[str, bool]:
+        """Create or update one service. Swarm removes networks asynchronously: right after
+        a stack was removed its network can still be listed, then vanish, and the service
+        is refused with "network ... not found"; the network is made again and retried."""
+        for attempt in range(4):
+            try:
+                return await self.swarm.deploy_service(body)
+            except DockerUnavailable:
+                raise
+            except Exception as exc:
+                message = str(getattr(exc, "message", None) or exc)
+                if "network" in message and "not found" in message and attempt < 3:
+                    self.say(f"{name}: {message}; making the network again")
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    await self.ensure_networks(networks, trust_listing=False)
+                    continue
+                raise StepFailure(
+                    ErrorCode.ROLLOUT_FAILED, f"{name}: Docker refused the spec: {message}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    async def progress(self, watch: ServiceWatch) -> None:
+        self.say(
+            f"{watch.service}: {watch.running}/{watch.desired} running"
+            + (f" (update {watch.update_state})" if watch.update_state else "")
+            + (f"; task error: {watch.errors[-1]}" if watch.errors else "")
+        )
+
+    async def follow(self, service_id: str, service: str, since: float) -> None:
+        try:
+            async for chunk in self.swarm.service_logs(service_id, since=since):
+                for line in chunk.splitlines():
+                    self.log.write(line, source=LogSource.SERVICE, source_name=service)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a log stream must never fail the deployment
+            logger.debug("log stream of %s ended: %s", service, exc)
