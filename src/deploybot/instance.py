@@ -9,9 +9,11 @@ inspectors, and the backend every transport calls.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from functools import cached_property
 
+from deploybot.access import Principal
 from deploybot.backend.local import LocalBackend
 from deploybot.config import Settings
 from deploybot.db import migrate
@@ -49,6 +51,10 @@ class Instance:
             swarm=SwarmStatus(self.swarm),
             service_logs=self.service_logs,
         )
+
+    def backend_for(self, principal: Principal) -> LocalBackend:
+        """The backend bound to one caller: every call it makes is checked against them."""
+        return dataclasses.replace(self.backend, principal=principal)
 
     @contextlib.asynccontextmanager
     async def running(self, *, migrations: bool = True) -> AsyncIterator[Instance]:

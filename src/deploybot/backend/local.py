@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from deploybot.access import LOCAL_USER, Principal
+from deploybot.backend.guard import Guard
 from deploybot.config import Settings
 from deploybot.core import (
     admission,
@@ -74,10 +76,16 @@ class LocalBackend:
     inspector: SourceInspector
     swarm: SwarmInspector
     service_logs: ServiceLogSource | None = None
+    principal: Principal = LOCAL_USER
+    """Who is calling; `Instance.backend_for` binds one per request."""
 
     @property
     def environment(self) -> str:
         return self.settings.environment
+
+    @property
+    def guard(self) -> Guard:
+        return Guard(self.principal, self.settings.environment)
 
     def _own(self, ref: DeploymentRef | ReleaseRef) -> bool:
         return ref.environment is None or ref.environment == self.environment
