@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
@@ -18,8 +19,10 @@ from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
-from deploybot.web.health import healthz
+from deploybot.web.health import healthz, readyz
 from deploybot.web.logs import raw_logs
+from deploybot.web.metrics import metrics
+from deploybot.web.request_ids import RequestIds
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 
@@ -63,11 +66,15 @@ def create_app(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(RequestIds)],
         exception_handlers={HTTPException: http_error, 500: server_error},
     )
     app.state.instance = instance
+    app.state.embedded_runner = embedded_runner
     return app

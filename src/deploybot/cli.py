@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -40,10 +39,10 @@ def _settings(database_url: str | None, environment: str | None, **extra: object
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(level: str, settings: Settings | None = None) -> None:
+    from deploybot import logformat
+
+    logformat.configure(level, (settings or Settings()).log_format)
 
 
 @cli.command()
@@ -66,16 +65,17 @@ def serve(
 
     from deploybot.app import create_app
 
-    _logging(log_level)
     settings = _settings(
         database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
     )
+    _logging(log_level, settings)
     app = create_app(settings, run_migrations=migrate, embedded_runner=runner)
     uvicorn.run(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,
         ws_per_message_deflate=settings.ws_compression,
     )
 
@@ -88,15 +88,26 @@ def run_runner(
     docker_host: DockerHostOpt = None,
     work_dir: WorkDirOpt = None,
     log_level: str = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="DEPLOYBOT_RUNNER_METRICS_PORT",
+            help="Serve this runner's Prometheus figures (durations, log lines) on this port",
+        ),
+    ] = None,
 ) -> None:
     """Run only the runner, against the same database as the API processes."""
     from deploybot.instance import Instance
     from deploybot.runner.worker import Runner
 
-    _logging(log_level)
     settings = _settings(
         database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
     )
+    _logging(log_level, settings)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
 
     async def main() -> None:
         # On PostgreSQL the API processes hear of new work and follow its logs via NOTIFY.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,6 +85,15 @@ class Settings(BaseSettings):
         default="stable",
         description="Train of a release whose branch is unknown (an image deploy, a recorded"
         " deployment without ref)",
+    )
+
+    metrics_access: Literal["open", "token"] = Field(
+        default="open",
+        description="Who may read /metrics: anyone (open), or a token that may read (token)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or as JSON objects (one a line) with the request id",
     )
 
     @field_validator("release_trains")

@@ -8,10 +8,14 @@ inspectors, and the backend every transport calls.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import cached_property
+
+from sqlalchemy import text
 
 from deploybot.access import Principal
 from deploybot.backend.local import LocalBackend
@@ -25,6 +29,16 @@ from deploybot.runner.preflight import Preflight
 from deploybot.runner.service_logs import ServiceLogStreams
 from deploybot.runner.status import SwarmStatus
 from deploybot.runner.swarm import Swarm
+
+READINESS_TIMEOUT = 5.0
+"""Seconds a readiness check may take before it counts as failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessCheck:
+    name: str
+    ok: bool
+    message: str
 
 
 class Instance:
@@ -55,6 +69,41 @@ class Instance:
     def backend_for(self, principal: Principal) -> LocalBackend:
         """The backend bound to one caller: every call it makes is checked against them."""
         return dataclasses.replace(self.backend, principal=principal)
+
+    @cached_property
+    def _migration_heads(self) -> list[str]:
+        return migrate.heads()
+
+    async def readiness(self, *, docker: bool) -> list[ReadinessCheck]:
+        """What `/readyz` reports: the database answers and is at the head migration, and
+        (where a runner runs, `docker`) the Docker Engine answers."""
+        checks = [await self._database_ready()]
+        if docker:
+            checks.append(await self._docker_ready())
+        return checks
+
+    async def _database_ready(self) -> ReadinessCheck:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT):
+                async with self.db.connection() as conn:
+                    versions = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                    current = versions.scalar_one_or_none()
+        except Exception as exc:  # any failure to answer means not ready
+            return ReadinessCheck("database", False, f"unreachable: {type(exc).__name__}")
+        head = self._migration_heads
+        if current not in head:
+            return ReadinessCheck(
+                "database", False, f"at migration {current}, not at the head {', '.join(head)}"
+            )
+        return ReadinessCheck("database", True, f"at the head migration {current}")
+
+    async def _docker_ready(self) -> ReadinessCheck:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT):
+                version = await self.swarm.query("version")
+        except Exception as exc:  # any failure to answer means not ready
+            return ReadinessCheck("docker", False, f"unreachable: {exc}")
+        return ReadinessCheck("docker", True, f"Docker {version.get('Version', '?')}")
 
     @contextlib.asynccontextmanager
     async def running(self, *, migrations: bool = True) -> AsyncIterator[Instance]:

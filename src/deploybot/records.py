@@ -423,3 +423,14 @@ class DeliveryMetrics:
     interval: Interval
     total: Period
     periods: list[Period]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentTally:
+    """How many deployments of an application are in a state, by trigger."""
+
+    environment: str
+    application: str
+    state: str
+    trigger: str
+    count: int

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from deploybot.access import LOCAL_USER, Principal
+from deploybot.access import LOCAL_USER, Action, Principal
 from deploybot.backend.guard import Guard
 from deploybot.config import Settings
 from deploybot.core import (
     admission,
     applications,
+    census,
     current_versions,
     delivery_metrics,
     external_deployments,
@@ -51,6 +52,7 @@ from deploybot.records import (
     DeliveryMetrics,
     DeploymentChange,
     DeploymentRecord,
+    DeploymentTally,
     EnvironmentVersion,
     LogLineRecord,
     Page,
@@ -165,6 +167,10 @@ class LocalBackend:
 
     async def count_deployments(self, filter: DeploymentFilter | None) -> int:
         return await history.count_deployments(self.db, filter)
+
+    async def deployment_tallies(self) -> list[DeploymentTally]:
+        self.guard.require(Action.READ)
+        return await census.deployment_tallies(self.db, self.environment)
 
     def _numbers(self, refs: Sequence[DeploymentRef]) -> list[int]:
         return [ref.number for ref in refs if self._own(ref)]

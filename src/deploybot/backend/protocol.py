@@ -36,6 +36,7 @@ from deploybot.records import (
     ApplicationStatus,
     DeliveryMetrics,
     DeploymentRecord,
+    DeploymentTally,
     EnvironmentVersion,
     LogLineRecord,
     Page,
@@ -90,6 +91,10 @@ class Backend(Protocol):
         ...
 
     async def count_deployments(self, filter: DeploymentFilter | None) -> int: ...
+
+    async def deployment_tallies(self) -> list[DeploymentTally]:
+        """Deployments here by application, state and trigger (read on the environment)."""
+        ...
 
     async def deployments_by_ref(
         self, refs: Sequence[DeploymentRef]

@@ -29,6 +29,7 @@ from deploybot.domain import (
 )
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.metrics import DEPLOYMENT_DURATION, STEP_DURATION
 from deploybot.times import utcnow
 
 
@@ -82,16 +83,21 @@ async def set_step(
     ):
         values["finished_at"] = now
     async with db.transaction() as session:
-        await session.execute(
-            update(step_table)
-            .where(step_table.c.deployment_id == deployment_id, step_table.c.name == name.value)
-            .values(**values)
-        )
+        started = (
+            await session.execute(
+                update(step_table)
+                .where(step_table.c.deployment_id == deployment_id, step_table.c.name == name.value)
+                .values(**values)
+                .returning(step_table.c.started_at)
+            )
+        ).scalar_one_or_none()
         await session.execute(
             update(deployment_table)
             .where(deployment_table.c.id == deployment_id)
             .values(updated_at=now)
         )
+    if "finished_at" in values and started is not None:
+        STEP_DURATION.labels(name.value, status.value).observe((now - started).total_seconds())
     if bus is not None:
         bus.publish(
             DeploymentEvent(
@@ -157,6 +163,12 @@ async def finish_deployment(
         deployment.updated_at = now
         deployment.error_code = error_code.value if error_code else None
         deployment.error_message = error_message
+        labels = (deployment.environment, deployment.application)
+        took = (
+            None
+            if deployment.started_at is None
+            else (deployment.finished_at - deployment.started_at).total_seconds()
+        )
         await skip_pending_steps(session, [deployment_id])
         await session.execute(
             update(step_table)
@@ -207,6 +219,8 @@ async def finish_deployment(
         elif swarm_changed and state is not DeploymentState.CANCELLED:
             app.state = ApplicationState.FAILED
             app.health = Health.UNKNOWN
+    if took is not None:
+        DEPLOYMENT_DURATION.labels(*labels, state.value).observe(max(0.0, took))
     bus.publish(DeploymentEvent(deployment_id, state.value))
     for retired_id in retired:
         bus.publish(DeploymentEvent(retired_id, DeploymentState.INACTIVE.value))

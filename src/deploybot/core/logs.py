@@ -19,6 +19,7 @@ from deploybot.db.engine import Database
 from deploybot.db.models import log_table
 from deploybot.domain import LogSource, LogStream
 from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.metrics import LOG_LINES
 from deploybot.records import LogLineRecord
 from deploybot.times import utcnow
 
@@ -98,6 +99,7 @@ class LogWriter:
                 async with self.db.transaction() as session:
                     await session.execute(insert(log_table), chunk)
                 del self._pending[: len(chunk)]
+                LOG_LINES.inc(len(chunk))
                 self.bus.publish(
                     DeploymentEvent(
                         self.deployment_id,

@@ -32,6 +32,7 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.operation_metrics import OperationMetrics
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 
@@ -168,5 +169,9 @@ schema = Schema(
     subscription=Subscription,
     types=[Deployment, Release],
     execution_context_class=Executor,
-    extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
+    extensions=[
+        lambda: ParserCache(maxsize=1000),
+        lambda: ValidationCache(maxsize=1000),
+        OperationMetrics,
+    ],
 )

@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from deploybot.live.hub import FeedFailed, LiveStream
+from deploybot.metrics import ACTIVE_SUBSCRIPTIONS, OPEN_WEBSOCKETS, RATE_LIMITED, timed_operation
 from deploybot.schema import Schema
 from deploybot.schema.context import Context
 from deploybot.schema.execution import Executor
@@ -57,6 +58,10 @@ def _parse(query: str) -> DocumentNode | GraphQLError:
         return parse(query)
     except GraphQLError as exc:
         return exc
+
+
+def _name_of(operation: Any) -> str | None:
+    return operation.name.value if operation.name else None
 
 
 class _ProtocolError(Exception):
@@ -104,7 +109,11 @@ class GraphQLWebSocket:
             return
         await websocket.accept(subprotocol=protocol)
         connection = _Connection(self, websocket, protocol == TRANSPORT_WS)
-        await connection.serve()
+        OPEN_WEBSOCKETS.inc()
+        try:
+            await connection.serve()
+        finally:
+            OPEN_WEBSOCKETS.dec()
 
     def validation_errors(self, query: str, document: DocumentNode) -> list[dict[str, Any]]:
         errors = self._validated.get(query)
@@ -227,6 +236,7 @@ class _Connection:
             self.operations.pop(op_id).cancel()
         if len(self.operations) >= self.endpoint.limits.max_subscriptions:
             limit = self.endpoint.limits.max_subscriptions
+            RATE_LIMITED.labels("websocket").inc()
             await self._send_error(
                 op_id,
                 [_error(f"too many operations on one connection (limit {limit})", "RATE_LIMITED")],
@@ -304,20 +314,25 @@ class _Connection:
             await self._send_error(op_id, [e.formatted for e in built])  # type: ignore[misc]
             return False
         executor = cast(Executor, built)
-        created = create_source_event_stream(executor)
-        source = await created if inspect.isawaitable(created) else created
+        with timed_operation(operation_name or _name_of(operation), "subscription"):
+            created = create_source_event_stream(executor)
+            source = await created if inspect.isawaitable(created) else created
         if isinstance(source, ExecutionResult):
             schema.process_errors(source.errors or [])
             await self._send_error(op_id, [e.formatted for e in source.errors or []])  # type: ignore[misc]
             return False
-        if isinstance(source, LiveStream):
-            return await self._multiplexed(
-                op_id, source, executor, query, operation_name, variables
-            )
-        async for event in source:  # a plain async iterator: executed for this subscriber alone
-            for text in await self._render(executor, [event]):
-                await self._send_next(op_id, text)
-        return True
+        ACTIVE_SUBSCRIPTIONS.inc()
+        try:
+            if isinstance(source, LiveStream):
+                return await self._multiplexed(
+                    op_id, source, executor, query, operation_name, variables
+                )
+            async for event in source:  # a plain async iterator: for this subscriber alone
+                for text in await self._render(executor, [event]):
+                    await self._send_next(op_id, text)
+            return True
+        finally:
+            ACTIVE_SUBSCRIPTIONS.dec()
 
     async def _render(self, executor: Executor, roots: list[Any]) -> list[str]:
         """Execute the selection once per root value and encode the payloads once."""
