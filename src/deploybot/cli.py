@@ -1,4 +1,5 @@
-"""`deploybot` command line: serve, runner, migrate, export-schema."""
+"""`deploybot` command line: the server (serve, runner, migrate, export-schema) and the
+client a CI job uses (deploy, logs, status, history, rollback, cancel)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from deploybot.client.commands import register as register_client_commands
 from deploybot.config import Settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -152,6 +154,9 @@ def export_schema(
         typer.echo(text, nl=False)
     else:
         output.write_text(text)
+
+
+register_client_commands(cli)
 
 
 def main() -> None:
