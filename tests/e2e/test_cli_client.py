@@ -1,0 +1,266 @@
+"""End to end: the `deploybot` client commands as a CI job runs them (a subprocess, no
+terminal) against a running server deploying onto the real Swarm; and what `/metrics`
+says afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import remove_stack
+from tests.gitserver import GitServer
+from tests.servers import Client, ServerProcess
+from tests.tcpproxy import DroppingProxy
+
+APP = "cl-cli"
+DOCKERFILE = "FROM deploybot/busybox:latest\nCOPY www /www\n"
+GOOD_STACK = """services:
+  app:
+    build: .
+    command: ["sh", "-c", "echo up $$(cat /www/v); while true; do sleep 1; done"]
+    stop_grace_period: 1s
+"""
+CRASHING_STACK = """services:
+  app:
+    build: .
+    command: ["sh", "-c", "echo crashing; exit 3"]
+    stop_grace_period: 1s
+    deploy:
+      restart_policy:
+        delay: 1s
+"""
+
+
+def deploybot(
+    server: ServerProcess | str, *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """`deploybot ARGS` as a CI job runs it: no terminal, the server in DEPLOYBOT_URL."""
+    url = server if isinstance(server, str) else server.url
+    return subprocess.run(
+        [sys.executable, "-m", "deploybot", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "DEPLOYBOT_URL": url, "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def no_control_characters(text: str) -> bool:
+    return not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text)
+
+
+@pytest.fixture(scope="module")
+def repo(git_server: GitServer) -> Iterator[dict[str, str]]:
+    remove_stack(APP)
+    git_server.create_repo(APP)
+    good = git_server.commit(
+        APP,
+        {"Dockerfile": DOCKERFILE, "docker-compose.stack.yml": GOOD_STACK, "www/v": "one\n"},
+        message="good",
+    )
+    crashing = git_server.commit(
+        APP, {"docker-compose.stack.yml": CRASHING_STACK}, message="crashing"
+    )
+    yield {"url": git_server.url(APP), "good": good, "crashing": crashing}
+    remove_stack(APP)
+
+
+def test_deploy_wait_exits_0_on_success_with_plain_progress_and_logs(
+    deploy_server: ServerProcess, repo: dict[str, str]
+) -> None:
+    done = deploybot(
+        deploy_server, "deploy", "--repo", repo["url"], "--sha", repo["good"], "--wait", "--logs"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert no_control_characters(out), repr(out)
+    assert re.search(r"^deployment #\d+ QUEUED: http://", out, re.M)
+    assert re.search(r"^deployment #\d+: 100% SUCCESS", out, re.M), out
+    assert re.search(r"\[build/app\] Step 1/\d : FROM deploybot/busybox", out), out
+    assert f"{APP} on test version {repo['good'][:7]}: SUCCESS in" in out
+
+
+def test_a_failed_rollout_never_exits_0(deploy_server: ServerProcess, repo: dict[str, str]) -> None:
+    rolled = deploybot(
+        deploy_server, "deploy", "--repo", repo["url"], "--sha", repo["crashing"], "--wait",
+        "--output", "json",
+    )  # fmt: skip
+    assert rolled.returncode == 3, rolled.stdout + rolled.stderr
+    final = json.loads(rolled.stdout)
+    assert final["state"] == "ROLLED_BACK" and final["errorCode"] == "ROLLOUT_FAILED"
+    failed = deploybot(
+        deploy_server, "deploy", "--repo", repo["url"], "--sha", repo["crashing"], "--wait",
+        "--no-rollback-on-failure",
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert ": FAILURE in" in failed.stdout and "ROLLOUT_FAILED" in failed.stdout
+    assert "step converge failed" in failed.stdout
+    again = deploybot(
+        deploy_server, "deploy", "--repo", repo["url"], "--sha", repo["good"], "--wait"
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_refused_requests_print_their_codes(
+    deploy_server: ServerProcess, repo: dict[str, str]
+) -> None:
+    bad_sha = deploybot(deploy_server, "deploy", "--repo", repo["url"], "--sha", "zz", "--wait")
+    assert bad_sha.returncode == 6
+    assert "error: INVALID_INPUT (commitSha):" in bad_sha.stderr
+    elsewhere = deploybot(
+        deploy_server, "deploy", "--repo", repo["url"], "--ref", "main", "--environment", "prod",
+        "-o", "json",
+    )  # fmt: skip
+    assert elsewhere.returncode == 6
+    assert json.loads(elsewhere.stdout)["userErrors"][0]["code"] == "WRONG_ENVIRONMENT"
+    missing = deploybot(deploy_server, "logs", "999999")
+    assert missing.returncode == 10 and "DEPLOYMENT_NOT_FOUND" in missing.stderr
+    unreachable = deploybot("http://127.0.0.1:9", "history")
+    assert unreachable.returncode == 9 and "cannot reach" in unreachable.stderr
+    usage = deploybot(deploy_server, "deploy", "--strategy")
+    assert usage.returncode == 2
+
+
+def test_status_history_logs_and_cancel(
+    deploy_server: ServerProcess, client: Client, repo: dict[str, str]
+) -> None:
+    status = deploybot(deploy_server, "status", APP)
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"state\s+HEALTHY", status.stdout), status.stdout
+    assert re.search(rf"version\s+{repo['good'][:7]}", status.stdout)
+    assert no_control_characters(status.stdout)
+    as_json = json.loads(deploybot(deploy_server, "status", APP, "-o", "json").stdout)
+    assert as_json["currentVersion"] == repo["good"][:7] and as_json["replicas"]["ready"] == 1
+
+    history = deploybot(deploy_server, "history", "-a", APP, "--state", "ROLLED_BACK")
+    assert history.returncode == 0
+    rows = history.stdout.splitlines()
+    assert rows[0].split()[:4] == ["#", "application", "environment", "state"]
+    assert len(rows) == 2 and "ROLLED_BACK" in rows[1] and APP in rows[1]
+    listed = json.loads(deploybot(deploy_server, "history", "-a", APP, "-o", "json").stdout)
+    assert [d["state"] for d in listed][:3] == ["SUCCESS", "FAILURE", "ROLLED_BACK"]
+
+    newest = listed[0]
+    logs = deploybot(deploy_server, "logs", str(newest["number"]))
+    assert logs.returncode == 0 and "[build/app]" in logs.stdout
+    stored = client.query(
+        "query($id: ID!) { deployment(id: $id) { logs { totalCount } } }", {"id": newest["id"]}
+    )["deployment"]["logs"]["totalCount"]
+    assert len(logs.stdout.splitlines()) == stored
+    lines = json.loads(deploybot(deploy_server, "logs", newest["id"], "-o", "json").stdout)
+    assert [line["sequence"] for line in lines] == list(range(1, stored + 1))
+
+    finished = deploybot(deploy_server, "cancel", str(newest["number"]))
+    assert finished.returncode == 6 and "DEPLOYMENT_FINISHED" in finished.stderr
+
+
+def test_timeout_then_logs_follow_resumes_after_a_dropped_socket(
+    deploy_server: ServerProcess, client: Client, repo: dict[str, str]
+) -> None:
+    slow = deploybot(
+        deploy_server, "deploy", "--repo", repo["url"], "--sha", repo["good"],
+        "--pre-deploy", "echo hook starts; sleep 6; echo hook ends",
+        "--wait", "--timeout", "1",
+    )  # fmt: skip
+    assert slow.returncode == 7, slow.stdout + slow.stderr
+    assert "--timeout of 1s ran out" in slow.stderr
+    number = re.search(r"deployment #(\d+) QUEUED", slow.stdout)
+    assert number is not None
+
+    proxy = DroppingProxy(deploy_server.port)
+    try:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "deploybot", "logs", number[1], "-f", "-o", "json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "DEPLOYBOT_URL": proxy.url},
+        )
+        assert follower.stdout is not None
+        seen: list[dict[str, Any]] = []
+        for raw in follower.stdout:  # drop the socket once the hook has started
+            seen.append(json.loads(raw))
+            if "hook starts" in seen[-1]["text"]:
+                proxy.drop_all()
+                break
+        seen.extend(json.loads(raw) for raw in follower.stdout)
+        assert follower.wait(120) == 0, follower.stderr.read() if follower.stderr else ""
+        stderr = follower.stderr.read() if follower.stderr else ""
+    finally:
+        proxy.close()
+    assert proxy.dropped >= 2 and "connection lost" in stderr, stderr
+    final = client.query(
+        "query($id: ID!) { deployment(id: $id) { state logs { totalCount } } }",
+        {"id": number[1]},
+    )["deployment"]
+    assert final["state"] == "SUCCESS"
+    assert [line["sequence"] for line in seen] == list(range(1, final["logs"]["totalCount"] + 1))
+    assert any("hook ends" in line["text"] for line in seen)
+
+
+def metric(text: str, sample_name: str, /, **labels: str) -> float:
+    """The value of one sample of the Prometheus text `text`."""
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample.split("{")[0] != sample_name:
+            continue
+        if all(f'{key}="{val}"' in sample for key, val in labels.items()):
+            return float(value)
+    raise AssertionError(f"no sample {sample_name} {labels}")
+
+
+def test_metrics_after_the_deployments(deploy_server: ServerProcess) -> None:
+    deadline = time.monotonic() + 10
+    while True:  # the last deployment's follower may still be finishing
+        response = httpx.get(f"{deploy_server.url}/metrics", timeout=10)
+        assert response.status_code == 200
+        text = response.text
+        if metric(text, "deploybot_running_deployments", environment="test") == 0:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert response.headers["content-type"].startswith("text/plain")
+    by = {"environment": "test", "application": APP, "trigger": "API"}
+    assert metric(text, "deploybot_deployments", state="SUCCESS", **by) == 1
+    assert metric(text, "deploybot_deployments", state="INACTIVE", **by) >= 2
+    assert metric(text, "deploybot_deployments", state="ROLLED_BACK", **by) == 1
+    assert metric(text, "deploybot_deployments", state="FAILURE", **by) == 1
+    assert metric(text, "deploybot_queue_depth", environment="test") == 0
+    assert (
+        metric(
+            text, "deploybot_deployment_duration_seconds_count", application=APP, state="SUCCESS"
+        )
+        >= 3
+    )
+    assert (
+        metric(
+            text,
+            "deploybot_deployment_duration_seconds_count",
+            application=APP,
+            state="ROLLED_BACK",
+        )
+        == 1
+    )
+    assert metric(text, "deploybot_step_duration_seconds_count", step="build") >= 4
+    assert metric(text, "deploybot_log_lines_written_total") > 20
+    assert metric(text, "deploybot_graphql_operations_total", name="Deploy", type="mutation") >= 6
+    assert (
+        metric(text, "deploybot_graphql_operations_total", name="Progress", type="subscription")
+        >= 5
+    )
+    assert metric(text, "deploybot_graphql_operation_duration_seconds_count", name="Deploy") >= 6
+    assert metric(text, "deploybot_open_websockets") == 0
+    assert metric(text, "deploybot_active_subscriptions") == 0
+    for defined in ("deploybot_webhook_deliveries_total", "deploybot_rate_limited_requests_total"):
+        assert f"# TYPE {defined} counter" in text
