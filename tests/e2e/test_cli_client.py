@@ -150,6 +150,7 @@ def test_status_history_logs_and_cancel(
     assert len(rows) == 2 and "ROLLED_BACK" in rows[1] and APP in rows[1]
     listed = json.loads(deploybot(deploy_server, "history", "-a", APP, "-o", "json").stdout)
     assert [d["state"] for d in listed][:3] == ["SUCCESS", "FAILURE", "ROLLED_BACK"]
+    assert {d["trigger"] for d in listed} == {"CLI"}  # the client introduces itself
 
     newest = listed[0]
     logs = deploybot(deploy_server, "logs", str(newest["number"]))
@@ -170,13 +171,13 @@ def test_timeout_then_logs_follow_resumes_after_a_dropped_socket(
 ) -> None:
     slow = deploybot(
         deploy_server, "deploy", "--repo", repo["url"], "--sha", repo["good"],
-        "--pre-deploy", "echo hook starts; sleep 6; echo hook ends",
-        "--wait", "--timeout", "1",
+        "--pre-deploy", "echo hook starts; sleep 10; echo hook ends",
+        "--wait", "--timeout", "4",
     )  # fmt: skip
     assert slow.returncode == 7, slow.stdout + slow.stderr
-    assert "--timeout of 1s ran out" in slow.stderr
+    assert "--timeout of 4s ran out" in slow.stderr
     number = re.search(r"deployment #(\d+) QUEUED", slow.stdout)
-    assert number is not None
+    assert number is not None, slow.stdout + slow.stderr
 
     proxy = DroppingProxy(deploy_server.port)
     try:
@@ -231,7 +232,7 @@ def test_metrics_after_the_deployments(deploy_server: ServerProcess) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert response.headers["content-type"].startswith("text/plain")
-    by = {"environment": "test", "application": APP, "trigger": "API"}
+    by = {"environment": "test", "application": APP, "trigger": "CLI"}
     assert metric(text, "deploybot_deployments", state="SUCCESS", **by) == 1
     assert metric(text, "deploybot_deployments", state="INACTIVE", **by) >= 2
     assert metric(text, "deploybot_deployments", state="ROLLED_BACK", **by) == 1

@@ -41,9 +41,7 @@ TokenOpt = Annotated[
 ]
 OutputOpt = Annotated[
     str,
-    typer.Option(
-        "--output", "-o", help="text, or json for scripts", show_default=True
-    ),
+    typer.Option("--output", "-o", help="text, or json for scripts", show_default=True),
 ]
 TimeoutOpt = Annotated[
     float | None,

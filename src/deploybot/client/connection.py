@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import httpx
@@ -19,6 +20,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 PROTOCOL = "graphql-transport-ws"
+
+
+def _version() -> str:
+    try:
+        return version("deploybot")
+    except PackageNotFoundError:  # run from a source tree
+        return "dev"
+
+
+USER_AGENT = f"deploybot-cli/{_version()}"
+"""The server records deploys asked with it as trigger CLI."""
 AUTH_CLOSE_CODES = {4401, 4403}
 
 
@@ -82,8 +94,10 @@ class Connection:
         self.url = graphql_url(url)
         self.ws_url = "ws" + self.url.removeprefix("http")
         self.token = token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(headers=headers, timeout=request_timeout)
+        self.headers = {"User-Agent": USER_AGENT}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.http = httpx.AsyncClient(headers=self.headers, timeout=request_timeout)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -120,6 +134,8 @@ class Connection:
             async with connect(
                 self.ws_url,
                 subprotocols=[PROTOCOL],  # type: ignore[list-item]
+                additional_headers={k: v for k, v in self.headers.items() if k != "User-Agent"},
+                user_agent_header=USER_AGENT,
                 open_timeout=15,
                 ping_interval=10,
                 ping_timeout=20,

@@ -8,6 +8,7 @@ from typing import Any
 
 from strawberry.types.nodes import SelectedField, Selection
 
+from deploybot.domain import DeploymentTrigger
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.ids import InvalidId
 from deploybot.inputs import DeploymentRef, PageRequest
@@ -155,7 +156,10 @@ def _original_request(input: DeployInput) -> dict[str, Any]:
 
 async def deploy(info: Info, input: DeployInput) -> DeployPayload:
     try:
-        record = await info.context.backend.deploy(input.to_core(_original_request(input)))
+        request = input.to_core(_original_request(input))
+        if info.context.via_cli:
+            request.trigger = DeploymentTrigger.CLI
+        record = await info.context.backend.deploy(request)
     except (DeploybotError, ValidationFailed) as exc:
         return DeployPayload(
             deployment=None,

@@ -49,6 +49,8 @@ def _objects(fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]]) -> DataLoade
 class Context:
     backend: Backend
     base_url: str
+    via_cli: bool = False
+    """The request came from the `deploybot` client commands (its deploys: trigger CLI)."""
 
     @cached_property
     def steps(self) -> DataLoader[DeploymentRef, list[StepRecord]]:

@@ -17,9 +17,16 @@ from deploybot.schema.context import Context
 from deploybot.web.errors import error_response
 from deploybot.web.requests import base_url, instance_of
 
+CLI_USER_AGENT = "deploybot-cli/"
+"""How the `deploybot` client commands introduce themselves (`deploybot.client`)."""
+
 
 def context_for(connection: HTTPConnection) -> Context:
-    return Context(backend=instance_of(connection).backend, base_url=base_url(connection))
+    return Context(
+        backend=instance_of(connection).backend,
+        base_url=base_url(connection),
+        via_cli=connection.headers.get("user-agent", "").startswith(CLI_USER_AGENT),
+    )
 
 
 class GraphQLApp(GraphQL[Context, None]):
