@@ -210,6 +210,31 @@ def test_timeout_then_logs_follow_resumes_after_a_dropped_socket(
     assert any("hook ends" in line["text"] for line in seen)
 
 
+def test_cancelling_a_waited_deployment_exits_5(
+    deploy_server: ServerProcess, repo: dict[str, str]
+) -> None:
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "deploybot", "deploy", "--repo", repo["url"], "--sha",
+         repo["good"], "--pre-deploy", "echo waiting; sleep 60", "--wait", "--logs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DEPLOYBOT_URL": deploy_server.url},
+    )  # fmt: skip
+    assert waiting.stdout is not None
+    number = None
+    for line in waiting.stdout:
+        found = re.match(r"deployment #(\d+) QUEUED", line)
+        number = number or (found[1] if found else None)
+        if "waiting" in line and "[hook" in line:
+            break
+    assert number is not None
+    cancelled = deploybot(deploy_server, "cancel", number)
+    assert cancelled.returncode == 0 and "asked to stop" in cancelled.stdout, cancelled.stderr
+    assert waiting.wait(60) == 5
+    assert "CANCELLED" in waiting.stdout.read()
+
+
 def metric(text: str, sample_name: str, /, **labels: str) -> float:
     """The value of one sample of the Prometheus text `text`."""
     for line in text.splitlines():
