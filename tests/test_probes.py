@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from deploybot.db import migrate
 from deploybot.db.engine import Database
 from tests.conftest import POSTGRES_ADMIN_URL, _create_pg_database, server_env
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, free_port
 
 
 def readiness(server: ServerProcess) -> tuple[int, dict[str, object]]:
@@ -111,3 +116,28 @@ def test_json_logs_carry_the_request_id_sent_back(json_server: ServerProcess) ->
     assert "POST /graphql" in by_id["ci-job-42.step-3"]
     assert "GET /healthz" in by_id[fresh.headers["x-request-id"]]
     assert "GET /metrics" in by_id[refused.headers["x-request-id"]]
+
+
+def test_a_separate_runner_serves_its_own_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "deploybot", "runner", "--metrics-port", str(port)],
+        env={**os.environ, **server_env(tmp_path)},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                break
+            except httpx.HTTPError:
+                assert runner.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        assert "deploybot_log_lines_written_total 0.0" in scraped
+        assert "# TYPE deploybot_step_duration_seconds histogram" in scraped
+    finally:
+        runner.send_signal(signal.SIGINT)
+        runner.wait(30)
