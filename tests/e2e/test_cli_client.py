@@ -290,3 +290,15 @@ def test_metrics_after_the_deployments(deploy_server: ServerProcess) -> None:
     assert metric(text, "deploybot_active_subscriptions") == 0
     for defined in ("deploybot_webhook_deliveries_total", "deploybot_rate_limited_requests_total"):
         assert f"# TYPE {defined} counter" in text
+
+
+def test_rollback_wait_restores_the_previous_success(
+    deploy_server: ServerProcess, repo: dict[str, str]
+) -> None:
+    unknown = deploybot(deploy_server, "rollback", APP, "--version", "no-such-version")
+    assert unknown.returncode == 10
+    assert "error: DEPLOYMENT_NOT_FOUND (version): no successful deployment" in unknown.stderr
+    restored = deploybot(deploy_server, "rollback", APP, "--wait", "-o", "json")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    final = json.loads(restored.stdout)
+    assert final["state"] == "SUCCESS" and final["trigger"] == "ROLLBACK"
