@@ -21,7 +21,7 @@ log() { printf '[prepare] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_packages() {
-  local want=(docker.io busybox-static docker-registry postgresql git wrk openssh-server openssh-client)
+  local want=(docker.io busybox-static docker-registry postgresql git wrk openssh-server openssh-client chromium)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
 from deploybot.instance import Instance
@@ -20,6 +20,7 @@ from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz
 from deploybot.web.logs import raw_logs
+from deploybot.web.pages import dashboard, static_files
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 
@@ -63,6 +64,8 @@ def create_app(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
+            Route("/", dashboard),
+            Mount("/static", static_files(), name="static"),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
         ],
