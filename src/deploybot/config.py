@@ -8,11 +8,19 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SECRETS_DIR = Path("/run/secrets")
+"""Where Swarm mounts a service's secrets: a file named like a setting's variable
+(`DEPLOYBOT_DATABASE_URL`) sets it, below the environment's own variables."""
+
 
 class Settings(BaseSettings):
     """Everything an instance needs to know; each field is `DEPLOYBOT_<NAME>` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DEPLOYBOT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DEPLOYBOT_",
+        extra="ignore",
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
+    )
 
     database_url: str = Field(
         default="sqlite+aiosqlite:///./deploybot.db",
