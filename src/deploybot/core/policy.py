@@ -38,7 +38,7 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # scp-like ssh syntax ([user@]host:path), as runner/git.py and git itself read it.
 _SCP_RE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:]+):(?P<path>.*)$")
 _CAPABILITY_RE = re.compile(r"^CAP_[A-Z][A-Z0-9_]*$|^ALL$")
-_SYSCTL_RE = re.compile(r"^[a-z0-9_.*?\[\]/-]+$")
+_SYSCTL_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]/-]+$")
 MAX_PORT = 65535
 
 
