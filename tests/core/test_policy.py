@@ -4,11 +4,13 @@ storage (the settings' policy until an admin edits it) on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from deploybot.config import Settings
+from deploybot.core import history, queue, rollbacks
 from deploybot.core.policy import (
     Claim,
     ClaimKind,
@@ -20,15 +22,26 @@ from deploybot.core.policy import (
     parse_port_ranges,
     registry_of,
     repository_violation,
+    restore_violations,
+    spec_claims,
     stack_violations,
     without_credentials,
 )
 from deploybot.core.policy_store import current_policy, update_policy
 from deploybot.db.engine import Database
-from deploybot.errors import DeploybotError, ErrorCode
-from deploybot.runner.stack import parse_stack_file
+from deploybot.db.models import Application, Deployment, ServiceRollout
+from deploybot.domain import DeploymentState
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
+from deploybot.events.bus import EventBus
+from deploybot.inputs import DeploymentRef, PageRequest, RollbackRequest
+from deploybot.records import DeploymentRecord
+from deploybot.runner.pipeline import execute
+from deploybot.runner.preflight import Preflight, mirror_cache
+from deploybot.runner.run import RunnerContext
+from deploybot.runner.stack import parse_stack_file, service_specs
 from deploybot.runner.stack.claims import stack_claims
-from tests.conftest import both_databases
+from deploybot.runner.swarm import Swarm
+from tests.conftest import BASE_IMAGE, both_databases, docker
 
 DEFAULT = DeployPolicy()
 
@@ -450,3 +463,99 @@ async def test_an_edit_that_makes_no_sense_names_its_field(database: Database) -
         )
     assert (caught.value.code, caught.value.field) == (ErrorCode.INVALID_INPUT, "bindMountPrefixes")
     assert not (await current_policy(database, Settings())).edited
+
+
+# --- rollbacks: the recorded specs of the target -----------------------------------------------
+
+
+def test_recorded_specs_claim_what_their_stack_claimed() -> None:
+    stack = parse_stack_file(STACK, "docker-stack.yml")
+    specs = {s.service: s.spec for s in service_specs(stack, "po-spec", {"worker": "w:1"})}
+    claims = [c for s in sorted(specs) for c in spec_claims(s, specs[s])]
+    assert [(c.kind, c.value) for c in claims] == [
+        (ClaimKind.BIND_MOUNT, "/var/run/docker.sock"),
+        (ClaimKind.BIND_MOUNT, "/srv/app/static"),
+        (ClaimKind.CAPABILITY, "CAP_NET_ADMIN"),
+        (ClaimKind.CAPABILITY, "CAP_SYS_TIME"),
+        (ClaimKind.SYSCTL, "net.core.somaxconn"),
+        (ClaimKind.PUBLISHED_PORT, "80"),
+        (ClaimKind.PUBLISHED_PORT, "443"),
+        (ClaimKind.PUBLISHED_PORT, "18080"),
+        (ClaimKind.SYSCTL, "net.ipv4.ip_forward"),
+        (ClaimKind.HOST_NAMESPACE, "the host network"),
+    ]
+    errors = restore_violations(DEFAULT, 7, specs)
+    assert errors[0].message == (
+        "deployment #7: services.web.Mounts[1]: bind mount of host path /var/run/docker.sock"
+        " is not allowed (allowed prefixes: none)"
+    )
+    assert len(errors) == 9  # all but port 18080
+
+
+@both_databases
+async def test_rollbacks_are_held_to_the_policy_at_admission_and_at_run_time(
+    database: Database, swarm: str, swarm_client: Swarm, tmp_path: Path
+) -> None:
+    mounted = {
+        "Name": "po-rb_web",
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": BASE_IMAGE,
+                "Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/s"}],
+            }
+        },
+    }
+    first, current = await _history(database, [mounted, {"Name": "po-rb_web"}])
+    strict = Settings(environment="test", docker_host=swarm, work_dir=tmp_path / "work")
+    before = (await history.list_deployments(database, None, PageRequest(first=10))).edges
+
+    with pytest.raises(ValidationFailed) as caught:
+        await _rollback(database, strict, first)
+    [error] = caught.value.errors
+    assert error.code is ErrorCode.POLICY_VIOLATION
+    assert error.message.startswith(f"deployment #{first}: services.web.Mounts[0]: bind mount")
+    after = (await history.list_deployments(database, None, PageRequest(first=10))).edges
+    assert len(after) == len(before)
+
+    # Admitted under a policy that allows it, refused by the runner once it is tightened.
+    permissive = Settings(
+        environment="test",
+        docker_host=swarm,
+        work_dir=tmp_path / "work",
+        policy_bind_mount_prefixes="/var/run",
+    )
+    record = await _rollback(database, permissive, first)
+    assert record.rollback_to_id == first and record.rollback_of_id == current
+    assert await queue.claim_next(database, "test", "runner-po") == record.id
+    ctx = RunnerContext(database, EventBus(), strict, mirror_cache(strict), swarm_client)
+    assert await execute(ctx, record.id) is DeploymentState.FAILURE
+    done = await history.get_deployment(database, record.id)
+    assert done is not None and done.error_code == "POLICY_VIOLATION"
+    assert done.error_message is not None and "/var/run/docker.sock" in done.error_message
+    assert docker("service", "ls", "-q", "--filter", "name=po-rb_").strip() == ""
+
+
+async def _history(db: Database, specs: list[dict[str, Any]]) -> list[int]:
+    """One successful deployment of `po-rb` per recorded web spec; the last is current."""
+    ids: list[int] = []
+    async with db.transaction() as session:
+        for n, spec in enumerate(specs, start=1):
+            state = DeploymentState.SUCCESS if n == len(specs) else DeploymentState.INACTIVE
+            row = Deployment(environment="test", application="po-rb", version=f"v{n}", state=state)
+            session.add(row)
+            await session.flush()
+            assert row.id is not None
+            ids.append(row.id)
+            session.add(ServiceRollout(deployment_id=row.id, service="web", spec=spec))
+        session.add(Application(name="po-rb", environment="test", current_deployment_id=ids[-1]))
+    return ids
+
+
+async def _rollback(db: Database, settings: Settings, target: int) -> DeploymentRecord:
+    request = RollbackRequest(application="po-rb", deployment=DeploymentRef(None, target))
+    swarm = Swarm(settings.docker_host)
+    try:
+        preflight = Preflight(settings, swarm)
+        return await rollbacks.create_rollback(db, EventBus(), settings, preflight, request)
+    finally:
+        await swarm.close()

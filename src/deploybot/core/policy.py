@@ -367,6 +367,51 @@ def stack_violations(
     return errors
 
 
+def spec_claims(service: str, spec: Mapping[str, Any]) -> list[Claim]:
+    """What a recorded Engine API ServiceSpec (a rollback's target) asks of the nodes.
+
+    Its image is not claimed: deploybot built and pushed most recorded images itself, and
+    the registries were checked when the target was deployed."""
+    task = spec.get("TaskTemplate") or {}
+    container = task.get("ContainerSpec") or {}
+    path = f"services.{service}"
+    claims = [
+        Claim(f"{path}.Mounts[{i}]", ClaimKind.BIND_MOUNT, str(m.get("Source") or ""))
+        for i, m in enumerate(container.get("Mounts") or [])
+        if m.get("Type") == "bind"
+    ]
+    claims += [
+        Claim(f"{path}.CapabilityAdd[{i}]", ClaimKind.CAPABILITY, str(cap))
+        for i, cap in enumerate(container.get("CapabilityAdd") or [])
+    ]
+    claims += [
+        Claim(f"{path}.Sysctls.{name}", ClaimKind.SYSCTL, str(name))
+        for name in container.get("Sysctls") or {}
+    ]
+    claims += [
+        Claim(f"{path}.Networks[{i}]", ClaimKind.HOST_NAMESPACE, "the host network")
+        for i, n in enumerate(task.get("Networks") or [])
+        if n.get("Target") == "host"
+    ]
+    claims += [
+        Claim(f"{path}.EndpointSpec.Ports[{i}]", ClaimKind.PUBLISHED_PORT, str(p["PublishedPort"]))
+        for i, p in enumerate((spec.get("EndpointSpec") or {}).get("Ports") or [])
+        if p.get("PublishedPort")
+    ]
+    return claims
+
+
+def restore_violations(
+    policy: DeployPolicy, deployment_id: int, specs: Mapping[str, Mapping[str, Any] | None]
+) -> list[DeploybotError]:
+    """The policy's refusals of putting deployment #N's recorded service specs back."""
+    errors = []
+    for service in sorted(specs):
+        claims = spec_claims(service, specs[service] or {})
+        errors += stack_violations(policy, f"deployment #{deployment_id}", claims)
+    return errors
+
+
 @dataclass(frozen=True)
 class StoredPolicy:
     """The policy in force and where it comes from (the settings, or an admin's edit)."""
