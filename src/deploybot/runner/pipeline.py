@@ -83,6 +83,7 @@ async def run_git(run: DeploymentRun) -> None:
     # A git deployment was admitted with these (core.requests.inspect_source).
     assert url is not None and record.stack_file is not None and record.commit_sha is not None
     async with run.step(StepName.FETCH) as result:
+        await _check_policy(run, repository_url=url)  # before the repository is read
         try:
             commit = await asyncio.to_thread(
                 run.ctx.mirrors.resolve, url, sha=record.commit_sha, ref=None
@@ -103,7 +104,7 @@ async def run_git(run: DeploymentRun) -> None:
         result["message"] = f"{commit.short_sha} {commit.message}".strip()
         run.say(f"fetched {url} at {commit.sha}: {commit.message}")
         run.say(f"stack {stack.filename}: services {', '.join(sorted(stack.services))}")
-        await _check_policy(run, repository_url=url, stack=stack)
+        await _check_policy(run, stack=stack)
 
     if stack.builds:
         await _build(run, url, commit, stack)
