@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from deploybot.access import Principal, parse_grants
 from deploybot.config import Settings
 from deploybot.core import history, queue, rollbacks
 from deploybot.core.policy import (
@@ -34,6 +35,7 @@ from deploybot.domain import DeploymentState
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
 from deploybot.inputs import DeploymentRef, PageRequest, RollbackRequest
+from deploybot.instance import Instance
 from deploybot.records import DeploymentRecord
 from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import Preflight, mirror_cache
@@ -559,3 +561,27 @@ async def _rollback(db: Database, settings: Settings, target: int) -> Deployment
         return await rollbacks.create_rollback(db, EventBus(), settings, preflight, request)
     finally:
         await swarm.close()
+
+
+# --- only admins read or change it -------------------------------------------------------------
+
+
+@both_databases
+async def test_the_backend_lets_only_admins_read_or_change_the_policy(
+    database: Database, empty_database_url: str, tmp_path: Path
+) -> None:
+    instance = Instance(Settings(database_url=empty_database_url, work_dir=tmp_path / "w"))
+    try:
+        for grants in (["read,deploy,record"], ["admin:other-env"]):
+            backend = instance.backend_for(Principal("ci", parse_grants(grants)))
+            for call in (backend.deploy_policy(), backend.update_deploy_policy(PolicyChange())):
+                with pytest.raises(DeploybotError) as caught:
+                    await call
+                assert caught.value.code is ErrorCode.FORBIDDEN, grants
+        admin = instance.backend_for(Principal("ops", parse_grants(["admin"]), token_id=3))
+        changed = await admin.update_deploy_policy(PolicyChange(allow_privileged=True))
+        assert changed.updated_by == "token:3:ops"
+        assert (await admin.deploy_policy()).policy.allow_privileged
+    finally:
+        await instance.swarm.close()
+        await instance.db.dispose()
