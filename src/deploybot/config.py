@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deploybot.core.policy import DeployPolicy, parse_port_ranges, split_list
 
 SECRETS_DIR = Path("/run/secrets")
 """Where Swarm mounts a service's secrets: a file named like a setting's variable
@@ -94,11 +96,69 @@ class Settings(BaseSettings):
         " deployment without ref)",
     )
 
+    policy_repositories: str = Field(
+        default="*",
+        description="Deploy policy: comma-separated globs of repository URLs deploys may come"
+        " from; local paths and file:// URLs only match patterns starting with file://",
+    )
+    policy_registries: str = Field(
+        default="*",
+        description="Deploy policy: comma-separated globs of registries (or registry/path)"
+        " that deployed images may come from (Docker Hub is docker.io)",
+    )
+    policy_bind_mount_prefixes: str = Field(
+        default="",
+        description="Deploy policy: host path prefixes bind mounts may come from (none: no"
+        " bind mounts)",
+    )
+    policy_capabilities: str = Field(
+        default="", description="Deploy policy: capabilities `cap_add` may add (ALL: any)"
+    )
+    policy_sysctls: str = Field(
+        default="", description="Deploy policy: globs of sysctls services may set"
+    )
+    policy_published_ports: str = Field(
+        default="1024-65535",
+        description="Deploy policy: ports and ranges services may publish (`80,443,8000-9000`)",
+    )
+    policy_allow_devices: bool = Field(
+        default=False, description="Deploy policy: allow `devices` and host device volumes"
+    )
+    policy_allow_host_namespaces: bool = Field(
+        default=False,
+        description="Deploy policy: allow the host's network, pid, ipc, uts, user or cgroup"
+        " namespace (`network_mode: host`, the `host` network, `pid: host`...)",
+    )
+    policy_allow_privileged: bool = Field(
+        default=False,
+        description="Deploy policy: allow `privileged` and unconfined `security_opt`",
+    )
+
     @field_validator("release_trains")
     @classmethod
     def _check_release_trains(cls, value: str) -> str:
         parse_release_trains(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> Settings:
+        self.deploy_policy  # noqa: B018 - raises PolicyError (a ValueError) when invalid
+        return self
+
+    @property
+    def deploy_policy(self) -> DeployPolicy:
+        """The deploy policy these settings configure (an admin's edit replaces it)."""
+        return DeployPolicy(
+            repositories=split_list(self.policy_repositories),
+            registries=split_list(self.policy_registries),
+            bind_mount_prefixes=split_list(self.policy_bind_mount_prefixes),
+            capabilities=split_list(self.policy_capabilities),
+            sysctls=split_list(self.policy_sysctls),
+            published_ports=parse_port_ranges(split_list(self.policy_published_ports)),
+            allow_devices=self.policy_allow_devices,
+            allow_host_namespaces=self.policy_allow_host_namespaces,
+            allow_privileged=self.policy_allow_privileged,
+        )
 
     @property
     def release_train_map(self) -> dict[str, str]:

@@ -31,6 +31,7 @@ class ErrorCode(enum.StrEnum):
     WRONG_ENVIRONMENT = "WRONG_ENVIRONMENT"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
+    POLICY_VIOLATION = "POLICY_VIOLATION"
     HOOK_FAILED = "HOOK_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     # Releases and deployments recorded from elsewhere (issue 5).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from deploybot.access import LOCAL_USER, Principal
+from deploybot.access import LOCAL_USER, Action, Principal
 from deploybot.backend.guard import Guard
 from deploybot.config import Settings
 from deploybot.core import (
@@ -25,11 +25,13 @@ from deploybot.core import (
     feeds,
     history,
     logs,
+    policy_store,
     releases,
     rollbacks,
     validation,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
+from deploybot.core.policy import PolicyChange, StoredPolicy
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState, Interval
 from deploybot.errors import DeploybotError, ErrorCode
@@ -278,6 +280,18 @@ class LocalBackend:
     ) -> DeliveryMetrics:
         return await delivery_metrics.delivery_metrics(
             self.db, filter, since=since, until=until, interval=interval
+        )
+
+    # --- the deploy policy (admin) ----------------------------------------------------------
+
+    async def deploy_policy(self) -> StoredPolicy:
+        self.guard.require(Action.ADMIN)
+        return await policy_store.current_policy(self.db, self.settings)
+
+    async def update_deploy_policy(self, change: PolicyChange) -> StoredPolicy:
+        self.guard.require(Action.ADMIN)
+        return await policy_store.update_policy(
+            self.db, self.settings, change, by=self.principal.label
         )
 
     # --- live -------------------------------------------------------------------------------

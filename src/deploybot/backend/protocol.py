@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from deploybot.core.policy import PolicyChange, StoredPolicy
 from deploybot.domain import DeploymentState, Interval
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
@@ -163,6 +164,16 @@ class Backend(Protocol):
         until: datetime | None,
         interval: Interval,
     ) -> DeliveryMetrics: ...
+
+    # --- the deploy policy (admin) ----------------------------------------------------------
+
+    async def deploy_policy(self) -> StoredPolicy:
+        """The policy in force (FORBIDDEN unless the caller is an admin)."""
+        ...
+
+    async def update_deploy_policy(self, change: PolicyChange) -> StoredPolicy:
+        """Change the policy (FORBIDDEN unless admin; INVALID_INPUT naming the field)."""
+        ...
 
     # --- live -------------------------------------------------------------------------------
 

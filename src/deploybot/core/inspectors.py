@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from deploybot.core.policy import Claim
 from deploybot.records import LiveStack, ServiceLogLine
 
 DEFAULT_STACK_FILE = "docker-compose.stack.yml"
@@ -31,6 +32,8 @@ class SourceInfo:
     services: list[str]
     builds: bool
     warnings: tuple[str, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    """What the stack asks of the nodes, for the deploy policy."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,12 @@ from typing import Any
 
 from deploybot.config import Settings
 from deploybot.core.inspectors import DEFAULT_STACK_FILE, SourceInspector
+from deploybot.core.policy import (
+    DeployPolicy,
+    image_violation,
+    repository_violation,
+    stack_violations,
+)
 from deploybot.domain import StepName
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.filters import SHA_RE
@@ -205,12 +211,29 @@ class PreparedDeployment:
     warnings: tuple[str, ...]
 
 
+def check_source_policy(request: DeployRequest, policy: DeployPolicy) -> None:
+    """The deploy policy's rules on the request itself (repository URL, image), checked
+    before the source is read: a refused repository is never fetched."""
+    if request.repository_url:
+        error = repository_violation(policy, request.repository_url.strip())
+    else:
+        error = image_violation(policy, (request.image or "").strip())
+    if error is not None:
+        raise ValidationFailed([error])
+
+
 async def inspect_source(
-    settings: Settings, inspector: SourceInspector, request: DeployRequest, application: str
+    settings: Settings,
+    inspector: SourceInspector,
+    request: DeployRequest,
+    application: str,
+    policy: DeployPolicy,
 ) -> PreparedDeployment:
-    """The request's source, looked at without changing anything (the runner's preflight)."""
+    """The request's source, looked at without changing anything (the runner's preflight),
+    and held against the deploy policy (POLICY_VIOLATION naming the file and key)."""
     values: dict[str, Any] = {}
     warnings: tuple[str, ...] = ()
+    check_source_policy(request, policy)
     if request.repository_url:
         stack_file = request.stack_file or DEFAULT_STACK_FILE
         info = await inspector.inspect_git(
@@ -220,6 +243,9 @@ async def inspect_source(
             stack_file=stack_file,
             application=application,
         )
+        violations = stack_violations(policy, info.stack_file, info.claims)
+        if violations:
+            raise ValidationFailed(violations)
         values.update(
             repository_url=request.repository_url.strip(),
             commit_sha=info.commit_sha,

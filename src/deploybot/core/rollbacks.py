@@ -18,6 +18,8 @@ from deploybot.config import Settings
 from deploybot.core.history import get_deployment, require_deployment, services_for
 from deploybot.core.inspectors import SourceInspector
 from deploybot.core.lifecycle import find_application
+from deploybot.core.policy import restore_violations
+from deploybot.core.policy_store import current_policy
 from deploybot.db.engine import Database
 from deploybot.db.models import (
     Application,
@@ -168,6 +170,10 @@ async def create_rollback(
             ErrorCode.BACKUP_NOT_FOUND,
             f"deployment #{target.id} recorded no service specs to restore",
         )
+    policy = (await current_policy(db, settings)).policy
+    violations = restore_violations(policy, target.id, {s.service: s.spec for s in services})
+    if violations:
+        raise ValidationFailed(violations)
     missing = []
     for service in services:
         image = (service.spec or {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")

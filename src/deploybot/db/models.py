@@ -238,6 +238,17 @@ class Release(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class DeployPolicySetting(SQLModel, table=True):
+    """The deploy policy an admin set (one row, id 1); without it the settings' policy holds."""
+
+    __tablename__ = "deploy_policy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    document: dict[str, Any] = Field(default_factory=dict, sa_type=PortableJSON)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_by: str | None = Field(default=None, sa_type=String(255))
+
+
 metadata = SQLModel.metadata
 
 # The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.
@@ -248,3 +259,4 @@ service_table: Table = metadata.tables["service_rollout"]
 result_table: Table = metadata.tables["deployment_result"]
 application_table: Table = metadata.tables["application"]
 release_table: Table = metadata.tables["release"]
+deploy_policy_table: Table = metadata.tables["deploy_policy"]

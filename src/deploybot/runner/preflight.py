@@ -18,6 +18,7 @@ from deploybot.core.inspectors import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
+from deploybot.runner.stack.claims import stack_claims
 from deploybot.runner.stack.platform import check_stack_on_swarm
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
@@ -146,6 +147,7 @@ class Preflight:
             services=sorted(stack.services),
             builds=bool(stack.builds),
             warnings=(*stack.warnings, *warnings),
+            claims=tuple(stack_claims(stack)),
         )
 
     async def inspect_image(self, image: str) -> ImageInfo:

@@ -17,6 +17,8 @@ import time
 from typing import Any
 
 from deploybot.core import lifecycle, rollbacks
+from deploybot.core.policy import restore_violations
+from deploybot.core.policy_store import current_policy
 from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
 from deploybot.errors import ErrorCode
 from deploybot.inputs import RolloutOptions
@@ -174,6 +176,13 @@ async def run_rollback(run: DeploymentRun) -> None:
     rows = await rollbacks.restorable_services(db, int(target)) if target is not None else []
     if not rows:
         raise StepFailure(ErrorCode.BACKUP_NOT_FOUND, f"deployment #{target} recorded no specs")
+    assert target is not None  # rows were found for it
+    policy = (await current_policy(db, run.ctx.settings)).policy
+    violations = restore_violations(policy, int(target), {r.service: r.spec for r in rows})
+    if violations:  # the policy may have been tightened since the target ran
+        message = "; ".join(v.message for v in violations)
+        run.say(f"refused by the deploy policy: {message}", LogStream.STDERR)
+        raise StepFailure(ErrorCode.POLICY_VIOLATION, message)
     await rollbacks.set_application_state(
         db, record.application, record.environment, ApplicationState.ROLLING_BACK
     )

@@ -14,6 +14,7 @@ from deploybot.resolvers import (
     applications,
     deployments,
     node,
+    policy,
     rollbacks,
     subscriptions,
 )
@@ -32,6 +33,7 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.policy import DeployPolicy, UpdateDeployPolicyPayload
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 
@@ -76,6 +78,10 @@ class Query:
         resolver=metrics_resolvers.delivery_metrics,
         description="Deployment frequency, lead time, change failure rate and time to restore.",
     )
+    deploy_policy: DeployPolicy = strawberry.field(
+        resolver=policy.deploy_policy,
+        description="What deployments may do to the nodes (admin only).",
+    )
 
 
 @strawberry.type
@@ -108,6 +114,11 @@ class Mutation:
     add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
         resolver=external_resolvers.add_deployment_result,
         description="Attach a result to a deployment.",
+    )
+    update_deploy_policy: UpdateDeployPolicyPayload = strawberry.mutation(
+        resolver=policy.update_deploy_policy,
+        description="Change what deployments may do to the nodes (admin only); stored, so it"
+        " holds across restarts and for every process sharing the database.",
     )
 
 
