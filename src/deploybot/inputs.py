@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from deploybot.domain import DeploymentState, DeploymentStrategy, DeploymentTrigger, StepName
-from deploybot.ids import decode_id
+from deploybot.ids import decode_id, parse_key
 
 DEFAULT_CANARY_PERIOD = 10.0
 
@@ -29,8 +29,8 @@ class DeploymentRef(NamedTuple):
     @classmethod
     def parse(cls, value: str) -> DeploymentRef | None:
         """A global ID or a bare number; None for another type's ID; InvalidId if neither."""
-        if value.isdigit():
-            return cls(None, int(value))
+        if value.isascii() and value.isdigit():
+            return cls(None, parse_key(value))
         gid = decode_id(value)
         if gid.type_name != "Deployment":
             return None

@@ -9,6 +9,7 @@ user error, so a bad request never leaves a half-written deployment.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 
 from aiodocker.exceptions import DockerError
@@ -180,8 +181,30 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
     return name, tag, digest or None
 
 
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+"""The Docker reference grammar (distribution/reference): what Docker would accept."""
+
+
+def check_reference(image: str) -> None:
+    """INVALID_INPUT for a string Docker would refuse as an image reference, before asking it."""
+    if len(image) > 512 or not REFERENCE.fullmatch(image):
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT,
+            f"not a valid image reference: {image[:100]!r}",
+            field="image",
+        )
+
+
 async def image_info(swarm: Swarm, image: str) -> ImageInfo:
     """Pin an image reference to a digest: the registry's, else the local image's."""
+    check_reference(image)
     repo, tag, digest = split_image(image)
     if digest:
         return ImageInfo(image=image, digest=digest, tag=tag)
