@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from deploybot.access import LOCAL_USER, Principal
+from deploybot.access import LOCAL_USER, Action, Principal
 from deploybot.backend.guard import Guard
 from deploybot.config import Settings
 from deploybot.core import (
@@ -27,6 +27,7 @@ from deploybot.core import (
     logs,
     releases,
     rollbacks,
+    secrets,
     validation,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
@@ -43,6 +44,8 @@ from deploybot.inputs import (
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    SecretRef,
+    SetSecretRequest,
 )
 from deploybot.live.feed import Batch, Feed
 from deploybot.live.hub import Hub, LiveSource
@@ -56,10 +59,12 @@ from deploybot.records import (
     Page,
     ReleaseRecord,
     ResultRecord,
+    SecretRecord,
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
 )
+from deploybot.secretbox import box_for
 
 MAX_TAIL = 10_000
 """Recent service log lines an `applicationLogs` subscriber may ask for first."""
@@ -279,6 +284,25 @@ class LocalBackend:
         return await delivery_metrics.delivery_metrics(
             self.db, filter, since=since, until=until, interval=interval
         )
+
+    # --- secrets deploybot keeps -------------------------------------------------------------
+
+    async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
+        env = self._environment(request.environment)
+        self.guard.require(Action.SECRETS, request.application, field="application")
+        box = box_for(self.settings)
+        return await secrets.set_secret(self.db, box, env, request)
+
+    async def delete_secret(self, ref: SecretRef) -> SecretRecord:
+        env = self._environment(ref.environment)
+        self.guard.require(Action.SECRETS, ref.application, field="application")
+        return await secrets.delete_secret(self.db, env, ref)
+
+    async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
+        """Names, versions and times of an application's kept secrets (never values)."""
+        env = self._environment(environment)
+        self.guard.require(Action.SECRETS, application, field="application")
+        return await secrets.list_secrets(self.db, env, application)
 
     # --- live -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from deploybot.resolvers import (
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
 from deploybot.resolvers import releases as release_resolvers
+from deploybot.resolvers import secrets as secret_resolvers
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
@@ -34,6 +35,7 @@ from deploybot.schema.external_deployments import (
 )
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
+from deploybot.schema.secrets import DeleteSecretPayload, KeptSecret, SetSecretPayload
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -76,6 +78,11 @@ class Query:
         resolver=metrics_resolvers.delivery_metrics,
         description="Deployment frequency, lead time, change failure rate and time to restore.",
     )
+    secrets: list[KeptSecret] = strawberry.field(
+        resolver=secret_resolvers.secrets,
+        description="The secrets deploybot keeps for an application: names, versions and "
+        "update times, never values (action `secrets` or `admin`).",
+    )
 
 
 @strawberry.type
@@ -108,6 +115,15 @@ class Mutation:
     add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
         resolver=external_resolvers.add_deployment_result,
         description="Attach a result to a deployment.",
+    )
+    set_secret: SetSecretPayload = strawberry.mutation(
+        resolver=secret_resolvers.set_secret,
+        description="Store a new value of a secret deploybot keeps (encrypted); the next "
+        "deployment rolls it out (action `secrets` or `admin`).",
+    )
+    delete_secret: DeleteSecretPayload = strawberry.mutation(
+        resolver=secret_resolvers.delete_secret,
+        description="Forget a kept secret (action `secrets` or `admin`).",
     )
 
 
