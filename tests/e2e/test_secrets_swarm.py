@@ -70,11 +70,13 @@ secrets:
     name: deploybot.db_password
 """
 BROKEN = STACK.replace(
-    "      - api_key\n", "      - api_key\n      - se_missing_external\n      - nope\n"
+    "      - api_key\n",
+    "      - api_key\n      - se_missing_external\n      - nope\n      - never_set\n",
 ).replace(
     "secrets:\n  api_key:",
     "secrets:\n  se_missing_external:\n    external: true\n"
-    "  nope:\n    file: ./secrets/nope.txt\n  api_key:",
+    "  nope:\n    file: ./secrets/nope.txt\n"
+    "  never_set:\n    external: true\n    name: deploybot.never_set\n  api_key:",
 )
 
 
@@ -223,6 +225,7 @@ def test_changed_config_rolls_out_and_rollback_restores_it(
     before = _objects("config")
     done = _deploy(api, repo, "b")
     assert done["state"] == "SUCCESS", outcome(done)  # docker stack deploy fails here
+    repo["b_number"] = done["number"]
     _wait_content("/etc/app/app.conf", "conf B")
     assert len(_objects("config") - before) == 1
     repo["b_config"] = (_objects("config") - before).pop()
@@ -252,6 +255,15 @@ def test_rotation_and_unused_versions_removed(api: Client, repo: dict[str, Any])
     kept = {n for n in _objects("secret") if "deploybot.db_password" in n}
     assert len(kept) == 2, kept  # v1 (the rollback target's) and v2
 
+    # B's config is gone: a rollback to B is refused before anything is queued.
+    count = api.query(COUNT)["deployments"]["totalCount"]
+    refused = api.query(
+        ROLLBACK, {"input": {"application": APP, "deploymentId": str(repo["b_number"])}}
+    )["rollback"]
+    assert [e["code"] for e in refused["userErrors"]] == ["BACKUP_NOT_FOUND"]
+    assert repo["b_config"] in refused["userErrors"][0]["message"]
+    assert api.query(COUNT)["deployments"]["totalCount"] == count
+
 
 def test_missing_external_secret_and_file_refused_before_anything_changes(
     api: Client, repo: dict[str, Any]
@@ -266,10 +278,12 @@ def test_missing_external_secret_and_file_refused_before_anything_changes(
     assert {e["code"] for e in errors} == {"INVALID_DEPLOYMENT_SPEC"}
     assert any("se_missing_external" in e["message"] for e in errors), errors
     assert any("deploy/secrets/nope.txt" in e["message"] for e in errors), errors
+    assert any("no kept secret 'never_set'" in e["message"] for e in errors), errors
+    assert len(errors) == 3, errors
 
     payload = api.query(DEPLOY, {"input": input})["deploy"]
     assert payload["deployment"] is None
-    assert len(payload["userErrors"]) == 2, payload["userErrors"]
+    assert len(payload["userErrors"]) == 3, payload["userErrors"]
     assert api.query(COUNT)["deployments"]["totalCount"] == count
     assert service_inspect(f"{APP}_app")["Version"] == version
 

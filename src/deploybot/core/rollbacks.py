@@ -181,6 +181,14 @@ async def create_rollback(
             f" {', '.join(missing)}",
             field="version" if request.version is not None else None,
         )
+    gone = await inspector.missing_objects([dict(s.spec) for s in services if s.spec])
+    if gone:
+        raise DeploybotError(
+            ErrorCode.BACKUP_NOT_FOUND,
+            f"the configs and secrets of {target.version} (deployment #{target.id}) are no"
+            f" longer on the Swarm: {', '.join(gone)}",
+            field="version" if request.version is not None else None,
+        )
 
     now = utcnow()
     async with db.transaction() as session:

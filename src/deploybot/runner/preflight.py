@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 from aiodocker.exceptions import DockerError
 
@@ -20,7 +21,7 @@ from deploybot.db.engine import Database
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
-from deploybot.runner.stack.file_objects import used_keys
+from deploybot.runner.stack.file_objects import referenced_names, used_keys
 from deploybot.runner.stack.platform import check_stack_on_swarm
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
@@ -218,6 +219,16 @@ class Preflight:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
         except DockerError:  # a reference the engine can't parse can't run either
             return False
+
+    async def missing_objects(self, specs: list[dict[str, Any]]) -> list[str]:
+        try:
+            missing = []
+            for kind, name in sorted({n for spec in specs for n in referenced_names(spec)}):
+                if await self.swarm.find_object(kind, name) is None:
+                    missing.append(f"{kind} {name}")
+            return missing
+        except DockerUnavailable as exc:
+            raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
