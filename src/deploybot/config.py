@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploybot.core.policy import DeployPolicy, parse_port_ranges, split_list
@@ -94,6 +94,17 @@ class Settings(BaseSettings):
         default="stable",
         description="Train of a release whose branch is unknown (an image deploy, a recorded"
         " deployment without ref)",
+    )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts the secrets deploybot keeps (32 bytes, URL-safe base64);"
+        " unset: <work_dir>/secrets.key, made on first use. Every deploying process needs it",
+    )
+    kept_object_versions: int = Field(
+        default=10,
+        ge=1,
+        description="Successful deployments per application whose configs and secrets stay on"
+        " the Swarm for rollbacks; older unused versions are removed",
     )
 
     policy_repositories: str = Field(

@@ -38,6 +38,8 @@ class ErrorCode(enum.StrEnum):
     RELEASE_EXISTS = "RELEASE_EXISTS"
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     NOT_EXTERNAL = "NOT_EXTERNAL"
+    # Secrets deploybot keeps (issue 15).
+    SECRET_NOT_FOUND = "SECRET_NOT_FOUND"
 
 
 class DeploybotError(Exception):

@@ -223,3 +223,20 @@ class PublishRequest:
     version: str
     released_at: str | datetime
     data: Any = None
+
+
+@dataclass(frozen=True)
+class SetSecretRequest:
+    """A new value of a secret deploybot keeps for an application (the repr hides it)."""
+
+    application: str
+    name: str
+    value: str = field(repr=False)
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    application: str
+    name: str
+    environment: str | None = None

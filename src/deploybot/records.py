@@ -423,3 +423,18 @@ class DeliveryMetrics:
     interval: Interval
     total: Period
     periods: list[Period]
+
+
+# --- secrets deploybot keeps --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    """A kept secret as the API shows it: never its value."""
+
+    application: str
+    environment: str
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -17,7 +17,7 @@ from tests.conftest import both_databases
 
 
 def test_single_head() -> None:
-    assert migrate.heads() == ["0006_policy"]
+    assert migrate.heads() == ["0009_secrets"]
 
 
 @both_databases
@@ -45,6 +45,7 @@ async def test_upgrade_empty_database_to_head(empty_database_url: str) -> None:
             "application",
             "release",
             "deploy_policy",
+            "kept_secret",
         } <= tables
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:

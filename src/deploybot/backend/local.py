@@ -28,6 +28,7 @@ from deploybot.core import (
     policy_store,
     releases,
     rollbacks,
+    secrets,
     validation,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
@@ -45,6 +46,8 @@ from deploybot.inputs import (
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    SecretRef,
+    SetSecretRequest,
 )
 from deploybot.live.feed import Batch, Feed
 from deploybot.live.hub import Hub, LiveSource
@@ -58,10 +61,12 @@ from deploybot.records import (
     Page,
     ReleaseRecord,
     ResultRecord,
+    SecretRecord,
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
 )
+from deploybot.secretbox import box_for
 
 MAX_TAIL = 10_000
 """Recent service log lines an `applicationLogs` subscriber may ask for first."""
@@ -293,6 +298,25 @@ class LocalBackend:
         return await policy_store.update_policy(
             self.db, self.settings, change, by=self.principal.label
         )
+
+    # --- secrets deploybot keeps -------------------------------------------------------------
+
+    async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
+        env = self._environment(request.environment)
+        self.guard.require(Action.SECRETS, request.application, field="application")
+        box = box_for(self.settings)
+        return await secrets.set_secret(self.db, box, env, request)
+
+    async def delete_secret(self, ref: SecretRef) -> SecretRecord:
+        env = self._environment(ref.environment)
+        self.guard.require(Action.SECRETS, ref.application, field="application")
+        return await secrets.delete_secret(self.db, env, ref)
+
+    async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
+        """Names, versions and times of an application's kept secrets (never values)."""
+        env = self._environment(environment)
+        self.guard.require(Action.SECRETS, application, field="application")
+        return await secrets.list_secrets(self.db, env, application)
 
     # --- live -------------------------------------------------------------------------------
 

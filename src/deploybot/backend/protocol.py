@@ -31,6 +31,8 @@ from deploybot.inputs import (
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    SecretRef,
+    SetSecretRequest,
 )
 from deploybot.live.hub import LiveSource
 from deploybot.records import (
@@ -42,6 +44,7 @@ from deploybot.records import (
     Page,
     ReleaseRecord,
     ResultRecord,
+    SecretRecord,
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
@@ -202,4 +205,16 @@ class Backend(Protocol):
         since: datetime | None,
     ) -> LiveSource:
         """The running services' lines (`ServiceLogLine`), recent ones first if asked."""
+        ...
+
+    # --- secrets deploybot keeps (action `secrets`, or `admin`) -----------------------------
+
+    async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
+        """Store a new value, encrypted; the answer never carries it."""
+        ...
+
+    async def delete_secret(self, ref: SecretRef) -> SecretRecord: ...
+
+    async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
+        """Names, versions and update times of an application's kept secrets."""
         ...

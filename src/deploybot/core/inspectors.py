@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from deploybot.core.policy import Claim
 from deploybot.records import LiveStack, ServiceLogLine
@@ -60,6 +60,10 @@ class SourceInspector(Protocol):
 
     async def image_available(self, image: str) -> bool:
         """Whether a recorded image reference can still run (registry or the node)."""
+        ...
+
+    async def missing_objects(self, specs: list[dict[str, Any]]) -> list[str]:
+        """The Swarm configs and secrets recorded specs mount that no longer exist."""
         ...
 
 

@@ -11,7 +11,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -249,6 +259,23 @@ class DeployPolicySetting(SQLModel, table=True):
     updated_by: str | None = Field(default=None, sa_type=String(255))
 
 
+class KeptSecret(SQLModel, table=True):
+    """A secret deploybot keeps for an application: only its current value, encrypted
+    (AES-GCM, see secretbox); `version` counts its values."""
+
+    __tablename__ = "kept_secret"
+    __table_args__ = (UniqueConstraint("environment", "application", "name"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    environment: str = Field(sa_type=String(100))
+    application: str = Field(sa_type=String(200))
+    name: str = Field(sa_type=String(64))
+    version: int = Field(default=1)
+    ciphertext: bytes = Field(sa_type=LargeBinary, repr=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 metadata = SQLModel.metadata
 
 # The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.
@@ -260,3 +287,4 @@ result_table: Table = metadata.tables["deployment_result"]
 application_table: Table = metadata.tables["application"]
 release_table: Table = metadata.tables["release"]
 deploy_policy_table: Table = metadata.tables["deploy_policy"]
+kept_secret_table: Table = metadata.tables["kept_secret"]

@@ -46,6 +46,7 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.git import GitError, ResolvedCommit
+from deploybot.runner.objects import plan_objects, prune_objects, with_object_ids
 from deploybot.runner.phases import (
     canary_step,
     green_step,
@@ -101,6 +102,11 @@ async def run_git(run: DeploymentRun) -> None:
             raise StepFailure(ErrorCode.ARTIFACT_NOT_FOUND, exc.message) from exc
         except StackFileError as exc:
             raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
+        if stack.missing_files:
+            raise StepFailure(
+                ErrorCode.INVALID_DEPLOYMENT_SPEC,
+                "; ".join(f"{stack.filename}: {k}: {m}" for k, m in stack.missing_files),
+            )
         result["message"] = f"{commit.short_sha} {commit.message}".strip()
         run.say(f"fetched {url} at {commit.sha}: {commit.message}")
         run.say(f"stack {stack.filename}: services {', '.join(sorted(stack.services))}")
@@ -261,6 +267,7 @@ async def _rollout(
     watches: list[ServiceWatch] = []
     followers: list[asyncio.Task[None]] = []
     await _check_dependencies(run)  # again: they may have changed since the request
+    objects = await plan_objects(run, stack, namespace)  # checks all before changing any
     try:
         specs = service_specs(
             stack,
@@ -269,13 +276,17 @@ async def _rollout(
             _labels(run),
             default_endpoint_mode=settings.endpoint_mode,
             default_publish_mode=settings.publish_mode,
+            object_names=objects.names,
         )
         networks = network_specs(stack, namespace)
     except StackFileError as exc:
         raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
+    await objects.create(run, namespace)
     bodies = {
         spec.service: with_strategy(
-            (replace or {}).get(spec.service) or spec.spec, strategy, options.rolling_update
+            (replace or {}).get(spec.service) or with_object_ids(spec.spec, objects.ids),
+            strategy,
+            options.rolling_update,
         )
         for spec in specs
     }
@@ -349,6 +360,15 @@ async def _rollout(
         await health_step(run, options.health_check, bodies, watches)
     if options.post_deploy_hooks:
         await hooks_step(run, StepName.POST_DEPLOY, options.post_deploy_hooks, bodies)
+    await prune_unused_objects(run, namespace)
+
+
+async def prune_unused_objects(run: DeploymentRun, namespace: str) -> None:
+    """After a successful rollout; a failure to clean up never fails the deployment."""
+    try:
+        await prune_objects(run, namespace)
+    except Exception as exc:
+        run.say(f"unused configs and secrets not removed: {exc}", LogStream.STDERR)
 
 
 async def _check_dependencies(run: DeploymentRun) -> None:

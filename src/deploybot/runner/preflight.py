@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from aiodocker.exceptions import DockerError
 
 from deploybot.config import Settings
+from deploybot.core import secrets
 from deploybot.core.inspectors import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
+from deploybot.db.engine import Database
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.runner.git import GitCredentials, GitError, MirrorCache, ResolvedCommit
 from deploybot.runner.stack import StackFile, StackFileError, parse_stack_file, single_service_stack
 from deploybot.runner.stack.claims import stack_claims
+from deploybot.runner.stack.file_objects import referenced_names, used_keys
 from deploybot.runner.stack.platform import check_stack_on_swarm
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
@@ -71,7 +75,48 @@ def load_stack(
         if stack_file == DEFAULT_STACK_FILE and mirrors.read_file(url, commit.sha, DOCKERFILE):
             return single_service_stack(application)
         raise StackFileError(stack_file, None, f"not found at commit {commit.short_sha}")
-    return parse_stack_file(text.decode("utf-8", "replace"), stack_file, env)
+
+    def read_file(path: str) -> bytes | None:
+        """Env files and the files of configs and secrets: from the commit, never the disk."""
+        return mirrors.read_file(url, commit.sha, path)
+
+    return parse_stack_file(text.decode("utf-8", "replace"), stack_file, env, read_file)
+
+
+def missing_file_errors(stack: StackFile) -> list[DeploybotError]:
+    """One INVALID_DEPLOYMENT_SPEC per file the stack needs that the commit lacks."""
+    return [
+        DeploybotError(
+            ErrorCode.INVALID_DEPLOYMENT_SPEC,
+            f"{stack.filename}: {key}: {message}",
+            field="stackFile",
+        )
+        for key, message in stack.missing_files
+    ]
+
+
+async def kept_secret_errors(
+    db: Database | None, environment: str, application: str, stack: StackFile
+) -> list[DeploybotError]:
+    """One INVALID_DEPLOYMENT_SPEC per kept secret the stack uses that is not set."""
+    wanted = {
+        obj.kept_secret: key
+        for key, obj in stack.secrets.items()
+        if obj.kept_secret is not None and key in used_keys(stack.services, "secret")
+    }
+    if db is None or not wanted:
+        return []
+    found = {r.name for r in await secrets.list_secrets(db, environment, application)}
+    return [
+        DeploybotError(
+            ErrorCode.INVALID_DEPLOYMENT_SPEC,
+            f"{stack.filename}: secrets.{key}: {application} has no kept secret {name!r}"
+            f" on {environment} (set it with setSecret)",
+            field="stackFile",
+        )
+        for name, key in sorted(wanted.items())
+        if name not in found
+    ]
 
 
 def spec_error(exc: StackFileError) -> DeploybotError:
@@ -82,11 +127,17 @@ class Preflight:
     """`SourceInspector` over the mirror cache and the Swarm's engine."""
 
     def __init__(
-        self, settings: Settings, swarm: Swarm, mirrors: MirrorCache | None = None
+        self,
+        settings: Settings,
+        swarm: Swarm,
+        mirrors: MirrorCache | None = None,
+        db: Database | None = None,
     ) -> None:
         self.settings = settings
         self.swarm = swarm
         self.mirrors = mirrors or mirror_cache(settings)
+        self.db = db
+        """To check that the kept secrets a stack uses are set (not checked without it)."""
 
     async def inspect_git(
         self,
@@ -135,6 +186,8 @@ class Preflight:
                 field="stackFile",
             )
         errors, warnings = await check_stack_on_swarm(self.settings, self.swarm, stack, application)
+        errors += missing_file_errors(stack)
+        errors += await kept_secret_errors(self.db, self.settings.environment, application, stack)
         if errors:
             raise ValidationFailed(errors)
         return SourceInfo(
@@ -169,6 +222,16 @@ class Preflight:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
         except DockerError:  # a reference the engine can't parse can't run either
             return False
+
+    async def missing_objects(self, specs: list[dict[str, Any]]) -> list[str]:
+        try:
+            missing = []
+            for kind, name in sorted({n for spec in specs for n in referenced_names(spec)}):
+                if await self.swarm.find_object(kind, name) is None:
+                    missing.append(f"{kind} {name}")
+            return missing
+        except DockerUnavailable as exc:
+            raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:

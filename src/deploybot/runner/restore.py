@@ -29,6 +29,7 @@ from deploybot.runner.converge import (
     snapshot_tasks,
     wait_converged,
 )
+from deploybot.runner.objects import prune_objects, refresh_object_ids
 from deploybot.runner.run import DeploymentRun, StepFailure
 from deploybot.runner.swarm import NAMESPACE_LABEL
 from deploybot.times import utcnow
@@ -62,8 +63,10 @@ async def apply_recorded(
     watches: list[ServiceWatch] = []
     followers: list[asyncio.Task[None]] = []
     since = time.time() - 1
-    for row in sorted(rows, key=lambda r: str(r.service)):
-        body = copy.deepcopy(row.spec)
+    ordered = sorted(rows, key=lambda r: str(r.service))
+    specs = [copy.deepcopy(row.spec) for row in ordered]
+    await refresh_object_ids(run, specs)  # the configs and secrets it used, by name
+    for row, body in zip(ordered, specs, strict=True):
         if record:
             body.setdefault("Labels", {})["com.deploybot.deployment"] = str(run.id)
         await _networks(run, body, namespace)
@@ -199,3 +202,7 @@ async def run_rollback(run: DeploymentRun) -> None:
                 raise StepFailure(ErrorCode.ROLLBACK_FAILED, str(exc)) from exc
     finally:
         await stop_following(followers)
+    try:
+        await prune_objects(run, record.application)
+    except Exception as exc:  # clean-up never fails the rollback
+        run.say(f"unused configs and secrets not removed: {exc}", LogStream.STDERR)

@@ -21,6 +21,7 @@ from deploybot.resolvers import (
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
 from deploybot.resolvers import releases as release_resolvers
+from deploybot.resolvers import secrets as secret_resolvers
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
@@ -36,6 +37,7 @@ from deploybot.schema.external_deployments import (
 from deploybot.schema.policy import DeployPolicy, UpdateDeployPolicyPayload
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
+from deploybot.schema.secrets import DeleteSecretPayload, KeptSecret, SetSecretPayload
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -82,6 +84,11 @@ class Query:
         resolver=policy.deploy_policy,
         description="What deployments may do to the nodes (admin only).",
     )
+    secrets: list[KeptSecret] = strawberry.field(
+        resolver=secret_resolvers.secrets,
+        description="The secrets deploybot keeps for an application: names, versions and "
+        "update times, never values (action `secrets` or `admin`).",
+    )
 
 
 @strawberry.type
@@ -119,6 +126,15 @@ class Mutation:
         resolver=policy.update_deploy_policy,
         description="Change what deployments may do to the nodes (admin only); stored, so it"
         " holds across restarts and for every process sharing the database.",
+    )
+    set_secret: SetSecretPayload = strawberry.mutation(
+        resolver=secret_resolvers.set_secret,
+        description="Store a new value of a secret deploybot keeps (encrypted); the next "
+        "deployment rolls it out (action `secrets` or `admin`).",
+    )
+    delete_secret: DeleteSecretPayload = strawberry.mutation(
+        resolver=secret_resolvers.delete_secret,
+        description="Forget a kept secret (action `secrets` or `admin`).",
     )
 
 
