@@ -52,6 +52,7 @@ _COPIED = (
     "committed_at",
     "version",
     "stack_file",
+    "working_directory",
     "image",
     "service",
 )

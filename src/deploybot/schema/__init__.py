@@ -28,6 +28,7 @@ from deploybot.schema.deployments import Deployment, DeploymentConnection, Deplo
 from deploybot.schema.execution import Executor
 from deploybot.schema.external_deployments import (
     AddDeploymentResultPayload,
+    AddDeploymentServicesPayload,
     CurrentVersion,
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
@@ -108,6 +109,11 @@ class Mutation:
     add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
         resolver=external_resolvers.add_deployment_result,
         description="Attach a result to a deployment.",
+    )
+    add_deployment_services: AddDeploymentServicesPayload = strawberry.mutation(
+        resolver=external_resolvers.add_deployment_services,
+        description="Add services (packages: versions, hosts, durations) to a recorded"
+        " deployment afterwards.",
     )
 
 
