@@ -103,7 +103,10 @@ def test_url_segments_that_disagree_with_the_body_are_400(http: httpx.Client, un
 
 def test_missing_or_malformed_fields_are_400(http: httpx.Client, unique: str) -> None:
     url = f"/v2/versions/beta/{unique}-x/1.0.0"
-    no_time = {"component": {"name": f"{unique}-x"}, "version": {"train": "beta", "version": "1.0.0"}}
+    no_time = {
+        "component": {"name": f"{unique}-x"},
+        "version": {"train": "beta", "version": "1.0.0"},
+    }
     assert http.post(url, json=no_time).status_code == 400
     assert http.post(url, json={"version": {}}).status_code == 400
     assert http.post(url, content=b"[1, 2").status_code == 400

@@ -53,7 +53,9 @@ def test_a_failed_run_reads_failed(http: httpx.Client, unique: str) -> None:
     deployment_id = http.post(
         "/start", json={"url": f"git://127.0.0.1/{unique}.git", "branch": "dev"}
     ).json()["id"]
-    assert http.post("/update", json={"id": deployment_id, "new_results": "Failed"}).status_code == 200
+    assert (
+        http.post("/update", json={"id": deployment_id, "new_results": "Failed"}).status_code == 200
+    )
     assert http.get(f"/info/{deployment_id}").json()["status"] == "Failed"
 
 

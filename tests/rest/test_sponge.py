@@ -72,7 +72,9 @@ def test_a_full_release_then_packages_results_and_reads(http: httpx.Client, uniq
 
     added = http.post(
         f"/release/{release_id}/packages",
-        json={"packages": [{"name": "worker", "version": "1.4.1", "hosts": ["job-1"], "duration": 7}]},
+        json={
+            "packages": [{"name": "worker", "version": "1.4.1", "hosts": ["job-1"], "duration": 7}]
+        },
     )
     assert added.status_code == 201, added.text
     assert sorted(p["name"] for p in added.json()["packages"]) == ["api", "worker"]

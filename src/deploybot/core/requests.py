@@ -93,9 +93,7 @@ def _name_errors(request: DeployRequest) -> list[DeploybotError]:
         )
     if request.stack_file is not None and not is_repository_path(request.stack_file):
         errors.append(_invalid("stackFile", "stackFile must be a path inside the repository"))
-    if request.working_directory is not None and not is_repository_path(
-        request.working_directory
-    ):
+    if request.working_directory is not None and not is_repository_path(request.working_directory):
         errors.append(
             _invalid("workingDirectory", "workingDirectory must be a directory of the repository")
         )

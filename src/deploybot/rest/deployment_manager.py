@@ -16,7 +16,7 @@ import contextlib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from spectree import Response as Doc
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -299,7 +299,8 @@ def failure(
     if isinstance(exc, ValidationFailed):
         first = exc.errors[0]
         code = SEED_CODE.get(first.code, first.code)
-        return error(STATUS_OF.get(first.code, 400), code, str(exc), deployment, operation)
+        message = "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)
+        return error(STATUS_OF.get(first.code, 400), code, message, deployment, operation)
     code = SEED_CODE.get(exc.code, exc.code)
     message = f"{exc.field}: {exc.message}" if exc.field else exc.message
     return error(STATUS_OF.get(exc.code, 400), code, message, deployment, operation)
@@ -666,18 +667,51 @@ async def validate(request: Request) -> Response:
     await rate_limit(request, RateRule.STATUS)
     try:
         data = await read_json(request)
-        spec = parse(DeploySpec, {"strategy": "rolling", **(data or {})})
+        if not isinstance(data, dict):
+            raise BodyError("the body must be a JSON object")
     except BodyError as exc:
-        issue = {"field": exc.field, "message": exc.message, "severity": "error"}
-        return JSONResponse({"valid": False, "issues": [issue], "warnings": []}, status_code=400)
+        return JSONResponse(
+            {"valid": False, "issues": [_issue(exc.field, exc.message)], "warnings": []},
+            status_code=400,
+        )
+    spec, issues = _readable(data)
+    if spec is None:
+        return JSONResponse({"valid": False, "issues": issues, "warnings": []}, status_code=400)
     try:
         report = await backend_of(request).validate_deployment(deploy_request(spec, data))
     except (DeploybotError, ValidationFailed) as exc:
         errors = exc.errors if isinstance(exc, ValidationFailed) else [exc]
-        issues = [{"field": e.field, "message": e.message, "severity": "error"} for e in errors]
+        issues += [_issue(e.field, e.message) for e in errors]
         return JSONResponse({"valid": False, "issues": issues, "warnings": []}, status_code=400)
     answer = report_of(report)
-    return JSONResponse(answer, status_code=200 if report.valid else 400)
+    answer["issues"] = issues + answer["issues"]
+    valid = report.valid and not issues
+    answer["valid"] = valid
+    return JSONResponse(answer, status_code=200 if valid else 400)
+
+
+def _issue(field: str | None, message: str) -> dict[str, Any]:
+    return {"field": field, "message": message, "severity": "error"}
+
+
+def _readable(data: dict[str, Any]) -> tuple[DeploySpec | None, list[dict[str, Any]]]:
+    """The spec with every field that does not fit left out, and an issue for each of them
+    (so the other checks still run); None when what is left is no spec (no name)."""
+    try:
+        return DeploySpec.model_validate(data), []
+    except ValidationError as exc:
+        issues = []
+        wrong = set()
+        for found in exc.errors():
+            field = ".".join(str(part) for part in found["loc"])
+            issues.append(_issue(field or None, f"{field}: {found['msg']}"))
+            if found["loc"]:
+                wrong.add(found["loc"][0])
+        rest = {k: v for k, v in data.items() if k not in wrong}
+        try:
+            return DeploySpec.model_validate(rest), issues
+        except ValidationError:
+            return None, issues
 
 
 # --- progress -------------------------------------------------------------------------------
