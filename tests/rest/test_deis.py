@@ -76,6 +76,19 @@ def test_the_documented_representation_with_data_and_reads(http: httpx.Client, u
     assert one.status_code == 200
     assert one.json() == first.json()
 
+    many = http.post(
+        "/v2/versions/latest",
+        json={
+            "data": [
+                {"component": {"name": component}, "version": {"train": "beta"}},
+                {"component": {"name": component}, "version": {"train": "stable"}},
+            ]
+        },
+    )
+    assert many.status_code == 200
+    assert many.json() == {"data": [latest.json()]}  # none on stable: left out
+    assert http.post("/v2/versions/latest", json={"data": [{}]}).status_code == 400
+
     assert http.get(f"/v2/versions/beta/{component}/9.9.9").status_code == 404
     assert http.get(f"/v2/versions/stable/{component}/latest").status_code == 404
     assert http.get(f"/v2/versions/stable/{component}").json() == []

@@ -26,6 +26,7 @@ def test_the_document_describes_every_seed(http: httpx.Client) -> None:
         ("/{api_version}/versions/{train}/{component}/{version}", "post"),
         ("/{api_version}/versions/{train}/{component}", "get"),
         ("/{api_version}/versions/{train}/{component}/latest", "get"),
+        ("/{api_version}/versions/latest", "post"),
         ("/release", "post"),
         ("/release/{release_id}/packages", "post"),
         ("/results", "post"),

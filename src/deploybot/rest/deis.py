@@ -30,6 +30,8 @@ TAG = "Deis Workflow Manager"
 API_VERSIONS = ("v2",)
 MAX_VERSIONS = 1000
 """Versions a component's list answers at most (newest first)."""
+MAX_LATEST = 100
+"""Components one `POST /versions/latest` may ask about."""
 
 _ZONE_AFTER_Z = re.compile(r"^(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?)[zZ][+-]?\d\d:?\d\d$")
 
@@ -235,9 +237,62 @@ async def one_version(request: Request) -> Response:
     return text("404 page not found", 404)
 
 
+class SparseComponent(BaseModel):
+    name: str
+
+
+class SparseVersion(BaseModel):
+    train: str
+
+
+class ComponentAndTrain(BaseModel):
+    component: SparseComponent
+    version: SparseVersion
+
+
+class LatestQuery(BaseModel):
+    data: list[ComponentAndTrain] = Field(max_length=MAX_LATEST)
+
+
+class LatestAnswer(BaseModel):
+    data: list[ComponentVersion]
+
+
+@api.validate(
+    json=LatestQuery,
+    resp=Doc(HTTP_200=LatestAnswer, HTTP_400=DeisError),
+    tags=[TAG],
+    skip_validation=True,
+)
+async def latest_of_many(request: Request) -> Response:
+    """The latest version of each component on its train (`{"data": [{"component":
+    {"name"}, "version": {"train"}}]}`); those with none are left out."""
+    await rate_limit(request, RateRule.STATUS)
+    wrong = _api_version(request)
+    if wrong is not None:
+        return wrong
+    try:
+        query = parse(LatestQuery, await read_json(request))
+    except BodyError as exc:
+        return text(f"error decoding request body ({exc.message})", 400)
+    backend = backend_of(request)
+    found = []
+    try:
+        for wanted in query.data:
+            record = await backend.latest_release(
+                wanted.component.name, wanted.version.train, by_semver=False
+            )
+            if record is not None:
+                found.append(component_version(record))
+    except DeploybotError as exc:
+        return failure(exc)
+    return JSONResponse({"data": found})
+
+
 PREFIX = "/{api_version}/versions/{train}/{component}"
 
 routes = [
+    Route("/{api_version}/versions/latest", latest_of_many, methods=["POST"]),
     Route(PREFIX, component_versions, methods=["GET"]),
     Route(PREFIX + "/latest", latest, methods=["GET"]),
     Route(PREFIX + "/{version}", publish, methods=["POST"]),
