@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from deploybot.backend.protocol import Backend
 from deploybot.domain import ACTIVE_STATES, DeploymentState, DeploymentTrigger
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.filters import DeploymentFilter
@@ -39,6 +40,8 @@ from deploybot.times import seconds_between
 
 TAG = "Sponge"
 MAX_RELEASES = 100
+MAX_SCANNED = 1000
+"""Recordings `GET /releases?platform=` looks through at most (platforms are not indexed)."""
 
 #: Sponge's forgiving `status` words.
 STATES = {
@@ -435,16 +438,15 @@ async def list_releases(request: Request) -> Response:
     application = query.get("application")
     platform = query.get("platform")
     backend = backend_of(request)
-    flt = DeploymentFilter(applications=[application] if application else None, states=states)
+    flt = DeploymentFilter(
+        applications=[application] if application else None,
+        states=states,
+        triggers=[DeploymentTrigger.EXTERNAL],
+    )
     try:
-        page = await backend.deployments(flt, PageRequest(first=MAX_RELEASES), fields=None)
+        records = await _recorded(backend, flt, platform, limit)
     except DeploybotError as exc:
         return failure(exc)
-    records = [
-        r
-        for r in page.nodes
-        if r.trigger is DeploymentTrigger.EXTERNAL and (platform is None or platform in r.platforms)
-    ][:limit]
     refs = [DeploymentRef(None, r.id) for r in records]
     services = await backend.service_rollouts(refs)
     return JSONResponse(
@@ -454,6 +456,22 @@ async def list_releases(request: Request) -> Response:
             ]
         }
     )
+
+
+async def _recorded(
+    backend: Backend, flt: DeploymentFilter, platform: str | None, limit: int
+) -> list[DeploymentRecord]:
+    """Newest first, up to `limit` of them on `platform` (if given), reading at most
+    `MAX_SCANNED` recordings."""
+    found: list[DeploymentRecord] = []
+    after = None
+    for _ in range(MAX_SCANNED // MAX_RELEASES):
+        page = await backend.deployments(flt, PageRequest(first=MAX_RELEASES, after=after))
+        found += [r for r in page.nodes if platform is None or platform in r.platforms]
+        if len(found) >= limit or not page.has_next or not page.edges:
+            break
+        after = page.edges[-1].cursor
+    return found[:limit]
 
 
 @api.validate(
