@@ -18,7 +18,10 @@ api = SpecTree(
     title="deploybot REST compatibility API",
     version="1",
     description="The REST APIs of SPEED, Deployment Manager, Deis Workflow Manager and Sponge,"
-    " answered by deploybot (GraphQL at /graphql has the full API).",
+    " answered by deploybot (GraphQL at /graphql has the full API). Deployment Manager's"
+    " progress WebSocket is `ws://host/api/v1/deployments/{name}/progress`: one JSON text"
+    " frame per change, `{step, status (running|success|failed|warning), message,"
+    " progress_pct, timestamp}`, closed (1000) when the deployment has ended.",
     mode="strict",
     validation_error_status=400,
     annotations=False,
