@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
 from deploybot.instance import Instance
+from deploybot.rest import rest_routes
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.web.errors import http_error, server_error
@@ -68,6 +69,7 @@ def create_app(
             Mount("/static", static_files(), name="static"),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
+            *rest_routes(),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, 500: server_error},

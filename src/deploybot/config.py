@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,16 @@ class Settings(BaseSettings):
     )
     ws_max_subscriptions: int = Field(
         default=100, ge=1, description="Operations one WebSocket connection may run at once"
+    )
+    speed_runner: Literal["deploybot", "external"] = Field(
+        default="deploybot",
+        description="Who runs what SPEED's POST /start starts: deploybot's runner, or an"
+        " external runner that reports through /update and /add_results",
+    )
+    rest_deploy_wait: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds Deployment Manager's POST /api/v1/deployments waits for the end",
     )
     runner_poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between looks for queued deployments"

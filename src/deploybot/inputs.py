@@ -141,6 +141,9 @@ class DeployRequest:
     application: str | None = None
     environment: str | None = None
     stack_file: str | None = None
+    working_directory: str | None = None
+    """A subdirectory of the repository (a monorepo's project): the stack file and the
+    build contexts are relative to it."""
     version: str | None = None
     description: str | None = None
     references: list[str] = field(default_factory=list)
@@ -191,10 +194,12 @@ class RecordedService:
 
 @dataclass
 class RecordRequest:
-    """A deployment another tool made; only the application and a version are required."""
+    """A deployment another tool made. Nothing is required (Sponge): a record without an
+    application is filed under its first platform, or `UNNAMED_APPLICATION`; one without a
+    version keeps none."""
 
-    application: str
-    version: str
+    application: str | None = None
+    version: str | None = None
     environment: str | None = None
     state: DeploymentState = DeploymentState.SUCCESS
     actor: str | None = None
@@ -202,6 +207,7 @@ class RecordRequest:
     notes: str | None = None
     references: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
     services: list[RecordedService] = field(default_factory=list)
     repository_url: str | None = None
     ref: str | None = None

@@ -17,7 +17,7 @@ from tests.conftest import both_databases
 
 
 def test_single_head() -> None:
-    assert migrate.heads() == ["0009_secrets"]
+    assert migrate.heads() == ["0010_rest"]
 
 
 @both_databases

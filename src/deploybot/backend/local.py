@@ -34,7 +34,7 @@ from deploybot.core import (
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
 from deploybot.core.policy import PolicyChange, StoredPolicy
 from deploybot.db.engine import Database
-from deploybot.domain import DeploymentState, Interval
+from deploybot.domain import ApplicationState, DeploymentState, Interval
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
@@ -43,6 +43,7 @@ from deploybot.inputs import (
     DeployRequest,
     PageRequest,
     PublishRequest,
+    RecordedService,
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
@@ -67,6 +68,12 @@ from deploybot.records import (
     ValidationReport,
 )
 from deploybot.secretbox import box_for
+
+MAX_LIST_LIMIT = 100
+"""Largest page of the REST application list."""
+MAX_LIST_WINDOW = 1_000
+"""`offset + limit` of the REST application list: each listed application's live status
+is read from the Swarm, so a deep offset must not turn into a slow request."""
 
 MAX_TAIL = 10_000
 """Recent service log lines an `applicationLogs` subscriber may ask for first."""
@@ -153,6 +160,14 @@ class LocalBackend:
     ) -> tuple[DeploymentRecord, ResultRecord]:
         number = self._number(ref, f"no deployment {ref.number} here")
         return await external_deployments.add_result(self.db, self.bus, number, data)
+
+    async def add_recorded_services(
+        self, ref: DeploymentRef, services: Sequence[RecordedService]
+    ) -> list[ServiceRolloutRecord]:
+        number = self._number(ref, f"no deployment {ref.number} here")
+        record = await history.require_deployment(self.db, number)
+        self.guard.require(Action.RECORD, record.application, record.repository_url, field="id")
+        return await external_deployments.add_services(self.db, self.bus, number, services)
 
     # --- deployments: reading them ----------------------------------------------------------
 
@@ -269,6 +284,44 @@ class LocalBackend:
         names = await applications.application_names(self.db, self.swarm, env)
         found = [await applications.application_status(self.db, self.swarm, n, env) for n in names]
         return [status for status in found if status is not None]
+
+    async def application_page(
+        self,
+        environment: str | None,
+        *,
+        state: ApplicationState | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[ApplicationStatus], int]:
+        env = self._environment(environment)
+        self.guard.require_anywhere(Action.READ)
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT, f"limit must be 1..{MAX_LIST_LIMIT}", field="limit"
+            )
+        if offset < 0 or offset + limit > MAX_LIST_WINDOW:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT,
+                f"offset must be 0 or more and offset + limit at most {MAX_LIST_WINDOW}",
+                field="offset",
+            )
+        names = [
+            name
+            for name in await applications.application_names(self.db, self.swarm, env)
+            if self.guard.may(Action.READ, name)
+        ]
+        if state is None:  # only the page's live status is read
+            window = names[offset : offset + limit]
+            found = [
+                await applications.application_status(self.db, self.swarm, n, env) for n in window
+            ]
+            return [s for s in found if s is not None], len(names)
+        matching = []
+        for name in names[:MAX_LIST_WINDOW]:
+            status = await applications.application_status(self.db, self.swarm, name, env)
+            if status is not None and status.state is state:
+                matching.append(status)
+        return matching[offset : offset + limit], len(matching)
 
     async def current_versions(
         self, application: str, environment: str | None

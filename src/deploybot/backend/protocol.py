@@ -21,13 +21,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from deploybot.core.policy import PolicyChange, StoredPolicy
-from deploybot.domain import DeploymentState, Interval
+from deploybot.domain import ApplicationState, DeploymentState, Interval
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
     PageRequest,
     PublishRequest,
+    RecordedService,
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
@@ -77,6 +78,13 @@ class Backend(Protocol):
     async def add_deployment_result(
         self, ref: DeploymentRef, data: Any
     ) -> tuple[DeploymentRecord, ResultRecord]: ...
+
+    async def add_recorded_services(
+        self, ref: DeploymentRef, services: Sequence[RecordedService]
+    ) -> list[ServiceRolloutRecord]:
+        """Services (Sponge's packages) added to a recorded deployment afterwards; answers
+        all its services."""
+        ...
 
     # --- deployments: reading them ----------------------------------------------------------
 
@@ -154,6 +162,18 @@ class Backend(Protocol):
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None: ...
 
     async def applications(self, environment: str | None) -> list[ApplicationStatus]: ...
+
+    async def application_page(
+        self,
+        environment: str | None,
+        *,
+        state: ApplicationState | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[ApplicationStatus], int]:
+        """Applications by name, offset-paginated (the REST list only; `offset + limit` is
+        capped at `MAX_LIST_WINDOW`), and how many match in all."""
+        ...
 
     async def current_versions(
         self, application: str, environment: str | None

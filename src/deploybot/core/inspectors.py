@@ -54,7 +54,10 @@ class SourceInspector(Protocol):
         ref: str | None,
         stack_file: str,
         application: str,
-    ) -> SourceInfo: ...
+        working_directory: str | None = None,
+    ) -> SourceInfo:
+        """`stack_file` and the build contexts are relative to `working_directory`."""
+        ...
 
     async def inspect_image(self, image: str) -> ImageInfo: ...
 

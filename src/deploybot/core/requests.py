@@ -44,6 +44,11 @@ def application_of(request: DeployRequest) -> str:
     return request.application or application_name_from(request.repository_url, request.image)
 
 
+def is_repository_path(path: str) -> bool:
+    """Relative, inside the repository (no `..`), not empty."""
+    return bool(path.strip()) and not path.startswith("/") and ".." not in path.split("/")
+
+
 def _invalid(field_name: str, message: str) -> DeploybotError:
     return DeploybotError(ErrorCode.INVALID_INPUT, message, field=field_name)
 
@@ -92,10 +97,14 @@ def _name_errors(request: DeployRequest) -> list[DeploybotError]:
         errors.append(
             _invalid("service", "service must be 1-63 lowercase letters, digits, '-' or '_'")
         )
-    if request.stack_file is not None:
-        parts = request.stack_file.split("/")
-        if request.stack_file.startswith("/") or ".." in parts or not request.stack_file.strip():
-            errors.append(_invalid("stackFile", "stackFile must be a path inside the repository"))
+    if request.stack_file is not None and not is_repository_path(request.stack_file):
+        errors.append(_invalid("stackFile", "stackFile must be a path inside the repository"))
+    if request.working_directory is not None and not is_repository_path(request.working_directory):
+        errors.append(
+            _invalid("workingDirectory", "workingDirectory must be a directory of the repository")
+        )
+    if request.working_directory is not None and request.image:
+        errors.append(_invalid("workingDirectory", "workingDirectory is for git deploys"))
     if request.version is not None and not (0 < len(request.version) <= 255):
         errors.append(_invalid("version", "version must be 1 to 255 characters"))
     if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 255):
@@ -242,6 +251,7 @@ async def inspect_source(
             ref=request.ref,
             stack_file=stack_file,
             application=application,
+            working_directory=request.working_directory,
         )
         violations = stack_violations(policy, info.stack_file, info.claims)
         if violations:
@@ -255,6 +265,7 @@ async def inspect_source(
             committed_at=info.committed_at,
             version=request.version or info.version,
             stack_file=info.stack_file,
+            working_directory=request.working_directory,
         )
         steps = plan_steps(request, builds=info.builds, has_registry=bool(settings.registry))
         warnings = info.warnings

@@ -55,6 +55,7 @@ _COPIED = (
     "committed_at",
     "version",
     "stack_file",
+    "working_directory",
     "image",
     "service",
 )

@@ -103,6 +103,12 @@ class Deployment(SQLModel, table=True):
     references: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     hosts: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     stack_file: str | None = Field(default=None, sa_type=String(500))
+    working_directory: str | None = Field(
+        default=None,
+        sa_type=String(500),
+        description="Repository subdirectory the stack file and build contexts are relative to",
+    )
+    platforms: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     image: str | None = Field(default=None, sa_type=String(1000))
     service: str | None = Field(default=None, sa_type=String(200))
     original_request: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)

@@ -97,6 +97,7 @@ async def run_git(run: DeploymentRun) -> None:
                 record.stack_file,
                 application=record.application,
                 env=_env(run, commit),
+                working_directory=record.working_directory,
             )
         except GitError as exc:
             raise StepFailure(ErrorCode.ARTIFACT_NOT_FOUND, exc.message) from exc

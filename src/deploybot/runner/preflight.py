@@ -9,6 +9,8 @@ user error, so a bad request never leaves a half-written deployment.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -66,21 +68,31 @@ def load_stack(
     *,
     application: str,
     env: Mapping[str, str],
+    working_directory: str | None = None,
 ) -> StackFile:
-    """The commit's stack file; a lone Dockerfile deploys as one service named after the app."""
+    """The commit's stack file; a lone Dockerfile deploys as one service named after the app.
+
+    With a `working_directory` (a monorepo's project) the stack file, the lone Dockerfile
+    and the build contexts are relative to that directory."""
+    base = posixpath.normpath(working_directory) if working_directory else "."
+
+    def at(path: str) -> str:
+        return posixpath.normpath(posixpath.join(base, path))
+
     if stack_file == DOCKERFILE:
-        return single_service_stack(application)
-    text = mirrors.read_file(url, commit.sha, stack_file)
+        return _rebased(single_service_stack(application), base)
+    text = mirrors.read_file(url, commit.sha, at(stack_file))
     if text is None:
-        if stack_file == DEFAULT_STACK_FILE and mirrors.read_file(url, commit.sha, DOCKERFILE):
-            return single_service_stack(application)
-        raise StackFileError(stack_file, None, f"not found at commit {commit.short_sha}")
+        if stack_file == DEFAULT_STACK_FILE and mirrors.read_file(url, commit.sha, at(DOCKERFILE)):
+            return _rebased(single_service_stack(application), base)
+        raise StackFileError(at(stack_file), None, f"not found at commit {commit.short_sha}")
 
     def read_file(path: str) -> bytes | None:
         """Env files and the files of configs and secrets: from the commit, never the disk."""
-        return mirrors.read_file(url, commit.sha, path)
+        return mirrors.read_file(url, commit.sha, at(path))
 
-    return parse_stack_file(text.decode("utf-8", "replace"), stack_file, env, read_file)
+    stack = parse_stack_file(text.decode("utf-8", "replace"), stack_file, env, read_file)
+    return _rebased(stack, base)
 
 
 def missing_file_errors(stack: StackFile) -> list[DeploybotError]:
@@ -119,6 +131,19 @@ async def kept_secret_errors(
     ]
 
 
+def _rebased(stack: StackFile, base: str) -> StackFile:
+    """The stack with its build contexts made relative to the repository root."""
+    if base == ".":
+        return stack
+    builds = {
+        name: dataclasses.replace(
+            build, context=posixpath.normpath(posixpath.join(base, build.context))
+        )
+        for name, build in stack.builds.items()
+    }
+    return dataclasses.replace(stack, builds=builds)
+
+
 def spec_error(exc: StackFileError) -> DeploybotError:
     return DeploybotError(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc), field="stackFile")
 
@@ -147,6 +172,7 @@ class Preflight:
         ref: str | None,
         stack_file: str,
         application: str,
+        working_directory: str | None = None,
     ) -> SourceInfo:
         try:
             commit = await asyncio.to_thread(self.mirrors.resolve, repository_url, sha=sha, ref=ref)
@@ -171,6 +197,7 @@ class Preflight:
                 stack_file,
                 application=application,
                 env=env,
+                working_directory=working_directory,
             )
         except StackFileError as exc:
             raise spec_error(exc) from exc

@@ -30,6 +30,7 @@ from deploybot.schema.deployments import Deployment, DeploymentConnection, Deplo
 from deploybot.schema.execution import Executor
 from deploybot.schema.external_deployments import (
     AddDeploymentResultPayload,
+    AddDeploymentServicesPayload,
     CurrentVersion,
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
@@ -135,6 +136,11 @@ class Mutation:
     delete_secret: DeleteSecretPayload = strawberry.mutation(
         resolver=secret_resolvers.delete_secret,
         description="Forget a kept secret (action `secrets` or `admin`).",
+    )
+    add_deployment_services: AddDeploymentServicesPayload = strawberry.mutation(
+        resolver=external_resolvers.add_deployment_services,
+        description="Add services (packages: versions, hosts, durations) to a recorded"
+        " deployment afterwards.",
     )
 
 
