@@ -190,7 +190,8 @@ def ws_url(server: ServerProcess) -> str:
     return server.url.replace("http://", "ws://") + "/graphql"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's headless chromium, driven by Playwright."""
+    """Debian's headless chromium, driven by Playwright. Module-scoped: Playwright's sync
+    API keeps an event loop running while it is open, which async tests cannot share."""
     yield from browser.launch()
