@@ -21,7 +21,7 @@ log() { printf '[prepare] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_packages() {
-  local want=(docker.io busybox-static docker-registry postgresql git wrk openssh-server openssh-client)
+  local want=(docker.io busybox-static docker-registry postgresql git wrk openssh-server openssh-client chromium)
   local missing=()
   for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -131,12 +131,17 @@ node_clients() {
   fi
 }
 
+# deploybot's own image base (Debian bookworm via debootstrap), for deploy/ and its e2e test.
+make_debian_image() {
+  DEPLOYBOT_STATE_DIR="$STATE" bash "$ROOT/deploy/base-image.sh"
+}
+
 case "${1:-all}" in
   services)
-    install_packages; start_docker; start_registry; make_base_image; start_postgres ;;
+    install_packages; start_docker; start_registry; make_base_image; make_debian_image; start_postgres ;;
   python) python_env ;;
   all)
-    install_packages; start_docker; start_registry; make_base_image; start_postgres; python_env ;;
+    install_packages; start_docker; start_registry; make_base_image; make_debian_image; start_postgres; python_env ;;
   *) echo "usage: $0 [all|services|python]" >&2; exit 2 ;;
 esac
 log "ready: docker swarm, registry $REGISTRY_ADDR, base image $BASE_IMAGE, postgres 127.0.0.1:$PG_PORT"

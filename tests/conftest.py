@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.runner.swarm import Swarm
+from tests import browser
 from tests.gitserver import GitServer
 from tests.servers import Client, ServerProcess
 
@@ -186,3 +188,10 @@ def pg_api(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def ws_url(server: ServerProcess) -> str:
     return server.url.replace("http://", "ws://") + "/graphql"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's headless chromium, driven by Playwright. Module-scoped: Playwright's sync
+    API keeps an event loop running while it is open, which async tests cannot share."""
+    yield from browser.launch()

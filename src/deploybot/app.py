@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
 from deploybot.instance import Instance
+from deploybot.rest import rest_routes
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
 from deploybot.web.errors import http_error, server_error
@@ -22,6 +23,7 @@ from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz, readyz
 from deploybot.web.logs import raw_logs
 from deploybot.web.metrics import metrics
+from deploybot.web.pages import dashboard, static_files
 from deploybot.web.request_ids import RequestIds
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
@@ -68,8 +70,11 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/", dashboard),
+            Mount("/static", static_files(), name="static"),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
+            *rest_routes(),
         ],
         lifespan=lifespan,
         middleware=[Middleware(RequestIds)],

@@ -6,14 +6,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deploybot.core.policy import DeployPolicy, parse_port_ranges, split_list
+
+SECRETS_DIR = Path("/run/secrets")
+"""Where Swarm mounts a service's secrets: a file named like a setting's variable
+(`DEPLOYBOT_DATABASE_URL`) sets it, below the environment's own variables."""
 
 
 class Settings(BaseSettings):
     """Everything an instance needs to know; each field is `DEPLOYBOT_<NAME>` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DEPLOYBOT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DEPLOYBOT_",
+        extra="ignore",
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
+    )
 
     database_url: str = Field(
         default="sqlite+aiosqlite:///./deploybot.db",
@@ -66,6 +76,16 @@ class Settings(BaseSettings):
     ws_max_subscriptions: int = Field(
         default=100, ge=1, description="Operations one WebSocket connection may run at once"
     )
+    speed_runner: Literal["deploybot", "external"] = Field(
+        default="deploybot",
+        description="Who runs what SPEED's POST /start starts: deploybot's runner, or an"
+        " external runner that reports through /update and /add_results",
+    )
+    rest_deploy_wait: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds Deployment Manager's POST /api/v1/deployments waits for the end",
+    )
     runner_poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between looks for queued deployments"
     )
@@ -86,6 +106,55 @@ class Settings(BaseSettings):
         description="Train of a release whose branch is unknown (an image deploy, a recorded"
         " deployment without ref)",
     )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts the secrets deploybot keeps (32 bytes, URL-safe base64);"
+        " unset: <work_dir>/secrets.key, made on first use. Every deploying process needs it",
+    )
+    kept_object_versions: int = Field(
+        default=10,
+        ge=1,
+        description="Successful deployments per application whose configs and secrets stay on"
+        " the Swarm for rollbacks; older unused versions are removed",
+    )
+
+    policy_repositories: str = Field(
+        default="*",
+        description="Deploy policy: comma-separated globs of repository URLs deploys may come"
+        " from; local paths and file:// URLs only match patterns starting with file://",
+    )
+    policy_registries: str = Field(
+        default="*",
+        description="Deploy policy: comma-separated globs of registries (or registry/path)"
+        " that deployed images may come from (Docker Hub is docker.io)",
+    )
+    policy_bind_mount_prefixes: str = Field(
+        default="",
+        description="Deploy policy: host path prefixes bind mounts may come from (none: no"
+        " bind mounts)",
+    )
+    policy_capabilities: str = Field(
+        default="", description="Deploy policy: capabilities `cap_add` may add (ALL: any)"
+    )
+    policy_sysctls: str = Field(
+        default="", description="Deploy policy: globs of sysctls services may set"
+    )
+    policy_published_ports: str = Field(
+        default="1024-65535",
+        description="Deploy policy: ports and ranges services may publish (`80,443,8000-9000`)",
+    )
+    policy_allow_devices: bool = Field(
+        default=False, description="Deploy policy: allow `devices` and host device volumes"
+    )
+    policy_allow_host_namespaces: bool = Field(
+        default=False,
+        description="Deploy policy: allow the host's network, pid, ipc, uts, user or cgroup"
+        " namespace (`network_mode: host`, the `host` network, `pid: host`...)",
+    )
+    policy_allow_privileged: bool = Field(
+        default=False,
+        description="Deploy policy: allow `privileged` and unconfined `security_opt`",
+    )
 
     metrics_access: Literal["open", "token"] = Field(
         default="open",
@@ -101,6 +170,26 @@ class Settings(BaseSettings):
     def _check_release_trains(cls, value: str) -> str:
         parse_release_trains(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> Settings:
+        self.deploy_policy  # noqa: B018 - raises PolicyError (a ValueError) when invalid
+        return self
+
+    @property
+    def deploy_policy(self) -> DeployPolicy:
+        """The deploy policy these settings configure (an admin's edit replaces it)."""
+        return DeployPolicy(
+            repositories=split_list(self.policy_repositories),
+            registries=split_list(self.policy_registries),
+            bind_mount_prefixes=split_list(self.policy_bind_mount_prefixes),
+            capabilities=split_list(self.policy_capabilities),
+            sysctls=split_list(self.policy_sysctls),
+            published_ports=parse_port_ranges(split_list(self.policy_published_ports)),
+            allow_devices=self.policy_allow_devices,
+            allow_host_namespaces=self.policy_allow_host_namespaces,
+            allow_privileged=self.policy_allow_privileged,
+        )
 
     @property
     def release_train_map(self) -> dict[str, str]:

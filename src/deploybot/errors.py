@@ -31,12 +31,15 @@ class ErrorCode(enum.StrEnum):
     WRONG_ENVIRONMENT = "WRONG_ENVIRONMENT"
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
+    POLICY_VIOLATION = "POLICY_VIOLATION"
     HOOK_FAILED = "HOOK_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     # Releases and deployments recorded from elsewhere (issue 5).
     RELEASE_EXISTS = "RELEASE_EXISTS"
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     NOT_EXTERNAL = "NOT_EXTERNAL"
+    # Secrets deploybot keeps (issue 15).
+    SECRET_NOT_FOUND = "SECRET_NOT_FOUND"
 
 
 class DeploybotError(Exception):

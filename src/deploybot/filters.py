@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Table
 
 from deploybot.db.models import deployment_table, release_table
-from deploybot.domain import DeploymentState
+from deploybot.domain import DeploymentState, DeploymentTrigger
 from deploybot.errors import DeploybotError, ErrorCode
 
 SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -154,6 +154,8 @@ class DeploymentFilter(Filter):
     """A prefix of the sha."""
     refs: Sequence[str] | None = None
     states: Sequence[DeploymentState] | None = None
+    triggers: Sequence[DeploymentTrigger] | None = None
+    """Not in GraphQL's filter: the REST routes' (Sponge lists recorded deployments)."""
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -175,6 +177,7 @@ class DeploymentFilter(Filter):
             found.append(Condition("commit_sha", "prefix", self.commit_sha))
         found += _any_of("ref", self.refs)
         found += _any_of("state", self.states)
+        found += _any_of("trigger", self.triggers)
         return found + _between("created_at", self.created_after, self.created_before)
 
 

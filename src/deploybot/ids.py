@@ -34,15 +34,26 @@ def _b64decode(value: str, what: str) -> str:
         raise InvalidId(f"not a valid {what}: {value!r}") from exc
 
 
+MAX_KEY = 2**63 - 1
+"""Keys are 64-bit integers in both databases; a larger number names nothing."""
+
+
+def parse_key(text: str, what: str = "ID") -> int:
+    """A non-negative 64-bit key written in ASCII digits, else InvalidId."""
+    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()) or int(text) > MAX_KEY:
+        raise InvalidId(f"not a valid {what}: {text[:40]!r} (a number up to {MAX_KEY})")
+    return int(text)
+
+
 def encode_id(type_name: str, environment: str, key: int) -> str:
     return GlobalId(type_name, environment, key).encode()
 
 
 def decode_id(value: str) -> GlobalId:
     parts = _b64decode(value, "ID").split(":")
-    if len(parts) != 3 or not parts[2].isdigit():
+    if len(parts) != 3:
         raise InvalidId(f"not a valid ID: {value!r}")
-    return GlobalId(parts[0], parts[1], int(parts[2]))
+    return GlobalId(parts[0], parts[1], parse_key(parts[2]))
 
 
 def encode_cursor(key: int) -> str:
@@ -51,9 +62,9 @@ def encode_cursor(key: int) -> str:
 
 def decode_cursor(value: str) -> int:
     raw = _b64decode(value, "cursor")
-    if not raw.startswith("k:") or not raw[2:].isdigit():
+    if not raw.startswith("k:"):
         raise InvalidId(f"not a valid cursor: {value!r}")
-    return int(raw[2:])
+    return parse_key(raw[2:], "cursor")
 
 
 def encode_keyset(*parts: int) -> str:
@@ -68,6 +79,9 @@ def decode_keyset(value: str, size: int) -> tuple[int, ...]:
     if not raw.startswith("s:") or len(parts) != size:
         raise InvalidId(f"not a valid cursor: {value!r}")
     try:
-        return tuple(int(p) for p in parts)
+        keys = tuple(int(p) for p in parts)
     except ValueError:
         raise InvalidId(f"not a valid cursor: {value!r}") from None
+    if any(abs(k) > MAX_KEY for k in keys):
+        raise InvalidId(f"not a valid cursor: {value!r}")
+    return keys

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from deploybot.domain import DeploymentState, DeploymentStrategy, DeploymentTrigger, StepName
-from deploybot.ids import decode_id
+from deploybot.ids import decode_id, parse_key
 
 DEFAULT_CANARY_PERIOD = 10.0
 
@@ -29,8 +29,8 @@ class DeploymentRef(NamedTuple):
     @classmethod
     def parse(cls, value: str) -> DeploymentRef | None:
         """A global ID or a bare number; None for another type's ID; InvalidId if neither."""
-        if value.isdigit():
-            return cls(None, int(value))
+        if value.isascii() and value.isdigit():
+            return cls(None, parse_key(value))
         gid = decode_id(value)
         if gid.type_name != "Deployment":
             return None
@@ -141,6 +141,9 @@ class DeployRequest:
     application: str | None = None
     environment: str | None = None
     stack_file: str | None = None
+    working_directory: str | None = None
+    """A subdirectory of the repository (a monorepo's project): the stack file and the
+    build contexts are relative to it."""
     version: str | None = None
     description: str | None = None
     references: list[str] = field(default_factory=list)
@@ -191,10 +194,12 @@ class RecordedService:
 
 @dataclass
 class RecordRequest:
-    """A deployment another tool made; only the application and a version are required."""
+    """A deployment another tool made. Nothing is required (Sponge): a record without an
+    application is filed under its first platform, or `UNNAMED_APPLICATION`; one without a
+    version keeps none."""
 
-    application: str
-    version: str
+    application: str | None = None
+    version: str | None = None
     environment: str | None = None
     state: DeploymentState = DeploymentState.SUCCESS
     actor: str | None = None
@@ -202,6 +207,7 @@ class RecordRequest:
     notes: str | None = None
     references: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
     services: list[RecordedService] = field(default_factory=list)
     repository_url: str | None = None
     ref: str | None = None
@@ -223,3 +229,20 @@ class PublishRequest:
     version: str
     released_at: str | datetime
     data: Any = None
+
+
+@dataclass(frozen=True)
+class SetSecretRequest:
+    """A new value of a secret deploybot keeps for an application (the repr hides it)."""
+
+    application: str
+    name: str
+    value: str = field(repr=False)
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    application: str
+    name: str
+    environment: str | None = None

@@ -61,7 +61,7 @@ class Instance:
             db=self.db,
             bus=self.bus,
             hub=self.hub,
-            inspector=Preflight(self.settings, self.swarm),
+            inspector=Preflight(self.settings, self.swarm, db=self.db),
             swarm=SwarmStatus(self.swarm),
             service_logs=self.service_logs,
         )

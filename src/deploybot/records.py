@@ -64,6 +64,8 @@ class DeploymentRecord:
     references: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
     stack_file: str | None = None
+    working_directory: str | None = None
+    platforms: list[str] = field(default_factory=list)
     image: str | None = None
     service: str | None = None
     original_request: dict[str, Any] | None = None
@@ -94,6 +96,7 @@ class DeploymentRecord:
         fields.update(values)
         fields["references"] = values.get("references") or []
         fields["hosts"] = values.get("hosts") or []
+        fields["platforms"] = values.get("platforms") or []
         fields["dependencies"] = values.get("dependencies") or []
         code = values.get("error_code")
         fields["error_code"] = ErrorCode(code) if isinstance(code, str) else code
@@ -434,3 +437,18 @@ class DeploymentTally:
     state: str
     trigger: str
     count: int
+
+
+# --- secrets deploybot keeps --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    """A kept secret as the API shows it: never its value."""
+
+    application: str
+    environment: str
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -282,3 +282,78 @@ async def test_bad_recordings_are_field_errors(database: Database, api: Client) 
         }
     ]
     assert api.query("{ deployments { totalCount } }")["deployments"]["totalCount"] == 0
+
+
+ADD_SERVICES = """
+mutation($input: AddDeploymentServicesInput!) {
+  addDeploymentServices(input: $input) {
+    clientMutationId userErrors { field message code }
+    services { service version nodes duration }
+    deployment { number hosts }
+  }
+}
+"""
+
+
+@both_databases
+async def test_recording_without_application_or_version(database: Database, api: Client) -> None:
+    """Sponge's forgiving recording: filed under its first platform, with no version."""
+    payload = api.query(
+        "mutation($input: RecordDeploymentInput!) { recordDeployment(input: $input) {"
+        " userErrors { field } deployment { number application version platforms release {"
+        " version } } } }",
+        {"input": {"platforms": ["My_Platform", "other"], "notes": "My first milestone"}},
+    )["recordDeployment"]
+    assert payload["userErrors"] == []
+    deployment = payload["deployment"]
+    assert deployment["application"] == "my_platform"
+    assert deployment["version"] is None
+    assert deployment["platforms"] == ["My_Platform", "other"]
+    assert deployment["release"] is None  # no version: nothing to publish
+    nothing = record(api)
+    assert nothing["userErrors"] == []
+    assert nothing["deployment"]["application"] == "unnamed"
+
+
+@both_databases
+async def test_services_are_added_to_a_recording_afterwards(
+    database: Database, api: Client
+) -> None:
+    recorded = record(api, application="rl-pkg", version="7", hosts=["web-1"])["deployment"]
+    added = api.query(
+        ADD_SERVICES,
+        {
+            "input": {
+                "id": recorded["id"],
+                "services": [
+                    {"name": "api", "version": "7.1", "hosts": ["api-1"], "duration": 12.5},
+                    {"name": "worker"},
+                ],
+                "clientMutationId": "pkgs",
+            }
+        },
+    )["addDeploymentServices"]
+    assert added["userErrors"] == [] and added["clientMutationId"] == "pkgs"
+    services = {s["service"]: s for s in added["services"]}
+    assert services["api"] == {
+        "service": "api",
+        "version": "7.1",
+        "nodes": ["api-1"],
+        "duration": 12.5,
+    }
+    assert services["worker"]["version"] == "7"  # the deployment's version
+    assert added["deployment"]["hosts"] == ["web-1", "api-1"]
+
+    again = api.query(
+        ADD_SERVICES, {"input": {"id": recorded["id"], "services": [{"name": "api"}]}}
+    )["addDeploymentServices"]
+    assert again["services"] is None
+    assert [(e["field"], e["code"]) for e in again["userErrors"]] == [
+        ("services[0].name", "INVALID_INPUT")
+    ]
+    missing = api.query(ADD_SERVICES, {"input": {"id": "987654", "services": [{"name": "x"}]}})[
+        "addDeploymentServices"
+    ]
+    assert [e["code"] for e in missing["userErrors"]] == ["DEPLOYMENT_NOT_FOUND"]
+    empty = api.query(ADD_SERVICES, {"input": {"id": recorded["id"], "services": []}})
+    assert [e["field"] for e in empty["addDeploymentServices"]["userErrors"]] == ["services"]

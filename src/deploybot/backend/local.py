@@ -26,13 +26,16 @@ from deploybot.core import (
     feeds,
     history,
     logs,
+    policy_store,
     releases,
     rollbacks,
+    secrets,
     validation,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
+from deploybot.core.policy import PolicyChange, StoredPolicy
 from deploybot.db.engine import Database
-from deploybot.domain import DeploymentState, Interval
+from deploybot.domain import ApplicationState, DeploymentState, Interval
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import EventBus
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
@@ -41,9 +44,12 @@ from deploybot.inputs import (
     DeployRequest,
     PageRequest,
     PublishRequest,
+    RecordedService,
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    SecretRef,
+    SetSecretRequest,
 )
 from deploybot.live.feed import Batch, Feed
 from deploybot.live.hub import Hub, LiveSource
@@ -58,10 +64,18 @@ from deploybot.records import (
     Page,
     ReleaseRecord,
     ResultRecord,
+    SecretRecord,
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
 )
+from deploybot.secretbox import box_for
+
+MAX_LIST_LIMIT = 100
+"""Largest page of the REST application list."""
+MAX_LIST_WINDOW = 1_000
+"""`offset + limit` of the REST application list: each listed application's live status
+is read from the Swarm, so a deep offset must not turn into a slow request."""
 
 MAX_TAIL = 10_000
 """Recent service log lines an `applicationLogs` subscriber may ask for first."""
@@ -148,6 +162,14 @@ class LocalBackend:
     ) -> tuple[DeploymentRecord, ResultRecord]:
         number = self._number(ref, f"no deployment {ref.number} here")
         return await external_deployments.add_result(self.db, self.bus, number, data)
+
+    async def add_recorded_services(
+        self, ref: DeploymentRef, services: Sequence[RecordedService]
+    ) -> list[ServiceRolloutRecord]:
+        number = self._number(ref, f"no deployment {ref.number} here")
+        record = await history.require_deployment(self.db, number)
+        self.guard.require(Action.RECORD, record.application, record.repository_url, field="id")
+        return await external_deployments.add_services(self.db, self.bus, number, services)
 
     # --- deployments: reading them ----------------------------------------------------------
 
@@ -269,6 +291,44 @@ class LocalBackend:
         found = [await applications.application_status(self.db, self.swarm, n, env) for n in names]
         return [status for status in found if status is not None]
 
+    async def application_page(
+        self,
+        environment: str | None,
+        *,
+        state: ApplicationState | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[ApplicationStatus], int]:
+        env = self._environment(environment)
+        self.guard.require_anywhere(Action.READ)
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT, f"limit must be 1..{MAX_LIST_LIMIT}", field="limit"
+            )
+        if offset < 0 or offset + limit > MAX_LIST_WINDOW:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT,
+                f"offset must be 0 or more and offset + limit at most {MAX_LIST_WINDOW}",
+                field="offset",
+            )
+        names = [
+            name
+            for name in await applications.application_names(self.db, self.swarm, env)
+            if self.guard.may(Action.READ, name)
+        ]
+        if state is None:  # only the page's live status is read
+            window = names[offset : offset + limit]
+            found = [
+                await applications.application_status(self.db, self.swarm, n, env) for n in window
+            ]
+            return [s for s in found if s is not None], len(names)
+        matching = []
+        for name in names[:MAX_LIST_WINDOW]:
+            status = await applications.application_status(self.db, self.swarm, name, env)
+            if status is not None and status.state is state:
+                matching.append(status)
+        return matching[offset : offset + limit], len(matching)
+
     async def current_versions(
         self, application: str, environment: str | None
     ) -> list[EnvironmentVersion]:
@@ -285,6 +345,37 @@ class LocalBackend:
         return await delivery_metrics.delivery_metrics(
             self.db, filter, since=since, until=until, interval=interval
         )
+
+    # --- the deploy policy (admin) ----------------------------------------------------------
+
+    async def deploy_policy(self) -> StoredPolicy:
+        self.guard.require(Action.ADMIN)
+        return await policy_store.current_policy(self.db, self.settings)
+
+    async def update_deploy_policy(self, change: PolicyChange) -> StoredPolicy:
+        self.guard.require(Action.ADMIN)
+        return await policy_store.update_policy(
+            self.db, self.settings, change, by=self.principal.label
+        )
+
+    # --- secrets deploybot keeps -------------------------------------------------------------
+
+    async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
+        env = self._environment(request.environment)
+        self.guard.require(Action.SECRETS, request.application, field="application")
+        box = box_for(self.settings)
+        return await secrets.set_secret(self.db, box, env, request)
+
+    async def delete_secret(self, ref: SecretRef) -> SecretRecord:
+        env = self._environment(ref.environment)
+        self.guard.require(Action.SECRETS, ref.application, field="application")
+        return await secrets.delete_secret(self.db, env, ref)
+
+    async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
+        """Names, versions and times of an application's kept secrets (never values)."""
+        env = self._environment(environment)
+        self.guard.require(Action.SECRETS, application, field="application")
+        return await secrets.list_secrets(self.db, env, application)
 
     # --- live -------------------------------------------------------------------------------
 

@@ -20,16 +20,20 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from deploybot.domain import DeploymentState, Interval
+from deploybot.core.policy import PolicyChange, StoredPolicy
+from deploybot.domain import ApplicationState, DeploymentState, Interval
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
     PageRequest,
     PublishRequest,
+    RecordedService,
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    SecretRef,
+    SetSecretRequest,
 )
 from deploybot.live.hub import LiveSource
 from deploybot.records import (
@@ -42,6 +46,7 @@ from deploybot.records import (
     Page,
     ReleaseRecord,
     ResultRecord,
+    SecretRecord,
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
@@ -74,6 +79,13 @@ class Backend(Protocol):
     async def add_deployment_result(
         self, ref: DeploymentRef, data: Any
     ) -> tuple[DeploymentRecord, ResultRecord]: ...
+
+    async def add_recorded_services(
+        self, ref: DeploymentRef, services: Sequence[RecordedService]
+    ) -> list[ServiceRolloutRecord]:
+        """Services (Sponge's packages) added to a recorded deployment afterwards; answers
+        all its services."""
+        ...
 
     # --- deployments: reading them ----------------------------------------------------------
 
@@ -156,6 +168,18 @@ class Backend(Protocol):
 
     async def applications(self, environment: str | None) -> list[ApplicationStatus]: ...
 
+    async def application_page(
+        self,
+        environment: str | None,
+        *,
+        state: ApplicationState | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[ApplicationStatus], int]:
+        """Applications by name, offset-paginated (the REST list only; `offset + limit` is
+        capped at `MAX_LIST_WINDOW`), and how many match in all."""
+        ...
+
     async def current_versions(
         self, application: str, environment: str | None
     ) -> list[EnvironmentVersion]: ...
@@ -168,6 +192,16 @@ class Backend(Protocol):
         until: datetime | None,
         interval: Interval,
     ) -> DeliveryMetrics: ...
+
+    # --- the deploy policy (admin) ----------------------------------------------------------
+
+    async def deploy_policy(self) -> StoredPolicy:
+        """The policy in force (FORBIDDEN unless the caller is an admin)."""
+        ...
+
+    async def update_deploy_policy(self, change: PolicyChange) -> StoredPolicy:
+        """Change the policy (FORBIDDEN unless admin; INVALID_INPUT naming the field)."""
+        ...
 
     # --- live -------------------------------------------------------------------------------
 
@@ -196,4 +230,16 @@ class Backend(Protocol):
         since: datetime | None,
     ) -> LiveSource:
         """The running services' lines (`ServiceLogLine`), recent ones first if asked."""
+        ...
+
+    # --- secrets deploybot keeps (action `secrets`, or `admin`) -----------------------------
+
+    async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
+        """Store a new value, encrypted; the answer never carries it."""
+        ...
+
+    async def delete_secret(self, ref: SecretRef) -> SecretRecord: ...
+
+    async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
+        """Names, versions and update times of an application's kept secrets."""
         ...

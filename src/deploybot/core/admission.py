@@ -31,6 +31,7 @@ from deploybot.core.applications import check_dependencies
 from deploybot.core.history import require_deployment
 from deploybot.core.inspectors import SourceInspector, SwarmInspector
 from deploybot.core.lifecycle import skip_pending_steps
+from deploybot.core.policy_store import current_policy
 from deploybot.core.requests import (
     PreparedDeployment,
     application_of,
@@ -266,7 +267,8 @@ async def create_deployment(
                     ErrorCode.DEPENDENCY_FAILED, "dependencies cannot be checked here"
                 )
             await check_dependencies(db, swarm, environment, request.dependencies)
-        prepared = await inspect_source(settings, inspector, request, application)
+        policy = (await current_policy(db, settings)).policy
+        prepared = await inspect_source(settings, inspector, request, application, policy)
         try:
             replayed, created, superseded = await _admit(db, settings, request, prepared)
         except IntegrityError:

@@ -1,8 +1,9 @@
 """Deployments made by other tools (seeds 001 and 004): recorded here, moved through their
 states by their own runner, annotated with results. deploybot's runner never touches them.
 
-Recording is forgiving (Sponge): only the application and a version are required,
-and what is missing is filled in where it can be told: a deployment recorded in a
+Recording is forgiving (Sponge): nothing is required. A record without an application is
+filed under its first platform (else `UNNAMED_APPLICATION`), one without a version keeps
+none, and what is missing is filled in where it can be told: a deployment recorded in a
 final state without times finished when it was recorded; a duration with one end
 gives the other. It is not forgiving about what would corrupt the history: another
 environment's deployment, an impossible state change, times that run backwards.
@@ -19,22 +20,31 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deploybot.config import Settings
-from deploybot.core import releases
+from deploybot.core import history, releases
 from deploybot.core.history import require_deployment
 from deploybot.core.lifecycle import finish_deployment
 from deploybot.core.logs import LogWriter
 from deploybot.core.requests import NAME_RE
 from deploybot.db.engine import Database
-from deploybot.db.models import Deployment, DeploymentResult, ServiceRollout, deployment_table
+from deploybot.db.models import (
+    Deployment,
+    DeploymentResult,
+    ServiceRollout,
+    deployment_table,
+    service_table,
+)
 from deploybot.domain import DeploymentState, DeploymentTrigger, LogSource, LogStream
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.filters import SHA_RE
-from deploybot.inputs import RecordRequest
-from deploybot.records import DeploymentRecord, ResultRecord
+from deploybot.inputs import RecordedService, RecordRequest
+from deploybot.records import DeploymentRecord, ResultRecord, ServiceRolloutRecord
 from deploybot.times import parse_rfc3339, utcnow
 
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+UNNAMED_APPLICATION = "unnamed"
+"""Where a record that names neither an application nor a platform is filed."""
 
 #: States an outside reporter may set; INACTIVE is deploybot's (a newer success retires one).
 REPORTABLE = frozenset(s for s in DeploymentState if s is not DeploymentState.INACTIVE)
@@ -95,15 +105,31 @@ def _check_strings(errors: _Errors, name: str, values: Sequence[str], limit: int
             errors.fail(f"{name}[{index}]", f"{name} entries must be 1-{limit} characters")
 
 
+def application_of(request: RecordRequest) -> str:
+    """The application a record is filed under: its own, else its first platform's name
+    (`My_Platform` → `my_platform`), else `UNNAMED_APPLICATION`."""
+    if request.application is not None:
+        return request.application
+    for platform in request.platforms:
+        name = re.sub(r"[^a-z0-9_-]+", "-", platform.lower()).strip("-_")[:63]
+        if name:
+            return name
+    return UNNAMED_APPLICATION
+
+
+def version_of(request: RecordRequest) -> str | None:
+    return request.version.strip() if request.version is not None else None
+
+
 def _check_fields(errors: _Errors, request: RecordRequest, settings: Settings) -> str:
     """The recording's own fields; answers the environment it records."""
-    if not NAME_RE.match(request.application):
+    if not NAME_RE.match(application_of(request)):
         errors.fail(
             "application",
             "application must be 1-63 lowercase letters, digits, '-' or '_', starting with a"
             " letter or digit",
         )
-    if not 0 < len(request.version.strip()) <= 255:
+    if request.version is not None and not 0 < len(request.version.strip()) <= 255:
         errors.fail("version", "version must be 1 to 255 characters")
     environment = request.environment or settings.environment
     if environment != settings.environment:
@@ -119,6 +145,7 @@ def _check_fields(errors: _Errors, request: RecordRequest, settings: Settings) -
         errors.fail("commitSha", f"{request.commit_sha!r} is not a commit sha")
     _check_strings(errors, "references", request.references, 255)
     _check_strings(errors, "hosts", request.hosts, 255)
+    _check_strings(errors, "platforms", request.platforms, 255)
     return environment
 
 
@@ -140,17 +167,23 @@ def _times(
 
 
 def _services(
-    errors: _Errors, request: RecordRequest, finished_at: datetime | None
+    errors: _Errors,
+    recorded: Sequence[RecordedService],
+    *,
+    version: str | None,
+    state: DeploymentState,
+    finished_at: datetime | None,
+    seen: set[str],
 ) -> list[dict[str, Any]]:
-    """The recorded services (Sponge's packages) as service-rollout rows."""
+    """The recorded services (Sponge's packages) as service-rollout rows; `seen` holds the
+    names already recorded."""
     services: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for index, service in enumerate(request.services):
+    for index, service in enumerate(recorded):
         prefix = f"services[{index}]."
         if not _SERVICE_RE.match(service.name):
             errors.fail(prefix + "name", "service names are 1-200 letters, digits, '.', '_', '-'")
         elif service.name in seen:
-            errors.fail(prefix + "name", f"service {service.name} is listed twice")
+            errors.fail(prefix + "name", f"service {service.name} is recorded twice")
         seen.add(service.name)
         _check_strings(errors, prefix + "hosts", service.hosts, 255)
         start, end = errors.span(
@@ -163,12 +196,12 @@ def _services(
         services.append(
             {
                 "service": service.name,
-                "version": service.version or request.version.strip(),
+                "version": service.version or version,
                 "image": service.image,
                 "nodes": list(service.hosts),
                 "started_at": start,
                 "finished_at": end,
-                "state": "converged" if request.state is DeploymentState.SUCCESS else None,
+                "state": "converged" if state is DeploymentState.SUCCESS else None,
             }
         )
     return services
@@ -184,13 +217,22 @@ async def record_deployment(
     now = utcnow()
     committed_at = errors.time("committedAt", request.committed_at)
     started_at, finished_at = _times(errors, request, now)
-    services = _services(errors, request, finished_at)
+    application = application_of(request)
+    version = version_of(request)
+    services = _services(
+        errors,
+        request.services,
+        version=version,
+        state=request.state,
+        finished_at=finished_at,
+        seen=set(),
+    )
     if errors.errors:
         raise ValidationFailed(errors.errors)
 
     state = request.state
     async with db.transaction() as session:
-        current = await _current_success(session, request.application, environment)
+        current = await _current_success(session, application, environment)
         if (
             state is DeploymentState.SUCCESS
             and current is not None
@@ -201,8 +243,8 @@ async def record_deployment(
             state = DeploymentState.INACTIVE  # an older success recorded late
         deployment = Deployment(
             environment=environment,
-            application=request.application,
-            version=request.version.strip(),
+            application=application,
+            version=version,
             previous_version=current.version if current is not None else None,
             state=state,
             trigger=DeploymentTrigger.EXTERNAL,
@@ -212,6 +254,7 @@ async def record_deployment(
             description=request.notes,
             references=list(request.references),
             hosts=list(dict.fromkeys(request.hosts)),
+            platforms=list(dict.fromkeys(request.platforms)),
             repository_url=request.repository_url,
             ref=request.ref,
             commit_sha=request.commit_sha.lower() if request.commit_sha else None,
@@ -228,7 +271,7 @@ async def record_deployment(
         except IntegrityError as exc:
             raise DeploybotError(
                 ErrorCode.DEPLOYMENT_IN_PROGRESS,
-                f"{request.application} already has a deployment in progress on {environment}",
+                f"{application} already has a deployment in progress on {environment}",
                 field="state",
             ) from exc
         assert deployment.id is not None
@@ -367,3 +410,45 @@ async def add_result(
         stored = ResultRecord(result.id, deployment_id, result.data, result.created_at)
     bus.publish(DeploymentEvent(deployment_id, None))
     return record, stored
+
+
+async def add_services(
+    db: Database, bus: EventBus, deployment_id: int, recorded: Sequence[RecordedService]
+) -> list[ServiceRolloutRecord]:
+    """Add services (Sponge's packages, with versions, hosts and durations) to a recorded
+    deployment after the fact; their hosts join the deployment's. Answers all its services."""
+    record = await require_deployment(db, deployment_id)
+    if record.trigger is not DeploymentTrigger.EXTERNAL:
+        raise DeploybotError(
+            ErrorCode.NOT_EXTERNAL,
+            f"deployment {deployment_id} is run by deploybot; its services are its runner's",
+            field="id",
+        )
+    if not recorded:
+        raise DeploybotError(ErrorCode.INVALID_INPUT, "no services to add", field="services")
+    c = service_table.c
+    async with db.session() as session:
+        names = await session.execute(select(c.service).where(c.deployment_id == deployment_id))
+        seen = {row[0] for row in names}
+    errors = _Errors()
+    rows = _services(
+        errors,
+        recorded,
+        version=record.version,
+        state=record.state,
+        finished_at=record.finished_at,
+        seen=seen,
+    )
+    if errors.errors:
+        raise ValidationFailed(errors.errors)
+    hosts = list(dict.fromkeys([*record.hosts, *(h for s in recorded for h in s.hosts)]))
+    async with db.transaction() as session:
+        for values in rows:
+            session.add(ServiceRollout(deployment_id=deployment_id, **values))
+        await session.execute(
+            update(deployment_table)
+            .where(deployment_table.c.id == deployment_id)
+            .values(hosts=hosts, updated_at=utcnow())
+        )
+    bus.publish(DeploymentEvent(deployment_id, None))
+    return (await history.services_for(db, [deployment_id])).get(deployment_id, [])

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from deploybot.core.policy import Claim
 from deploybot.records import LiveStack, ServiceLogLine
 
 DEFAULT_STACK_FILE = "docker-compose.stack.yml"
@@ -31,6 +32,8 @@ class SourceInfo:
     services: list[str]
     builds: bool
     warnings: tuple[str, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    """What the stack asks of the nodes, for the deploy policy."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,19 @@ class SourceInspector(Protocol):
         ref: str | None,
         stack_file: str,
         application: str,
-    ) -> SourceInfo: ...
+        working_directory: str | None = None,
+    ) -> SourceInfo:
+        """`stack_file` and the build contexts are relative to `working_directory`."""
+        ...
 
     async def inspect_image(self, image: str) -> ImageInfo: ...
 
     async def image_available(self, image: str) -> bool:
         """Whether a recorded image reference can still run (registry or the node)."""
+        ...
+
+    async def missing_objects(self, specs: list[dict[str, Any]]) -> list[str]:
+        """The Swarm configs and secrets recorded specs mount that no longer exist."""
         ...
 
 

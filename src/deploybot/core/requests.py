@@ -9,6 +9,12 @@ from typing import Any
 
 from deploybot.config import Settings
 from deploybot.core.inspectors import DEFAULT_STACK_FILE, SourceInspector
+from deploybot.core.policy import (
+    DeployPolicy,
+    image_violation,
+    repository_violation,
+    stack_violations,
+)
 from deploybot.domain import StepName
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.filters import SHA_RE
@@ -36,6 +42,11 @@ def application_name_from(repository_url: str | None, image: str | None) -> str:
 
 def application_of(request: DeployRequest) -> str:
     return request.application or application_name_from(request.repository_url, request.image)
+
+
+def is_repository_path(path: str) -> bool:
+    """Relative, inside the repository (no `..`), not empty."""
+    return bool(path.strip()) and not path.startswith("/") and ".." not in path.split("/")
 
 
 def _invalid(field_name: str, message: str) -> DeploybotError:
@@ -86,10 +97,14 @@ def _name_errors(request: DeployRequest) -> list[DeploybotError]:
         errors.append(
             _invalid("service", "service must be 1-63 lowercase letters, digits, '-' or '_'")
         )
-    if request.stack_file is not None:
-        parts = request.stack_file.split("/")
-        if request.stack_file.startswith("/") or ".." in parts or not request.stack_file.strip():
-            errors.append(_invalid("stackFile", "stackFile must be a path inside the repository"))
+    if request.stack_file is not None and not is_repository_path(request.stack_file):
+        errors.append(_invalid("stackFile", "stackFile must be a path inside the repository"))
+    if request.working_directory is not None and not is_repository_path(request.working_directory):
+        errors.append(
+            _invalid("workingDirectory", "workingDirectory must be a directory of the repository")
+        )
+    if request.working_directory is not None and request.image:
+        errors.append(_invalid("workingDirectory", "workingDirectory is for git deploys"))
     if request.version is not None and not (0 < len(request.version) <= 255):
         errors.append(_invalid("version", "version must be 1 to 255 characters"))
     if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 255):
@@ -205,12 +220,29 @@ class PreparedDeployment:
     warnings: tuple[str, ...]
 
 
+def check_source_policy(request: DeployRequest, policy: DeployPolicy) -> None:
+    """The deploy policy's rules on the request itself (repository URL, image), checked
+    before the source is read: a refused repository is never fetched."""
+    if request.repository_url:
+        error = repository_violation(policy, request.repository_url.strip())
+    else:
+        error = image_violation(policy, (request.image or "").strip())
+    if error is not None:
+        raise ValidationFailed([error])
+
+
 async def inspect_source(
-    settings: Settings, inspector: SourceInspector, request: DeployRequest, application: str
+    settings: Settings,
+    inspector: SourceInspector,
+    request: DeployRequest,
+    application: str,
+    policy: DeployPolicy,
 ) -> PreparedDeployment:
-    """The request's source, looked at without changing anything (the runner's preflight)."""
+    """The request's source, looked at without changing anything (the runner's preflight),
+    and held against the deploy policy (POLICY_VIOLATION naming the file and key)."""
     values: dict[str, Any] = {}
     warnings: tuple[str, ...] = ()
+    check_source_policy(request, policy)
     if request.repository_url:
         stack_file = request.stack_file or DEFAULT_STACK_FILE
         info = await inspector.inspect_git(
@@ -219,7 +251,11 @@ async def inspect_source(
             ref=request.ref,
             stack_file=stack_file,
             application=application,
+            working_directory=request.working_directory,
         )
+        violations = stack_violations(policy, info.stack_file, info.claims)
+        if violations:
+            raise ValidationFailed(violations)
         values.update(
             repository_url=request.repository_url.strip(),
             commit_sha=info.commit_sha,
@@ -229,6 +265,7 @@ async def inspect_source(
             committed_at=info.committed_at,
             version=request.version or info.version,
             stack_file=info.stack_file,
+            working_directory=request.working_directory,
         )
         steps = plan_steps(request, builds=info.builds, has_registry=bool(settings.registry))
         warnings = info.warnings

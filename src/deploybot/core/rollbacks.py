@@ -18,6 +18,8 @@ from deploybot.config import Settings
 from deploybot.core.history import get_deployment, require_deployment, services_for
 from deploybot.core.inspectors import SourceInspector
 from deploybot.core.lifecycle import find_application
+from deploybot.core.policy import restore_violations
+from deploybot.core.policy_store import current_policy
 from deploybot.db.engine import Database
 from deploybot.db.models import (
     Application,
@@ -25,6 +27,7 @@ from deploybot.db.models import (
     DeploymentStep,
     application_table,
     deployment_table,
+    service_table,
     step_table,
 )
 from deploybot.domain import (
@@ -52,6 +55,7 @@ _COPIED = (
     "committed_at",
     "version",
     "stack_file",
+    "working_directory",
     "image",
     "service",
 )
@@ -168,6 +172,10 @@ async def create_rollback(
             ErrorCode.BACKUP_NOT_FOUND,
             f"deployment #{target.id} recorded no service specs to restore",
         )
+    policy = (await current_policy(db, settings)).policy
+    violations = restore_violations(policy, target.id, {s.service: s.spec for s in services})
+    if violations:
+        raise ValidationFailed(violations)
     missing = []
     for service in services:
         image = (service.spec or {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
@@ -178,6 +186,14 @@ async def create_rollback(
             ErrorCode.BACKUP_NOT_FOUND,
             f"the images of {target.version} (deployment #{target.id}) are no longer available:"
             f" {', '.join(missing)}",
+            field="version" if request.version is not None else None,
+        )
+    gone = await inspector.missing_objects([dict(s.spec) for s in services if s.spec])
+    if gone:
+        raise DeploybotError(
+            ErrorCode.BACKUP_NOT_FOUND,
+            f"the configs and secrets of {target.version} (deployment #{target.id}) are no"
+            f" longer on the Swarm: {', '.join(gone)}",
             field="version" if request.version is not None else None,
         )
 
@@ -220,6 +236,34 @@ async def restorable_services(db: Database, deployment_id: int) -> list[ServiceR
     """The recorded services of a deployment that carry a spec to put back."""
     rows = (await services_for(db, [deployment_id]))[deployment_id]
     return [row for row in rows if row.spec]
+
+
+async def recent_restorable_specs(
+    db: Database, application: str, environment: str, limit: int
+) -> list[dict[str, Any]]:
+    """The recorded service specs of the application's `limit` latest deployments a rollback
+    may restore: what their configs and secrets must stay on the Swarm for."""
+    c, s = deployment_table.c, service_table.c
+    async with db.connection() as connection:
+        ids = (
+            await connection.execute(
+                select(c.id)
+                .where(
+                    c.application == application,
+                    c.environment == environment,
+                    c.state.in_(RESTORABLE),
+                )
+                .order_by(c.id.desc())
+                .limit(limit)
+            )
+        ).scalars()
+        wanted = list(ids)
+        if not wanted:
+            return []
+        specs = (
+            await connection.execute(select(s.spec).where(s.deployment_id.in_(wanted)))
+        ).scalars()
+        return [dict(spec) for spec in specs if spec]
 
 
 async def last_good_deployment(

@@ -11,6 +11,7 @@ from deploybot.config import Settings
 from deploybot.core import admission
 from deploybot.core.applications import check_dependencies
 from deploybot.core.inspectors import SourceInspector, SwarmInspector
+from deploybot.core.policy_store import current_policy
 from deploybot.core.requests import application_of, check_request, inspect_source
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
@@ -70,8 +71,9 @@ async def validate_deployment(
             await check_dependencies(db, swarm, environment, request.dependencies)
         except DeploybotError as exc:
             issues.error(exc)
+    policy = (await current_policy(db, settings)).policy
     try:
-        prepared = await inspect_source(settings, inspector, request, application)
+        prepared = await inspect_source(settings, inspector, request, application, policy)
     except (DeploybotError, ValidationFailed) as exc:
         issues.error(exc)
     else:

@@ -11,7 +11,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -93,6 +103,12 @@ class Deployment(SQLModel, table=True):
     references: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     hosts: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     stack_file: str | None = Field(default=None, sa_type=String(500))
+    working_directory: str | None = Field(
+        default=None,
+        sa_type=String(500),
+        description="Repository subdirectory the stack file and build contexts are relative to",
+    )
+    platforms: list[str] = Field(default_factory=list, sa_type=PortableJSON)
     image: str | None = Field(default=None, sa_type=String(1000))
     service: str | None = Field(default=None, sa_type=String(200))
     original_request: dict[str, Any] | None = Field(default=None, sa_type=PortableJSON)
@@ -238,6 +254,34 @@ class Release(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class DeployPolicySetting(SQLModel, table=True):
+    """The deploy policy an admin set (one row, id 1); without it the settings' policy holds."""
+
+    __tablename__ = "deploy_policy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    document: dict[str, Any] = Field(default_factory=dict, sa_type=PortableJSON)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_by: str | None = Field(default=None, sa_type=String(255))
+
+
+class KeptSecret(SQLModel, table=True):
+    """A secret deploybot keeps for an application: only its current value, encrypted
+    (AES-GCM, see secretbox); `version` counts its values."""
+
+    __tablename__ = "kept_secret"
+    __table_args__ = (UniqueConstraint("environment", "application", "name"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    environment: str = Field(sa_type=String(100))
+    application: str = Field(sa_type=String(200))
+    name: str = Field(sa_type=String(64))
+    version: int = Field(default=1)
+    ciphertext: bytes = Field(sa_type=LargeBinary, repr=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 metadata = SQLModel.metadata
 
 # The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.
@@ -248,3 +292,5 @@ service_table: Table = metadata.tables["service_rollout"]
 result_table: Table = metadata.tables["deployment_result"]
 application_table: Table = metadata.tables["application"]
 release_table: Table = metadata.tables["release"]
+deploy_policy_table: Table = metadata.tables["deploy_policy"]
+kept_secret_table: Table = metadata.tables["kept_secret"]

@@ -23,5 +23,7 @@ async def delivery_metrics(
             filter.to_core() if filter else None, since=since, until=until, interval=interval
         )
     except DeploybotError as exc:
-        raise PublicError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from exc
+        raise PublicError(
+            f"{exc.field}: {exc.message}" if exc.field else exc.message, exc.code.value
+        ) from exc
     return DeliveryMetrics.from_record(metrics)

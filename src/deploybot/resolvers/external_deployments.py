@@ -9,10 +9,12 @@ from deploybot.errors import DeploybotError, ValidationFailed
 from deploybot.resolvers.deployments import field_ref
 from deploybot.schema.common import UserError
 from deploybot.schema.context import Info
-from deploybot.schema.deployments import Deployment, DeploymentResult
+from deploybot.schema.deployments import Deployment, DeploymentResult, ServiceRollout
 from deploybot.schema.external_deployments import (
     AddDeploymentResultInput,
     AddDeploymentResultPayload,
+    AddDeploymentServicesInput,
+    AddDeploymentServicesPayload,
     CurrentVersion,
     RecordDeploymentInput,
     RecordDeploymentPayload,
@@ -93,3 +95,26 @@ async def current_version(
 ) -> list[CurrentVersion]:
     found = await info.context.backend.current_versions(application, environment)
     return [CurrentVersion.from_record(f) for f in found]
+
+
+async def add_deployment_services(
+    info: Info, input: AddDeploymentServicesInput
+) -> AddDeploymentServicesPayload:
+    backend = info.context.backend
+    try:
+        ref = field_ref(input.id, "id", f"no deployment {input.id} here")
+        services = await backend.add_recorded_services(ref, [s.to_core() for s in input.services])
+        record = await backend.deployment(ref)
+    except (DeploybotError, ValidationFailed) as exc:
+        return AddDeploymentServicesPayload(
+            deployment=None,
+            services=None,
+            user_errors=UserError.from_exception(exc),
+            client_mutation_id=input.client_mutation_id,
+        )
+    return AddDeploymentServicesPayload(
+        deployment=Deployment.from_record(record, info.context.base_url) if record else None,
+        services=[ServiceRollout.from_record(s) for s in services],
+        user_errors=[],
+        client_mutation_id=input.client_mutation_id,
+    )

@@ -17,6 +17,8 @@ from typing import Any
 from deploybot.core import history, lifecycle, queue
 from deploybot.core.applications import check_dependencies
 from deploybot.core.logs import LogWriter
+from deploybot.core.policy import image_violation, repository_violation, stack_violations
+from deploybot.core.policy_store import current_policy
 from deploybot.domain import (
     DeploymentState,
     DeploymentStrategy,
@@ -44,6 +46,7 @@ from deploybot.runner.converge import (
     wait_converged,
 )
 from deploybot.runner.git import GitError, ResolvedCommit
+from deploybot.runner.objects import plan_objects, prune_objects, with_object_ids
 from deploybot.runner.phases import (
     canary_step,
     green_step,
@@ -63,6 +66,7 @@ from deploybot.runner.stack import (
     service_specs,
     single_service_stack,
 )
+from deploybot.runner.stack.claims import stack_claims
 from deploybot.runner.status import SwarmStatus
 from deploybot.runner.strategies import with_strategy
 from deploybot.runner.swarm import DockerUnavailable, image_of
@@ -80,6 +84,7 @@ async def run_git(run: DeploymentRun) -> None:
     # A git deployment was admitted with these (core.requests.inspect_source).
     assert url is not None and record.stack_file is not None and record.commit_sha is not None
     async with run.step(StepName.FETCH) as result:
+        await _check_policy(run, repository_url=url)  # before the repository is read
         try:
             commit = await asyncio.to_thread(
                 run.ctx.mirrors.resolve, url, sha=record.commit_sha, ref=None
@@ -92,18 +97,49 @@ async def run_git(run: DeploymentRun) -> None:
                 record.stack_file,
                 application=record.application,
                 env=_env(run, commit),
+                working_directory=record.working_directory,
             )
         except GitError as exc:
             raise StepFailure(ErrorCode.ARTIFACT_NOT_FOUND, exc.message) from exc
         except StackFileError as exc:
             raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
+        if stack.missing_files:
+            raise StepFailure(
+                ErrorCode.INVALID_DEPLOYMENT_SPEC,
+                "; ".join(f"{stack.filename}: {k}: {m}" for k, m in stack.missing_files),
+            )
         result["message"] = f"{commit.short_sha} {commit.message}".strip()
         run.say(f"fetched {url} at {commit.sha}: {commit.message}")
         run.say(f"stack {stack.filename}: services {', '.join(sorted(stack.services))}")
+        await _check_policy(run, stack=stack)
 
     if stack.builds:
         await _build(run, url, commit, stack)
     await _rollout(run, stack)
+
+
+async def _check_policy(
+    run: DeploymentRun,
+    *,
+    repository_url: str | None = None,
+    stack: StackFile | None = None,
+    image: str | None = None,
+) -> None:
+    """The deploy policy in force now (it may have been tightened since the request was
+    admitted), held against what is about to run: before anything is built or changed."""
+    policy = (await current_policy(run.ctx.db, run.ctx.settings)).policy
+    errors = []
+    if repository_url is not None:
+        errors.append(repository_violation(policy, repository_url))
+    if image is not None:
+        errors.append(image_violation(policy, image))
+    if stack is not None:
+        errors += stack_violations(policy, stack.filename, stack_claims(stack))
+    found = [e for e in errors if e is not None]
+    if found:
+        for error in found:
+            run.say(f"refused by the deploy policy: {error.message}", LogStream.STDERR)
+        raise StepFailure(ErrorCode.POLICY_VIOLATION, "; ".join(e.message for e in found))
 
 
 def _env(run: DeploymentRun, commit: ResolvedCommit) -> dict[str, str]:
@@ -189,6 +225,7 @@ async def run_image(run: DeploymentRun) -> None:
     image = record.image
     assert image is not None  # an image deployment was admitted with it
     async with run.step(StepName.FETCH) as result:
+        await _check_policy(run, image=image)
         run.images[service] = image
         digest = image.partition("@")[2]
         if digest:
@@ -231,6 +268,7 @@ async def _rollout(
     watches: list[ServiceWatch] = []
     followers: list[asyncio.Task[None]] = []
     await _check_dependencies(run)  # again: they may have changed since the request
+    objects = await plan_objects(run, stack, namespace)  # checks all before changing any
     try:
         specs = service_specs(
             stack,
@@ -239,13 +277,17 @@ async def _rollout(
             _labels(run),
             default_endpoint_mode=settings.endpoint_mode,
             default_publish_mode=settings.publish_mode,
+            object_names=objects.names,
         )
         networks = network_specs(stack, namespace)
     except StackFileError as exc:
         raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
+    await objects.create(run, namespace)
     bodies = {
         spec.service: with_strategy(
-            (replace or {}).get(spec.service) or spec.spec, strategy, options.rolling_update
+            (replace or {}).get(spec.service) or with_object_ids(spec.spec, objects.ids),
+            strategy,
+            options.rolling_update,
         )
         for spec in specs
     }
@@ -319,6 +361,15 @@ async def _rollout(
         await health_step(run, options.health_check, bodies, watches)
     if options.post_deploy_hooks:
         await hooks_step(run, StepName.POST_DEPLOY, options.post_deploy_hooks, bodies)
+    await prune_unused_objects(run, namespace)
+
+
+async def prune_unused_objects(run: DeploymentRun, namespace: str) -> None:
+    """After a successful rollout; a failure to clean up never fails the deployment."""
+    try:
+        await prune_objects(run, namespace)
+    except Exception as exc:
+        run.say(f"unused configs and secrets not removed: {exc}", LogStream.STDERR)
 
 
 async def _check_dependencies(run: DeploymentRun) -> None:

@@ -17,6 +17,8 @@ import time
 from typing import Any
 
 from deploybot.core import lifecycle, rollbacks
+from deploybot.core.policy import restore_violations
+from deploybot.core.policy_store import current_policy
 from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
 from deploybot.errors import ErrorCode
 from deploybot.inputs import RolloutOptions
@@ -27,6 +29,7 @@ from deploybot.runner.converge import (
     snapshot_tasks,
     wait_converged,
 )
+from deploybot.runner.objects import prune_objects, refresh_object_ids
 from deploybot.runner.run import DeploymentRun, StepFailure
 from deploybot.runner.swarm import NAMESPACE_LABEL
 from deploybot.times import utcnow
@@ -60,8 +63,10 @@ async def apply_recorded(
     watches: list[ServiceWatch] = []
     followers: list[asyncio.Task[None]] = []
     since = time.time() - 1
-    for row in sorted(rows, key=lambda r: str(r.service)):
-        body = copy.deepcopy(row.spec)
+    ordered = sorted(rows, key=lambda r: str(r.service))
+    specs = [copy.deepcopy(row.spec) for row in ordered]
+    await refresh_object_ids(run, specs)  # the configs and secrets it used, by name
+    for row, body in zip(ordered, specs, strict=True):
         if record:
             body.setdefault("Labels", {})["com.deploybot.deployment"] = str(run.id)
         await _networks(run, body, namespace)
@@ -174,6 +179,13 @@ async def run_rollback(run: DeploymentRun) -> None:
     rows = await rollbacks.restorable_services(db, int(target)) if target is not None else []
     if not rows:
         raise StepFailure(ErrorCode.BACKUP_NOT_FOUND, f"deployment #{target} recorded no specs")
+    assert target is not None  # rows were found for it
+    policy = (await current_policy(db, run.ctx.settings)).policy
+    violations = restore_violations(policy, int(target), {r.service: r.spec for r in rows})
+    if violations:  # the policy may have been tightened since the target ran
+        message = "; ".join(v.message for v in violations)
+        run.say(f"refused by the deploy policy: {message}", LogStream.STDERR)
+        raise StepFailure(ErrorCode.POLICY_VIOLATION, message)
     await rollbacks.set_application_state(
         db, record.application, record.environment, ApplicationState.ROLLING_BACK
     )
@@ -190,3 +202,7 @@ async def run_rollback(run: DeploymentRun) -> None:
                 raise StepFailure(ErrorCode.ROLLBACK_FAILED, str(exc)) from exc
     finally:
         await stop_following(followers)
+    try:
+        await prune_objects(run, record.application)
+    except Exception as exc:  # clean-up never fails the rollback
+        run.say(f"unused configs and secrets not removed: {exc}", LogStream.STDERR)

@@ -112,6 +112,48 @@ class Swarm:
         existing = await self.query("networks", params={"filters": json.dumps({"name": [name]})})
         return any(n["Name"] == name for n in existing)
 
+    # --- configs and secrets (`kind` is "config" or "secret") --------------------------------
+
+    async def find_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        found = await self.query(f"{kind}s", params={"filters": json.dumps({"name": [name]})})
+        return next((o for o in found if o["Spec"]["Name"] == name), None)
+
+    async def stack_objects(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        filters = json.dumps({"label": [f"{NAMESPACE_LABEL}={namespace}"]})
+        return cast(list[dict[str, Any]], await self.query(f"{kind}s", params={"filters": filters}))
+
+    async def create_object(self, kind: str, body: Mapping[str, Any]) -> tuple[str, bool]:
+        """Create a config or secret unless one of that name exists; (id, created).
+        Never logs or raises the body: a secret's data is in it."""
+        name = str(body["Name"])
+        existing = await self.find_object(kind, name)
+        if existing is not None:
+            return str(existing["ID"]), False
+        try:
+            created = await self.query(f"{kind}s/create", "POST", body=dict(body))
+        except DockerError as exc:
+            if exc.status != 409:  # made meanwhile by a concurrent deploy
+                raise DockerError(
+                    exc.status, f"cannot create {kind} {name}: {exc.message}"
+                ) from None
+            existing = await self.find_object(kind, name)
+            if existing is None:
+                raise
+            return str(existing["ID"]), False
+        return str(created["ID"]), True
+
+    async def remove_object(self, kind: str, object_id: str) -> bool:
+        """Remove a config or secret; False when a service still uses it."""
+        try:
+            await self.query(f"{kind}s/{object_id}", "DELETE")
+        except DockerError as exc:
+            if exc.status == 404:
+                return True
+            if exc.status in (400, 409, 500) and "in use" in str(exc.message):
+                return False
+            raise
+        return True
+
     # --- services -------------------------------------------------------------------------------
 
     async def stack_services(self, namespace: str) -> list[dict[str, Any]]:

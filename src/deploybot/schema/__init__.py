@@ -14,12 +14,14 @@ from deploybot.resolvers import (
     applications,
     deployments,
     node,
+    policy,
     rollbacks,
     subscriptions,
 )
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
 from deploybot.resolvers import releases as release_resolvers
+from deploybot.resolvers import secrets as secret_resolvers
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
@@ -28,13 +30,16 @@ from deploybot.schema.deployments import Deployment, DeploymentConnection, Deplo
 from deploybot.schema.execution import Executor
 from deploybot.schema.external_deployments import (
     AddDeploymentResultPayload,
+    AddDeploymentServicesPayload,
     CurrentVersion,
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
 from deploybot.schema.operation_metrics import OperationMetrics
+from deploybot.schema.policy import DeployPolicy, UpdateDeployPolicyPayload
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
+from deploybot.schema.secrets import DeleteSecretPayload, KeptSecret, SetSecretPayload
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -77,6 +82,15 @@ class Query:
         resolver=metrics_resolvers.delivery_metrics,
         description="Deployment frequency, lead time, change failure rate and time to restore.",
     )
+    deploy_policy: DeployPolicy = strawberry.field(
+        resolver=policy.deploy_policy,
+        description="What deployments may do to the nodes (admin only).",
+    )
+    secrets: list[KeptSecret] = strawberry.field(
+        resolver=secret_resolvers.secrets,
+        description="The secrets deploybot keeps for an application: names, versions and "
+        "update times, never values (action `secrets` or `admin`).",
+    )
 
 
 @strawberry.type
@@ -109,6 +123,25 @@ class Mutation:
     add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
         resolver=external_resolvers.add_deployment_result,
         description="Attach a result to a deployment.",
+    )
+    update_deploy_policy: UpdateDeployPolicyPayload = strawberry.mutation(
+        resolver=policy.update_deploy_policy,
+        description="Change what deployments may do to the nodes (admin only); stored, so it"
+        " holds across restarts and for every process sharing the database.",
+    )
+    set_secret: SetSecretPayload = strawberry.mutation(
+        resolver=secret_resolvers.set_secret,
+        description="Store a new value of a secret deploybot keeps (encrypted); the next "
+        "deployment rolls it out (action `secrets` or `admin`).",
+    )
+    delete_secret: DeleteSecretPayload = strawberry.mutation(
+        resolver=secret_resolvers.delete_secret,
+        description="Forget a kept secret (action `secrets` or `admin`).",
+    )
+    add_deployment_services: AddDeploymentServicesPayload = strawberry.mutation(
+        resolver=external_resolvers.add_deployment_services,
+        description="Add services (packages: versions, hosts, durations) to a recorded"
+        " deployment afterwards.",
     )
 
 

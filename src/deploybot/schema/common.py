@@ -37,7 +37,7 @@ class PublicError(Exception):
     """A GraphQL error whose message is safe to show (bad ID, bad cursor, bad page size),
     with an error code for clients when there is one (`extensions.code`)."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = ErrorCode.INVALID_INPUT.value) -> None:
         super().__init__(message)
         self.code = code
 

@@ -169,7 +169,13 @@ class Deployment(Node):
     team: str | None
     description: str | None
     references: list[str]
+    platforms: list[str] = strawberry.field(
+        description="Platforms a recorded deployment was for (Sponge's platforms)."
+    )
     stack_file: str | None
+    working_directory: str | None = strawberry.field(
+        description="The repository subdirectory the stack file and build contexts are in."
+    )
     image: str | None = strawberry.field(description="The prebuilt image of an image deploy.")
     service: str | None = strawberry.field(description="The service an image deploy targets.")
     original_request: JSON | None = strawberry.field(description="The request as received.")
@@ -375,7 +381,13 @@ class DeployInput:
         default=None, description="Defaults to this instance's environment; no other is accepted."
     )
     stack_file: str | None = strawberry.field(
-        default=None, description="Defaults to docker-compose.stack.yml."
+        default=None,
+        description="Defaults to docker-compose.stack.yml (relative to workingDirectory).",
+    )
+    working_directory: str | None = strawberry.field(
+        default=None,
+        description="A subdirectory of the repository (a monorepo's project): the stack file"
+        " and the build contexts are relative to it.",
     )
     version: str | None = strawberry.field(
         default=None, description="Defaults to a tag at the commit, else the short sha."
@@ -441,6 +453,7 @@ class DeployInput:
             application=self.application,
             environment=self.environment,
             stack_file=self.stack_file,
+            working_directory=self.working_directory,
             version=self.version,
             description=self.description,
             references=list(self.references or []),

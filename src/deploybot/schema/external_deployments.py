@@ -16,6 +16,7 @@ from deploybot.schema.deployments import (
     Deployment,
     DeploymentId,
     DeploymentResult,
+    ServiceRollout,
     linked_deployment,
 )
 from deploybot.schema.enums import DeploymentState
@@ -50,11 +51,12 @@ class RecordedServiceInput:
 
 
 @strawberry.input(
-    description="A deployment another tool made. Only application and version are required."
+    description="A deployment another tool made. Nothing is required: without an application"
+    " it is filed under its first platform (else `unnamed`); without a version it has none."
 )
 class RecordDeploymentInput:
-    application: str
-    version: str
+    application: str | None = None
+    version: str | None = None
     environment: str | None = strawberry.field(
         default=None, description="Defaults to this instance's environment; no other is accepted."
     )
@@ -70,6 +72,9 @@ class RecordDeploymentInput:
         default=None, description="Tickets or other external references."
     )
     hosts: list[str] | None = strawberry.field(default=None, description="Hosts deployed to.")
+    platforms: list[str] | None = strawberry.field(
+        default=None, description="Platforms the deployment was for (Sponge)."
+    )
     services: list[RecordedServiceInput] | None = strawberry.field(
         default=None, description="Per-service (package) versions, hosts and durations."
     )
@@ -104,6 +109,7 @@ class RecordDeploymentInput:
             notes=self.notes,
             references=list(self.references or []),
             hosts=list(self.hosts or []),
+            platforms=list(self.platforms or []),
             services=[s.to_core() for s in self.services or []],
             repository_url=self.repository_url,
             ref=self.ref,
@@ -145,6 +151,23 @@ class AddDeploymentResultInput:
     id: DeploymentId
     result: JSON
     client_mutation_id: str | None = None
+
+
+@strawberry.input(description="Services (packages) added to a recorded deployment afterwards.")
+class AddDeploymentServicesInput:
+    id: DeploymentId
+    services: list[RecordedServiceInput]
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class AddDeploymentServicesPayload:
+    deployment: Deployment | None
+    services: list[ServiceRollout] | None = strawberry.field(
+        description="All the deployment's services, the added ones included."
+    )
+    user_errors: list[UserError]
+    client_mutation_id: str | None
 
 
 @strawberry.type

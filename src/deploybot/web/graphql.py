@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from cross_web import HTTPException as BadGraphQLRequest
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -15,6 +16,7 @@ from strawberry.asgi import GraphQL
 from deploybot.schema import schema
 from deploybot.schema.context import Context
 from deploybot.web.errors import error_response
+from deploybot.web.pages import graphiql_page
 from deploybot.web.requests import base_url, instance_of
 
 CLI_USER_AGENT = "deploybot-cli/"
@@ -35,6 +37,10 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return context_for(request)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """deploybot's GraphiQL page: the same IDE, its assets served from here, not a CDN."""
+        return HTMLResponse(graphiql_page())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it can't use is answered with a JSON error body."""

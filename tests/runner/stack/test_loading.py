@@ -180,14 +180,19 @@ def test_service_without_image_is_rejected_at_conversion() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "key", ["secrets: [db_password]", "configs: [nginx_conf]", "env_file: .env"]
-)
-def test_secrets_configs_and_env_files_are_not_supported_yet(key: str) -> None:
+@pytest.mark.parametrize("key", ["secrets: [db_password]", "configs: [nginx_conf]"])
+def test_undefined_secrets_and_configs_are_errors(key: str) -> None:
     error = _web_error(f"{key}\n")
 
-    assert error.key == f"services.web.{key.split(':')[0]}"
-    assert "not supported yet" in error.message
+    assert error.key == f"services.web.{key.split(':')[0]}[0]"
+    assert "undefined" in error.message and "top-level" in error.message
+
+
+def test_env_file_needs_the_repository() -> None:
+    error = _web_error("env_file: .env\n")
+
+    assert error.key == "services.web.env_file"
+    assert "repository" in error.message
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from deploybot.runner.stack import BuildSpec, parse_stack_file, service_specs
+from deploybot.runner.stack.container import tagged_image
 from tests.runner.stack.examples import NS, SECOND, TWO_SERVICES, _stack_specs, _web
 
 
@@ -54,6 +55,23 @@ def test_service_labels_combine_deploy_labels_extra_labels_and_stack_labels(
     assert two_services["worker"]["Labels"]["com.docker.stack.image"] == "example/worker:2"
 
 
+@pytest.mark.parametrize(
+    ("image", "sent"),
+    [
+        ("redis", "redis:latest"),
+        ("docker.io/library/redis", "redis:latest"),
+        ("docker.io/grafana/grafana", "grafana/grafana:latest"),
+        ("stefanprodan/caddy", "stefanprodan/caddy:latest"),
+        ("127.0.0.1:5000/app/web", "127.0.0.1:5000/app/web:latest"),
+        ("127.0.0.1:5000/app/web:v1", "127.0.0.1:5000/app/web:v1"),
+        ("redis@sha256:abc", "redis@sha256:abc"),
+        ("Not/Valid", "Not/Valid"),
+    ],
+)
+def test_untagged_images_get_latest_as_docker_sends_them(image: str, sent: str) -> None:
+    assert tagged_image(image) == sent
+
+
 def test_container_spec(two_services: dict[str, dict[str, Any]]) -> None:
     container = two_services["web"]["TaskTemplate"]["ContainerSpec"]
 
@@ -87,6 +105,7 @@ def test_container_spec(two_services: dict[str, dict[str, Any]]) -> None:
             "StartPeriod": 90 * SECOND,
             "Retries": 3,
         },
+        "Privileges": {"CredentialSpec": None, "SELinuxContext": None},  # as docker sends it
     }
     worker = two_services["worker"]["TaskTemplate"]["ContainerSpec"]
     assert worker["Args"] == ["celery", "worker"]

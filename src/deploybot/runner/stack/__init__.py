@@ -7,8 +7,10 @@ differences (defaults for a Swarm without IPVS, errors instead of silently dropp
 noted where they happen.
 
 `loading` reads a file (YAML, `interpolation`, `schema`, `values`) into a `model` StackFile;
-`services` (with `container`) and `networks` convert it. All of that is pure: no Docker calls,
-no file access. `platform` alone asks the Swarm (the ports other stacks hold).
+`services` (with `container` and `file_objects`, the configs and secrets) and `networks`
+convert it. All of that is pure: no Docker calls, and files (env files, the files of configs
+and secrets) only through the reader the caller passes, which reads the deployed commit.
+`platform` alone asks the Swarm (the ports other stacks hold, the external objects).
 """
 
 from deploybot.runner.stack.loading import parse_stack_file, single_service_stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -197,6 +198,31 @@ def _volume_options(
     return {"Source": stack_volume.name, "VolumeOptions": options}
 
 
+_REFERENCE = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+
+
+def tagged_image(image: str) -> str:
+    """What docker's Go client sends for an image: untagged names get `:latest`, in their
+    familiar form (`docker.io/library/redis` is `redis:latest`), as `docker stack deploy`
+    stores them; anything it would not parse is left alone."""
+    if "@" in image:
+        return image
+    domain, slash, rest = image.partition("/")
+    if slash and ("." in domain or ":" in domain or domain == "localhost"):
+        if domain in ("docker.io", "index.docker.io"):
+            domain, rest = "", rest.removeprefix("library/") if rest.count("/") == 1 else rest
+        path = rest
+    else:
+        domain, path = "", image
+    if ":" in path:
+        return image
+    if not _REFERENCE.fullmatch(path):
+        return image
+    return f"{domain}/{path}:latest" if domain else f"{path}:latest"
+
+
 def container_spec(
     definition: Mapping[str, Any],
     *,
@@ -209,7 +235,7 @@ def container_spec(
     environment = definition.get("environment") or {}
     spec = compact(
         {
-            "Image": image,
+            "Image": tagged_image(image),
             "Labels": {**mapping(definition.get("labels")), NAMESPACE_LABEL: namespace},
             "Command": _command(definition.get("entrypoint")),
             "Args": _command(definition.get("command")),
@@ -238,4 +264,6 @@ def container_spec(
         spec["Init"] = bool(definition["init"])
     if "stop_grace_period" in definition:
         spec["StopGracePeriod"] = parse_duration(definition["stop_grace_period"])
+    # docker sends an empty Privileges (its two pointers null) with every service.
+    spec["Privileges"] = {"CredentialSpec": None, "SELinuxContext": None}
     return spec

@@ -87,6 +87,8 @@ _CASTS: Final[dict[tuple[str, ...], Callable[[str], object]]] = {
     _service_path("deploy", "placement", "max_replicas_per_node"): _to_int,
     _service_path("ports", "[]", "target"): _to_int,
     _service_path("ports", "[]", "published"): _to_int,
+    _service_path("configs", "[]", "mode"): _to_int,
+    _service_path("secrets", "[]", "mode"): _to_int,
     _service_path("ulimits", "*"): _to_int,
     _service_path("ulimits", "*", "hard"): _to_int,
     _service_path("ulimits", "*", "soft"): _to_int,

@@ -7,11 +7,19 @@ A repository with only a Dockerfile becomes a one-service stack (`single_service
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import yaml
 
+from deploybot.runner.stack.file_objects import (
+    KINDS,
+    FileObject,
+    Kind,
+    load_file_objects,
+    repo_file,
+    used_keys,
+)
 from deploybot.runner.stack.interpolation import interpolate
 from deploybot.runner.stack.model import (
     SERVICE_NAME,
@@ -53,11 +61,12 @@ _IGNORED_BUILD_KEYS: Final = frozenset(
     {"labels", "cache_from", "network", "shm_size", "extra_hosts"}
 )
 _UNSUPPORTED_SERVICE_KEYS: Final = {
-    "secrets": "secrets are not supported yet",
-    "configs": "configs are not supported yet",
-    "env_file": "env_file is not supported yet: put the variables under `environment`",
     "credential_spec": "credential_spec is not supported yet",
 }
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+
+ReadFile = Callable[[str], bytes | None]
+"""Reads a file of the deployed commit by repository path (None: the commit has none)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -163,11 +172,8 @@ def _check_version(version: object) -> None:
         raise Invalid("version", f"unsupported compose file version {text!r}: use 3.x")
 
 
-def _reject_unsupported(document: Mapping[str, Any], services: Mapping[str, Any]) -> None:
+def _reject_unsupported(services: Mapping[str, Any]) -> None:
     """Settings deploybot cannot honour yet are errors rather than silently dropped."""
-    for section in ("secrets", "configs"):
-        if document.get(section):
-            raise Invalid(section, f"{section} are not supported yet")
     for name, definition in services.items():
         for key, message in _UNSUPPORTED_SERVICE_KEYS.items():
             if definition.get(key):
@@ -250,13 +256,90 @@ def _validated_document(text: str, env: Mapping[str, str]) -> dict[str, Any]:
     return interpolated
 
 
+def parse_env_file(data: bytes, path: str) -> dict[str, str | None]:
+    """docker/cli's opts.ParseEnvFile: `KEY=value` lines taken as they are (no quotes
+    removed, nothing interpolated), `#` comments and blank lines skipped, and a bare `KEY`
+    taken from the stack's variables (None here, resolved with `environment`)."""
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(path, "env file is not valid UTF-8") from None
+    values: dict[str, str | None] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        variable, sep, value = line.partition("=")
+        if any(c.isspace() for c in variable):
+            raise Invalid(path, f"line {number}: variable {variable!r} contains whitespace")
+        if not variable:
+            raise Invalid(path, f"line {number}: no variable name")
+        values[variable] = value if sep else None
+    return values
+
+
+def _env_files(
+    service: str,
+    definition: Mapping[str, Any],
+    stack_file: str,
+    read_file: ReadFile | None,
+    missing: list[tuple[str, str]],
+) -> dict[str, str | None]:
+    """The service's env files merged in order (a later file wins), read from the commit."""
+    raw = definition.get("env_file")
+    if not raw:
+        return {}
+    path = f"services.{service}.env_file"
+    if read_file is None:
+        raise Invalid(path, "env_file needs the repository's files (deploy from git)")
+    merged: dict[str, str | None] = {}
+    for index, entry in enumerate([raw] if isinstance(raw, str) else list(raw)):
+        file = repo_file(posixpath.dirname(stack_file), str(entry), f"{path}[{index}]")
+        data = read_file(file)
+        if data is None:
+            missing.append((f"{path}[{index}]", f"{file} is not in the deployed commit"))
+            continue
+        merged.update(parse_env_file(data, f"{path}[{index}] ({file})"))
+    return merged
+
+
+def _object_files(
+    services: Mapping[str, Mapping[str, Any]],
+    objects: Mapping[Kind, Mapping[str, FileObject]],
+    read_file: ReadFile | None,
+    missing: list[tuple[str, str]],
+) -> dict[str, bytes]:
+    """The files of the configs and secrets some service uses, read from the commit."""
+    files: dict[str, bytes] = {}
+    if read_file is None:
+        return files
+    for kind in KINDS:
+        for key in used_keys(services, kind):
+            obj = objects[kind].get(key)
+            if obj is None or obj.file is None or obj.file in files:
+                continue
+            data = read_file(obj.file)
+            if data is None:
+                missing.append((f"{kind}s.{key}.file", f"{obj.file} is not in the deployed commit"))
+            else:
+                files[obj.file] = data
+    return files
+
+
 def parse_stack_file(
-    text: str, filename: str = "docker-compose.stack.yml", env: Mapping[str, str] | None = None
+    text: str,
+    filename: str = "docker-compose.stack.yml",
+    env: Mapping[str, str] | None = None,
+    read_file: ReadFile | None = None,
 ) -> StackFile:
     """Parse, interpolate and validate a stack file; every error names the key to fix.
 
     The services are also converted once with placeholder values, so that problems docker
     reports only at deploy time (bad durations, undefined networks...) surface here.
+    `read_file` reads the commit's env files and the files of configs and secrets; files
+    it lacks are listed in `missing_files` (so that every one can be reported).
     """
     variables: Mapping[str, str] = env or {}
     with reported_as(filename):
@@ -266,14 +349,19 @@ def parse_stack_file(
         }
         networks = {k: dict(v or {}) for k, v in (document.get("networks") or {}).items()}
         volumes = {k: dict(v or {}) for k, v in (document.get("volumes") or {}).items()}
-        _reject_unsupported(document, services)
+        _reject_unsupported(services)
         _check_external("networks", networks)
         _check_external("volumes", volumes)
-        for definition in services.values():
-            if "environment" in definition:
-                definition["environment"] = _resolve_environment(
-                    definition["environment"], variables
-                )
+        objects = {
+            kind: load_file_objects(kind, document.get(f"{kind}s"), filename) for kind in KINDS
+        }
+        missing: list[tuple[str, str]] = []
+        for name, definition in sorted(services.items()):
+            env_files = _env_files(name, definition, filename, read_file, missing)
+            if "environment" in definition or env_files:
+                merged = {**env_files, **mapping_with_nil(definition.get("environment"))}
+                definition["environment"] = _resolve_environment(merged, variables)
+        files = _object_files(services, objects, read_file, missing)
         builds = {
             name: _build_spec(name, definition["build"], variables)
             for name, definition in sorted(services.items())
@@ -286,6 +374,10 @@ def parse_stack_file(
             builds=builds,
             volumes=volumes,
             warnings=_warnings(services),
+            configs=objects["config"],
+            secrets=objects["secret"],
+            files=files,
+            missing_files=tuple(missing),
         )
         convert_all(stack, "stack", {}, None, "vip", "host", placeholder_image="image")
     return stack

@@ -11,7 +11,10 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from deploybot.runner.stack.file_objects import FileObject
 
 NAMESPACE_LABEL: Final = "com.docker.stack.namespace"
 IMAGE_LABEL: Final = "com.docker.stack.image"
@@ -55,7 +58,8 @@ class StackFile:
     `services` hold the compose definitions as written (after interpolation), except that
     `environment` is resolved to a plain mapping, because resolving it needs `env`.
     `volumes` (top-level volumes) are needed to convert mounts; `warnings` lists valid
-    settings that Swarm ignores, which `docker stack deploy` prints too.
+    settings that Swarm ignores, which `docker stack deploy` prints too. `configs` and
+    `secrets` are the top-level ones; `files` holds what their `file:`s contain.
     """
 
     filename: str
@@ -64,6 +68,12 @@ class StackFile:
     builds: dict[str, BuildSpec]
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    configs: dict[str, FileObject] = field(default_factory=dict)
+    secrets: dict[str, FileObject] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """Content of the configs' and secrets' files, by repository path (read from the commit)."""
+    missing_files: tuple[tuple[str, str], ...] = ()
+    """(key path, message) of each file the stack needs that the commit lacks."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from deploybot.config import Settings
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.runner.stack.file_objects import KINDS, used_keys
 from deploybot.runner.stack.model import StackFile, StackFileError
 from deploybot.runner.stack.services import service_specs
 from deploybot.runner.swarm import NAMESPACE_LABEL, DockerUnavailable, Swarm
@@ -91,4 +92,31 @@ async def check_stack_on_swarm(
                     )
     except DockerUnavailable as exc:
         warnings.append(f"published ports not checked against the Swarm: {exc}")
+    try:
+        errors += await missing_external_objects(swarm, stack, namespace)
+    except DockerUnavailable as exc:
+        warnings.append(f"external configs and secrets not checked: {exc}")
     return errors, warnings
+
+
+async def missing_external_objects(
+    swarm: Swarm, stack: StackFile, namespace: str
+) -> list[DeploybotError]:
+    """One error per external config or secret a service uses that the Swarm lacks
+    (secrets deploybot keeps are checked against its database instead)."""
+    errors: list[DeploybotError] = []
+    for kind in KINDS:
+        objects = stack.configs if kind == "config" else stack.secrets
+        for key in used_keys(stack.services, kind):
+            obj = objects.get(key)
+            if obj is None or not obj.external or obj.kept_secret is not None:
+                continue
+            name = obj.engine_name(namespace)
+            if await swarm.find_object(kind, name) is None:
+                errors.append(
+                    _spec_error(
+                        f"{stack.filename}: {kind}s.{key}: external {kind} {name} does not"
+                        " exist on the Swarm (create it, or drop `external: true`)"
+                    )
+                )
+    return errors

@@ -366,7 +366,16 @@ _BUILD: Final = _OneOf(
         allow_x=True,
     ),
 )
-_FILE_REFERENCES: Final = _Arr(_OneOf(_STR, _Obj({}, extra=_ANY)))
+# A service's `secrets:`/`configs:` entry: a name, or the long syntax (config_schema_v3.x).
+_FILE_REFERENCES: Final = _Arr(
+    _OneOf(
+        _STR,
+        _Obj(
+            {"source": _STR, "target": _STR, "uid": _STR, "gid": _STR, "mode": _NUM},
+            allow_x=True,
+        ),
+    )
+)
 
 
 # Keys docker/cli refuses outright, with its explanations.
@@ -478,14 +487,24 @@ _VOLUME: Final = _OneOf(
         allow_x=True,
     ),
 )
+_FILE_OBJECT_KEYS: Final = {
+    "name": _STR,
+    "file": _STR,
+    "external": _EXTERNAL,
+    "labels": _LIST_OR_DICT,
+    "template_driver": _STR,
+}
+# Top-level `secrets:` and `configs:` (secrets may also name a secret driver plugin).
+_SECRET: Final = _Obj({**_FILE_OBJECT_KEYS, "driver": _STR, "driver_opts": _OPTIONS}, allow_x=True)
+_CONFIG: Final = _Obj(_FILE_OBJECT_KEYS, allow_x=True)
 COMPOSE_FILE: Final = _Obj(
     {
         "version": _OneOf(_STR, _NUM),
         "services": _MapOf(_SERVICE, key_pattern=SERVICE_NAME),
         "networks": _OneOf(_NULL, _MapOf(_NETWORK, key_pattern=_OBJECT_NAME)),
         "volumes": _OneOf(_NULL, _MapOf(_VOLUME, key_pattern=_OBJECT_NAME)),
-        "secrets": _OneOf(_NULL, _MapOf(_ANY)),
-        "configs": _OneOf(_NULL, _MapOf(_ANY)),
+        "secrets": _OneOf(_NULL, _MapOf(_SECRET, key_pattern=_OBJECT_NAME)),
+        "configs": _OneOf(_NULL, _MapOf(_CONFIG, key_pattern=_OBJECT_NAME)),
     },
     required=("services",),
     allow_x=True,

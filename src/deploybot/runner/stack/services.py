@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploybot.runner.stack.container import container_spec, volume_defs
+from deploybot.runner.stack.file_objects import KINDS, FileObject, references
 from deploybot.runner.stack.model import (
     ENDPOINT_MODES,
     IMAGE_LABEL,
@@ -215,6 +216,10 @@ class _Target:
     publish_mode: str
     networks: Mapping[str, Resolved]
     volumes: Mapping[str, Resolved]
+    objects: Mapping[str, Mapping[str, FileObject]]
+    """Top-level configs and secrets by kind."""
+    object_names: Mapping[tuple[str, str], str]
+    """(kind, key) → the name the object was created under (default: docker's)."""
 
 
 def _task_template(
@@ -224,16 +229,20 @@ def _task_template(
     target: _Target,
     path: str,
 ) -> dict[str, Any]:
-    template: dict[str, Any] = {
-        "ContainerSpec": container_spec(
-            definition,
-            image=target.image,
-            namespace=target.namespace,
-            volumes=target.volumes,
-            path=path,
-        ),
-        "Resources": _resources(deploy),
-    }
+    container = container_spec(
+        definition,
+        image=target.image,
+        namespace=target.namespace,
+        volumes=target.volumes,
+        path=path,
+    )
+    for kind in KINDS:
+        refs = references(
+            definition, kind, target.objects[kind], target.namespace, target.object_names, path
+        )
+        if refs:
+            container[f"{kind.title()}s"] = refs
+    template: dict[str, Any] = {"ContainerSpec": container, "Resources": _resources(deploy)}
     restart = _restart_policy(definition, deploy, path)
     if restart is not None:
         template["RestartPolicy"] = restart
@@ -281,8 +290,10 @@ def convert_all(
     endpoint_mode: str,
     publish_mode: str,
     placeholder_image: str | None = None,
+    object_names: Mapping[tuple[str, str], str] | None = None,
 ) -> list[ServiceSpec]:
     networks = network_defs(stack, namespace)
+    objects = {"config": stack.configs, "secret": stack.secrets}
     volumes = volume_defs(stack, namespace)
     specs = []
     for service in sorted(stack.services):
@@ -292,7 +303,15 @@ def convert_all(
             why = "was not built" if service in stack.builds else "has no `image:`"
             raise Invalid(f"services.{service}.image", f"no image to run: the service {why}")
         target = _Target(
-            namespace, str(image), labels or {}, endpoint_mode, publish_mode, networks, volumes
+            namespace,
+            str(image),
+            labels or {},
+            endpoint_mode,
+            publish_mode,
+            networks,
+            volumes,
+            objects,
+            object_names or {},
         )
         spec = _service_spec(definition, service, target)
         specs.append(ServiceSpec(name=spec["Name"], service=service, spec=spec))
@@ -306,12 +325,15 @@ def service_specs(
     labels: Mapping[str, str] | None = None,
     default_endpoint_mode: str = "dnsrr",
     default_publish_mode: str = "host",
+    object_names: Mapping[tuple[str, str], str] | None = None,
 ) -> list[ServiceSpec]:
     """Engine API ServiceSpecs for every service, sorted by service name.
 
     `images` maps services to the image to run (what deploybot built and pushed); services
     not in it run their compose `image:`. `labels` are added to every service's labels.
     The defaults suit a Swarm without IPVS: DNS round-robin and host-mode publishing.
+    `object_names` maps (kind, key) of configs and secrets to the names they were created
+    under (their IDs are filled in by the runner once they exist).
     """
     check_namespace(namespace)
     if default_endpoint_mode not in ENDPOINT_MODES:
@@ -320,5 +342,11 @@ def service_specs(
         raise ValueError(f"default_publish_mode must be one of {PUBLISH_MODES}")
     with reported_as(stack.filename):
         return convert_all(
-            stack, namespace, images, labels, default_endpoint_mode, default_publish_mode
+            stack,
+            namespace,
+            images,
+            labels,
+            default_endpoint_mode,
+            default_publish_mode,
+            object_names=object_names,
         )

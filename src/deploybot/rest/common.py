@@ -1,0 +1,115 @@
+"""What every seed's routes share: the caller's backend, the rate-limit hook, request bodies
+read into pydantic models, and JSON answers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+
+from deploybot.backend.local import LocalBackend
+from deploybot.web.requests import instance_of
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def backend_of(connection: HTTPConnection) -> LocalBackend:
+    """The backend bound to this request's caller: the one place every REST route gets it.
+
+    Today the instance's shared backend; with token authentication, the backend bound to
+    the authenticated principal (`Instance.backend_for(principal)`)."""
+    return instance_of(connection).backend
+
+
+class RateRule(enum.StrEnum):
+    """Seed 002's rate limits: deploy 5 a minute per deployment, status and health 100 a
+    minute, list 50 a minute (the other seeds' routes count as status reads)."""
+
+    DEPLOY = "deploy"
+    STATUS = "status"
+    LIST = "list"
+
+
+async def rate_limit(connection: HTTPConnection, rule: RateRule, key: str | None = None) -> None:
+    """Where a REST call is counted against its caller's limits (`key`: the deployment, for
+    a per-deployment limit). The rate limiter plugs in here and raises
+    `DeploybotError(RATE_LIMITED)`, which each seed answers with 429 in its own shape."""
+    del connection, rule, key
+
+
+class BodyError(Exception):
+    """A request body that is not JSON, or not the model's shape; `field` names the first
+    offending field (dotted), `message` says what is wrong."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"the body is not JSON: {exc}") from exc
+
+
+def parse(model: type[M], data: Any) -> M:
+    """`data` as `model`, or a BodyError naming the first field that does not fit."""
+    if not isinstance(data, Mapping):
+        raise BodyError("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise BodyError(f"{field}: {first['msg']}", field or None) from exc
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    return parse(model, await read_json(request))
+
+
+def json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    """`2024-01-01T00:00:00Z` (UTC, seconds, as the seeds write their times)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    text = moment.replace(tzinfo=None).isoformat(timespec="seconds")
+    return text + "Z"
+
+
+def go_duration(seconds: float | None) -> str | None:
+    """Seconds as Go's `time.Duration.String()`: `5m0s`, `1h2m3s`, `1.5s`, `250ms`, `0s`."""
+    if seconds is None:
+        return None
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 1:
+        millis = round(seconds * 1000, 3)
+        return f"{sign}{millis:g}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    secs = round(secs, 3)
+    text = f"{secs:g}s"
+    if hours:
+        return f"{sign}{int(hours)}h{int(minutes)}m{text}"
+    if minutes:
+        return f"{sign}{int(minutes)}m{text}"
+    return sign + text
