@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,6 +84,28 @@ class Settings(BaseSettings):
         default="stable",
         description="Train of a release whose branch is unknown (an image deploy, a recorded"
         " deployment without ref)",
+    )
+
+    auth: bool = Field(
+        default=True,
+        description="Require an API token on every route but /healthz. `off` (throwaway local "
+        "use only) lets anyone do anything; serve then refuses a non-loopback host",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="A fixed admin token (tests, deploy secrets); stored digested like any other",
+    )
+    token_cache_ttl: float = Field(
+        default=5.0,
+        gt=0,
+        le=5.0,
+        description="Seconds a token lookup is cached (a revoked token stops working within it)",
+    )
+    ws_auth_recheck: float = Field(
+        default=2.5,
+        gt=0,
+        le=5.0,
+        description="Seconds between re-checks of an open WebSocket's token",
     )
 
     @field_validator("release_trains")
