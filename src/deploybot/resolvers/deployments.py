@@ -124,7 +124,7 @@ async def deployments(
             fields=selected_columns(info),
         )
     except DeploybotError as exc:
-        raise PublicError(exc.message) from exc
+        raise PublicError.from_exception(exc) from exc
     base_url = info.context.base_url
     edges = [
         DeploymentEdge(cursor=edge.cursor, node=Deployment.from_record(edge.node, base_url))

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from deploybot.access import Principal
+from deploybot.access import ANONYMOUS, Principal
 from deploybot.schema import schema
 from deploybot.schema.context import Context
 from deploybot.web.auth import CHALLENGE, principal_of
@@ -50,9 +50,8 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        principal = principal_of(request)
-        assert principal is not None  # __call__ answered 401 otherwise
-        return context_for(request, principal)
+        # Only the GraphiQL page is served without a token (__call__ answers 401 otherwise).
+        return context_for(request, principal_of(request) or ANONYMOUS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request it can't use is answered with a JSON error body."""
