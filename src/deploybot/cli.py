@@ -181,6 +181,14 @@ def _run_on_database(database_url: str | None, work: Callable[[Database], Awaita
     return asyncio.run(main())
 
 
+async def _audit(db: Database, operation: str, target: str, outcome: str) -> None:
+    """The CLI's token changes are audited as the local user's."""
+    from deploybot.access import LOCAL_USER
+    from deploybot.core import audit
+
+    await audit.record(db, LOCAL_USER, operation, target, outcome)
+
+
 def _fail(exc: Exception) -> NoReturn:
     from deploybot.errors import DeploybotError
 
@@ -210,7 +218,15 @@ def token_create(
     from deploybot.errors import DeploybotError
 
     async def work(db: Database) -> tokens.CreatedToken:
-        return await tokens.create_token(db, name, scope, expires_at=expires, created_by="cli")
+        try:
+            created = await tokens.create_token(
+                db, name, scope, expires_at=expires, created_by="cli"
+            )
+        except DeploybotError as exc:
+            await _audit(db, "token create", f"token:{name}", exc.code)
+            raise
+        await _audit(db, "token create", f"token:{name}", "ok")
+        return created
 
     try:
         created = _run_on_database(database_url, work)
@@ -249,7 +265,13 @@ def token_revoke(
     from deploybot.errors import DeploybotError
 
     async def work(db: Database) -> tokens.TokenRecord:
-        return await tokens.revoke_token(db, token_id)
+        try:
+            revoked = await tokens.revoke_token(db, token_id)
+        except DeploybotError as exc:
+            await _audit(db, "token revoke", f"token:{token_id}", exc.code)
+            raise
+        await _audit(db, "token revoke", f"token:{token_id}", "ok")
+        return revoked
 
     try:
         _run_on_database(database_url, work)

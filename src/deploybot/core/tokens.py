@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -114,6 +114,8 @@ async def create_token(
     if not 1 <= len(name) <= 200:
         raise DeploybotError(ErrorCode.INVALID_INPUT, "name must be 1-200 characters", field="name")
     grants = check_grants(scopes)
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)  # a time without an offset is UTC
     if expires_at is not None and expires_at <= utcnow():
         raise DeploybotError(
             ErrorCode.INVALID_INPUT, "expiresAt must be in the future", field="expiresAt"
