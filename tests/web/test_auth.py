@@ -279,13 +279,19 @@ def test_every_change_is_audited_with_who_and_how_it_ended(admin: Client) -> Non
     assert any(e["target"] == "token:auditee" and e["outcome"] == "ok" for e in created)
     assert all(e["principal"].startswith("token:") for e in created)
 
+    reader = Client(admin.base_url, new_token(admin, "nosy", "read"))
+    assert codes(reader.execute(AUDIT, {"first": 1})) == ["FORBIDDEN"]
+    refused = record(reader, "audit-ok")  # refused by the schema: audited all the same
+    assert refused["userErrors"][0]["code"] == "FORBIDDEN"
+    latest = admin.query(AUDIT, {"first": 1})["auditEvents"]["nodes"][0]
+    assert latest["principal"].endswith(":nosy")
+    assert (latest["operation"], latest["outcome"]) == ("recordDeployment", "FORBIDDEN")
+
     first = admin.query(AUDIT, {"first": 2})["auditEvents"]
     assert first["pageInfo"]["hasNextPage"] and len(first["nodes"]) == 2
     rest = admin.query(AUDIT, {"first": 2, "after": first["pageInfo"]["endCursor"]})
     seen = [int(e["id"]) for e in first["nodes"] + rest["auditEvents"]["nodes"]]
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == 4
-    reader = Client(admin.base_url, new_token(admin, "nosy", "read"))
-    assert codes(reader.execute(AUDIT, {"first": 1})) == ["FORBIDDEN"]
     writer.close()
     reader.close()
 
@@ -368,7 +374,7 @@ async def _subscribe_events(server: ServerProcess, token: str) -> websockets.Cli
 
 async def _applications(ws: websockets.ClientConnection, count: int) -> list[str]:
     """The applications of the next `count` deployments created, as the socket saw them."""
-    seen = []
+    seen: list[str] = []
     while len(seen) < count:
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         event = message["payload"]["data"]["deploymentEvents"] if message["type"] == "next" else {}

@@ -515,6 +515,10 @@ class LocalBackend:
 
         return await self._audited("revokeApiToken", f"token:{token_id}", run)
 
+    async def audit_refusal(self, operation: str, message: str) -> None:
+        """A call refused before it reached the backend (the schema's permission check)."""
+        await audit.record(self.db, self.principal, operation, None, ErrorCode.FORBIDDEN, message)
+
     async def audit_events(
         self, filter: audit.AuditFilter | None, *, first: int, after: str | None
     ) -> Page[audit.AuditRecord]:

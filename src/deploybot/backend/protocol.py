@@ -215,6 +215,10 @@ class Backend(Protocol):
         """Revoke (TOKEN_NOT_FOUND for an unknown id)."""
         ...
 
+    async def audit_refusal(self, operation: str, message: str) -> None:
+        """Audit a call a transport refused for lack of permission (FORBIDDEN)."""
+        ...
+
     async def audit_events(
         self, filter: AuditFilter | None, *, first: int, after: str | None
     ) -> Page[AuditRecord]:

@@ -65,6 +65,17 @@ class _PayloadOnForbidden(PermissionExtension):
         assert isinstance(field.type, type) and dataclasses.is_dataclass(field.type)
         self.payload = field.type
 
+    async def resolve_async(
+        self, next_: Any, source: Any, info: Any, **kwargs: dict[str, Any]
+    ) -> Any:
+        """As Strawberry's, and a refusal is audited like the backend's own refusals."""
+        for permission in self.permissions:
+            if not permission.has_permission(source, info, **kwargs):
+                assert isinstance(permission, Requires)
+                await info.context.backend.audit_refusal(info.field_name, permission.message)
+                return self._on_unauthorized(permission)
+        return await next_(source, info, **kwargs)
+
     def _on_unauthorized(self, permission: BasePermission) -> Any:
         assert self.payload is not None and isinstance(permission, Requires)
         definition = self.payload.__strawberry_definition__
