@@ -29,7 +29,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("DEPLOYBOT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:55432")
-DB_NAME = "deploybot_bench"
+DB_NAME = os.environ.get("DEPLOYBOT_BENCH_DB", "deploybot_bench")
 ROWS = 1_000_000
 ENVIRONMENTS = ["production", "staging", "qa", "dev"]
 STATES = [
@@ -66,7 +66,7 @@ async def seed() -> None:
     url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{DB_NAME}"
     await asyncio.to_thread(
         subprocess.run,
-        [str(ROOT / ".venv/bin/deploybot"), "migrate", "--database-url", url],
+        [sys.executable, "-m", "deploybot", "migrate", "--database-url", url],
         check=True,
         capture_output=True,
     )
@@ -189,7 +189,7 @@ def main() -> None:
     asyncio.run(seed())
     cursor = asyncio.run(deep_cursor())
     logs = Path(tempfile.mkdtemp(prefix="deploybot-bench-"))
-    python = str(ROOT / ".venv/bin/python")
+    python = sys.executable
     results: dict[str, dict[str, float]] = {}
 
     for label, caches in (("bare strawberry (defaults)", "0"), ("bare strawberry (caches)", "1")):
