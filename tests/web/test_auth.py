@@ -471,3 +471,21 @@ def test_auth_off_warns_and_refuses_a_public_host(tmp_path: Path) -> None:
         assert not (tmp_path / "work" / "admin-token").exists()
     finally:
         local.stop()
+
+
+async def test_a_subscription_outside_the_scope_answers_as_a_missing_one(
+    server: ServerProcess, admin: Client
+) -> None:
+    hidden = (await asyncio.to_thread(record, admin, "sub-billing"))["deployment"]["number"]
+    token = await asyncio.to_thread(new_token, admin, "sub-shop", "read:test/sub-shop*")
+    logs = "subscription($id: ID!) { deploymentLogs(id: $id) { lastSequence } }"
+    answers = []
+    async with await _connect(server) as ws:
+        assert await _init(ws, token) == {"type": "connection_ack"}
+        for op_id, number in (("hidden", hidden), ("missing", 987_654)):
+            payload = {"query": logs, "variables": {"id": str(number)}}
+            await ws.send(json.dumps({"type": "subscribe", "id": op_id, "payload": payload}))
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert (message["type"], message["id"]) == ("error", op_id)
+            answers.append([e["extensions"]["code"] for e in message["payload"]])
+    assert answers == [["DEPLOYMENT_NOT_FOUND"], ["DEPLOYMENT_NOT_FOUND"]]
