@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import sqlite3
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tests.browser import CHROMIUM, FLAGS  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
+TOKEN = "dbt_" + secrets.token_urlsafe(32)
 STATES = ["SUCCESS", "FAILURE", "ERROR", "INACTIVE", "SUCCESS", "ROLLED_BACK", "CANCELLED"]
 
 
@@ -82,6 +84,7 @@ def main() -> None:
         "DEPLOYBOT_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
         "DEPLOYBOT_ENVIRONMENT": "local",
         "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
+        "DEPLOYBOT_ADMIN_TOKEN": TOKEN,
     }
     log = (tmp / "server.log").open("wb")
     server = subprocess.Popen(
@@ -98,7 +101,7 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        token = os.environ.get("DEPLOYBOT_TOKEN", "")
+        token = TOKEN
         paints, lists = [], []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

@@ -29,7 +29,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("DEPLOYBOT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:55432")
-DB_NAME = "deploybot_bench"
+DB_NAME = os.environ.get("DEPLOYBOT_BENCH_DB", "deploybot_bench")
 ROWS = 1_000_000
 ENVIRONMENTS = ["production", "staging", "qa", "dev"]
 STATES = [
@@ -51,6 +51,9 @@ QUERY = (
     'filter: {environments: ["production", "staging"], states: [SUCCESS, FAILURE]}) '
     f"{{ nodes {{ {FIELDS} }} }} }}"
 )
+TOKEN = "dbt_bench-admin-token-0123456789abcdefghijklmnopqrstu"
+"""The server's fixed admin token: the benchmark measures with authentication on."""
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BARE_QUERY = f"{{ deployments(first: 50) {{ nodes {{ {FIELDS} }} }} }}"
 
 
@@ -63,7 +66,7 @@ async def seed() -> None:
     url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{DB_NAME}"
     await asyncio.to_thread(
         subprocess.run,
-        [str(ROOT / ".venv/bin/deploybot"), "migrate", "--database-url", url],
+        [sys.executable, "-m", "deploybot", "migrate", "--database-url", url],
         check=True,
         capture_output=True,
     )
@@ -139,11 +142,12 @@ def wrk(port: int, body: dict[str, object], duration: int, connections: int) -> 
         script.write(
             'wrk.method = "POST"\n'
             'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
             f"wrk.body = {json.dumps(payload)}\n"
         )
     # Check the answer once before loading it.
     answer = httpx.post(f"http://127.0.0.1:{port}/graphql", content=payload,
-                        headers={"Content-Type": "application/json"}).json()  # fmt: skip
+                        headers={"Content-Type": "application/json", **AUTH}).json()  # fmt: skip
     assert "errors" not in answer and len(answer["data"]["deployments"]["nodes"]) == 50, answer
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name,
@@ -185,7 +189,7 @@ def main() -> None:
     asyncio.run(seed())
     cursor = asyncio.run(deep_cursor())
     logs = Path(tempfile.mkdtemp(prefix="deploybot-bench-"))
-    python = str(ROOT / ".venv/bin/python")
+    python = sys.executable
     results: dict[str, dict[str, float]] = {}
 
     for label, caches in (("bare strawberry (defaults)", "0"), ("bare strawberry (caches)", "1")):
@@ -206,7 +210,8 @@ def main() -> None:
     proc = start(
         [python, "-m", "deploybot", "serve", "--port", str(port), "--no-runner", "--no-migrate",
          "--log-level", "warning"],
-        port, {"DEPLOYBOT_DATABASE_URL": url, "DEPLOYBOT_ENVIRONMENT": "production"},
+        port, {"DEPLOYBOT_DATABASE_URL": url, "DEPLOYBOT_ENVIRONMENT": "production",
+         "DEPLOYBOT_ADMIN_TOKEN": TOKEN},
         logs / "deploybot.log",
     )  # fmt: skip
     try:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.logproducer import LogProducer  # noqa: E402
-from tests.servers import ServerProcess  # noqa: E402
+from tests.servers import ADMIN_TOKEN, WS_INIT_PAYLOAD, ServerProcess  # noqa: E402
 
 from deploybot.core.logs import LogWriter  # noqa: E402
 from deploybot.db import migrate  # noqa: E402
@@ -58,7 +58,8 @@ async def _subscriber(url: str, deployment: int, sample: bool, out: dict[str, An
     async with websockets.connect(
         url, subprotocols=["graphql-transport-ws"], max_size=None, ping_interval=None
     ) as ws:  # type: ignore[list-item]
-        await ws.send(orjson.dumps({"type": "connection_init"}).decode())
+        init = {"type": "connection_init", "payload": WS_INIT_PAYLOAD}
+        await ws.send(orjson.dumps(init).decode())
         await ws.recv()
         payload = {"query": LOGS, "variables": {"id": str(deployment)}}
         await ws.send(orjson.dumps({"type": "subscribe", "id": "1", "payload": payload}).decode())
@@ -138,6 +139,7 @@ async def fan_out(subscribers: int, processes: int, rate: int, duration: float) 
     env = {
         "DEPLOYBOT_DATABASE_URL": url,
         "DEPLOYBOT_ENVIRONMENT": "test",
+        "DEPLOYBOT_ADMIN_TOKEN": ADMIN_TOKEN,
         "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
     }
     server = ServerProcess(env, tmp, "--no-runner", "--log-level", "warning")

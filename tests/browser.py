@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page, Playwright, Request, Route, sync_playwright
 
+from tests.servers import ADMIN_TOKEN
+
 CHROMIUM = os.environ.get("DEPLOYBOT_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("DEPLOYBOT_TEST_ARTIFACTS", "test-artifacts"))
 """Where the test run keeps its screenshots."""
@@ -40,11 +42,13 @@ class OfflinePage:
     """A page that may reach only the server under test: any other request is aborted and
     remembered, so a test can assert the page needed nothing from the internet."""
 
-    def __init__(self, browser: Browser, base_url: str) -> None:
+    def __init__(self, browser: Browser, base_url: str, token: str | None = ADMIN_TOKEN) -> None:
         self.origin = urlsplit(base_url).netloc
         self.context = browser.new_context(
             base_url=base_url, viewport={"width": 1400, "height": 900}
         )
+        if token:  # signed in, as the top bar's form leaves it
+            self.context.add_init_script(f"localStorage.setItem('deploybot.token', {token!r})")
         self.page: Page = self.context.new_page()
         self.elsewhere: list[str] = []
         self.console_errors: list[str] = []

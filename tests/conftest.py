@@ -24,7 +24,7 @@ from deploybot.db.engine import Database
 from deploybot.runner.swarm import Swarm
 from tests import browser
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess
+from tests.servers import ADMIN_TOKEN, Client, ServerProcess
 
 DOCKER = "/usr/bin/docker"
 REGISTRY = os.environ.get("DEPLOYBOT_TEST_REGISTRY", "127.0.0.1:5000")
@@ -127,6 +127,7 @@ def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
         "DEPLOYBOT_CONVERGE_TIMEOUT": "90",
         "DEPLOYBOT_RUNNER_POLL_INTERVAL": "0.5",
+        "DEPLOYBOT_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     env.update(overrides)
     return env

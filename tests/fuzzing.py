@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema
 
+from tests.servers import AUTH_HEADERS
+
 SCHEMA = (Path(__file__).resolve().parents[1] / "schema.graphql").read_text()
 
 # Fields whose side effects would leave the test's server: deploys are queued but never
@@ -81,7 +83,7 @@ def fuzz(
     seed: int | None = None,
 ) -> Findings:
     findings = Findings()
-    client = httpx.Client(base_url=base_url, headers=headers or {}, timeout=30)
+    client = httpx.Client(base_url=base_url, headers=headers or AUTH_HEADERS, timeout=30)
 
     @settings(
         max_examples=examples,

@@ -21,16 +21,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ADMIN_TOKEN = "dbt_test-admin-token-0123456789abcdefghijklmnopqrstuv"
+"""The servers' fixed admin token (`DEPLOYBOT_ADMIN_TOKEN` in `server_env`)."""
+AUTH_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+WS_INIT_PAYLOAD = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+"""`connection_init`'s payload that authenticates a WebSocket as the admin."""
+
+
+def auth_headers(token: str | None = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class GraphQLError(AssertionError):
     pass
 
 
 class Client:
-    """A GraphQL-over-HTTP client as a CI job would use one."""
+    """A GraphQL-over-HTTP client as a CI job would use one (the admin token by default)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str | None = ADMIN_TOKEN) -> None:
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.token = token
+        self.http = httpx.Client(base_url=base_url, timeout=60, headers=auth_headers(token))
 
     def execute(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The whole response (data and errors)."""

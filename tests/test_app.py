@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import server_env
-from tests.servers import ServerProcess
+from tests.servers import AUTH_HEADERS, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,15 @@ def test_graphiql_is_served(server: ServerProcess) -> None:
 
 def test_a_broken_request_body_is_a_4xx(server: ServerProcess) -> None:
     response = httpx.post(
-        f"{server.url}/graphql", content=b"{not json", headers={"Content-Type": "application/json"}
+        f"{server.url}/graphql",
+        content=b"{not json",
+        headers={"Content-Type": "application/json", **AUTH_HEADERS},
     )
     assert response.status_code == 400
     assert response.json()["error"] == {
         "code": "BAD_REQUEST",
         "message": "Unable to parse request body as JSON",
     }
-    empty = httpx.post(f"{server.url}/graphql", json={"nope": 1})
+    empty = httpx.post(f"{server.url}/graphql", json={"nope": 1}, headers=AUTH_HEADERS)
     assert empty.status_code == 400
     assert empty.json()["error"]["message"] == "No GraphQL query found in the request"

@@ -132,3 +132,38 @@ def test_serve_flags_override_the_environment(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert (tmp_path / "flag-work").is_dir() and database.exists()
+
+
+def test_token_create_list_revoke_straight_on_the_database(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/tokens.db"
+    created = deploybot(
+        "token", "create", "--name", "ci", "--scope", "deploy,read:staging/shop*",
+        "--scope", "record", "--expires", "2099-01-01T00:00:00", "--database-url", url,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().rsplit(" ", 1)[-1]
+    assert token.startswith("dbt_") and created.stdout.startswith("token 1 (ci): ")
+    listed = deploybot("token", "list", "--database-url", url)
+    assert listed.returncode == 0, listed.stderr
+    fields = listed.stdout.strip().split("\t")
+    assert fields[:3] == ["1", "ci", token[:12] + "…"]
+    assert fields[3] == "deploy,read:staging/shop* record:*/*" and fields[4] == "active"
+    assert token not in listed.stdout
+    stored = sqlite3.connect(tmp_path / "tokens.db").execute("select * from api_tokens").fetchall()
+    assert token not in repr(stored)
+
+    bad = deploybot("token", "create", "--name", "x", "--scope", "fly", "--database-url", url)
+    assert bad.returncode == 1 and "unknown action" in bad.stderr
+    assert deploybot("token", "revoke", "1", "--database-url", url).returncode == 0
+    assert "\trevoked\t" in deploybot("token", "list", "--database-url", url).stdout
+    missing = deploybot("token", "revoke", "42", "--database-url", url)
+    assert missing.returncode == 1 and "no token 42" in missing.stderr
+    audited = sqlite3.connect(tmp_path / "tokens.db").execute(
+        "select principal, operation, target, outcome from audit_events order by id"
+    )
+    assert audited.fetchall() == [
+        ("local", "token create", "token:ci", "ok"),
+        ("local", "token create", "token:x", "INVALID_INPUT"),
+        ("local", "token revoke", "token:1", "ok"),
+        ("local", "token revoke", "token:42", "TOKEN_NOT_FOUND"),
+    ]

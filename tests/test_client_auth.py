@@ -1,59 +1,62 @@
-"""The client's exit code 8 when the server (or an authenticating proxy in front of it)
-refuses the token: a real HTTP server answering 401 and 403 as such a proxy does."""
+"""The client's exit code 8 when the server refuses the token: none, an unknown one, or
+one whose grants do not cover the request (a real server with token authentication)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-
-class _Refusing(BaseHTTPRequestHandler):
-    seen: list[str | None] = []
-
-    def do_POST(self) -> None:
-        token = self.headers.get("Authorization")
-        self.seen.append(token)
-        status = 401 if token is None else 403
-        body = b'{"error": {"code": "FORBIDDEN", "message": "token refused"}}'
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.conftest import server_env
+from tests.servers import ServerProcess
 
 
-@pytest.fixture
-def refusing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("client-auth")
+    process = ServerProcess(server_env(tmp), tmp, "--no-runner")
+    yield process
+    process.stop()
 
 
-def test_refused_tokens_exit_8(refusing_server: str) -> None:
+def client(
+    server: ServerProcess, token: str | None, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DEPLOYBOT_TOKEN"}
-    run = [sys.executable, "-m", "deploybot"]
-    without = subprocess.run(
-        [*run, "history", "--url", refusing_server], capture_output=True, text=True,
-        env=env, timeout=120, check=False,
+    env["DEPLOYBOT_URL"] = server.url
+    if token is not None:
+        env["DEPLOYBOT_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "deploybot", *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
-    assert without.returncode == 8
-    assert "authentication failed: 401: FORBIDDEN: token refused" in without.stderr
-    with_token = subprocess.run(
-        [*run, "deploy", "--image", "x:1", "--wait"], capture_output=True, text=True,
-        env={**env, "DEPLOYBOT_URL": refusing_server, "DEPLOYBOT_TOKEN": "s3cret"},
-        timeout=120, check=False,
+
+
+def read_only_token(server: ServerProcess) -> str:
+    env = {**os.environ, **server_env(Path(server.workdir))}
+    created = subprocess.run(
+        [sys.executable, "-m", "deploybot", "token", "create", "--name", "cl-reader",
+         "--scope", "read"],
+        capture_output=True, text=True, env=env, cwd=server.workdir, timeout=120, check=True,
     )  # fmt: skip
-    assert with_token.returncode == 8 and "403" in with_token.stderr
-    assert _Refusing.seen == [None, "Bearer s3cret"]
-    assert "s3cret" not in with_token.stderr + with_token.stdout
+    return next(w for w in created.stdout.split() if w.startswith("dbt_"))
+
+
+def test_refused_tokens_exit_8(server: ServerProcess) -> None:
+    without = client(server, None, "history")
+    assert without.returncode == 8, without.stderr
+    assert "authentication failed: 401" in without.stderr
+    unknown = client(server, "dbt_not-a-token", "deploy", "--image", "x:1", "--wait")
+    assert unknown.returncode == 8 and "401" in unknown.stderr
+    assert "dbt_not-a-token" not in unknown.stderr + unknown.stdout
+    reader = read_only_token(server)
+    assert client(server, reader, "history").returncode == 0
+    refused = client(server, reader, "deploy", "--image", "x:1", "--application", "cl-app")
+    assert refused.returncode == 8, refused.stdout + refused.stderr
+    assert "FORBIDDEN" in refused.stderr
+    follow = client(server, "dbt_not-a-token", "logs", "1", "-f")
+    assert follow.returncode == 8

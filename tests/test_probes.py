@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from deploybot.db import migrate
 from deploybot.db.engine import Database
 from tests.conftest import POSTGRES_ADMIN_URL, _create_pg_database, server_env
-from tests.servers import ServerProcess, free_port
+from tests.servers import ServerProcess, auth_headers, free_port
 
 
 def readiness(server: ServerProcess) -> tuple[int, dict[str, object]]:
@@ -98,7 +98,7 @@ def test_json_logs_carry_the_request_id_sent_back(json_server: ServerProcess) ->
         mine = httpx.post(
             f"{json_server.url}/graphql",
             json={"query": "query Count { deployments(first: 1) { totalCount } }"},
-            headers={"X-Request-Id": "ci-job-42.step-3"},
+            headers={"X-Request-Id": "ci-job-42.step-3", **auth_headers()},
         )
         assert mine.headers["x-request-id"] == "ci-job-42.step-3"
         fresh = httpx.get(f"{json_server.url}/healthz")
@@ -106,7 +106,10 @@ def test_json_logs_carry_the_request_id_sent_back(json_server: ServerProcess) ->
         unusable = httpx.get(f"{json_server.url}/healthz", headers={"X-Request-Id": "a b\tc"})
         assert re.fullmatch(r"[0-9a-f]{32}", unusable.headers["x-request-id"])
         refused = httpx.get(f"{json_server.url}/metrics")  # metrics_access=token, no token
-        assert refused.status_code == 401 and refused.json()["error"]["code"] == "FORBIDDEN"
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "UNAUTHENTICATED"
+        scraped = httpx.get(f"{json_server.url}/metrics", headers=auth_headers())
+        assert scraped.status_code == 200 and "deploybot_queue_depth" in scraped.text
     finally:
         json_server.stop()
     entries = [json.loads(line) for line in json_server.log().splitlines() if line.strip()]

@@ -15,7 +15,7 @@ import deploybot.db.types
 
 revision: str = "0006_policy"
 # Chained from 0004 on this branch; at merge it follows 0005_access.
-down_revision: str | None = "0004_releases"
+down_revision: str | None = "0005_access"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -85,6 +85,9 @@ class Grant:
     def gives(self, action: Action) -> bool:
         return action in self.actions or Action.ADMIN in self.actions
 
+    def covers_environment(self, environment: str) -> bool:
+        return _matches(self.environments, environment)
+
     def covers(
         self,
         environment: str | None,

@@ -14,10 +14,12 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
+from deploybot.first_start import prepare_access
 from deploybot.instance import Instance
 from deploybot.rest import rest_routes
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
+from deploybot.web.auth import NotAuthenticated, TokenAuthMiddleware, not_authenticated
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz, readyz
@@ -52,6 +54,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(instance.running(migrations=run_migrations))
+            await prepare_access(instance)
             if embedded_runner:
                 await stack.enter_async_context(_embedded_runner(instance))
             # Everything built at start-up lives as long as the process: move it out of
@@ -63,6 +66,7 @@ def create_app(
     limits = Limits(
         keep_alive=instance.settings.ws_keep_alive,
         max_subscriptions=instance.settings.ws_max_subscriptions,
+        auth_recheck=instance.settings.ws_auth_recheck,
     )
     app = Starlette(
         routes=[
@@ -73,12 +77,18 @@ def create_app(
             Route("/", dashboard),
             Mount("/static", static_files(), name="static"),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
+            WebSocketRoute(
+                "/graphql", GraphQLWebSocket(schema, context_for, instance.authenticate, limits)
+            ),
             *rest_routes(),
         ],
+        middleware=[Middleware(RequestIds), Middleware(TokenAuthMiddleware)],
         lifespan=lifespan,
-        middleware=[Middleware(RequestIds)],
-        exception_handlers={HTTPException: http_error, 500: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            NotAuthenticated: not_authenticated,
+            500: server_error,
+        },
     )
     app.state.instance = instance
     app.state.embedded_runner = embedded_runner

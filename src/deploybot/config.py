@@ -164,6 +164,27 @@ class Settings(BaseSettings):
         default="text",
         description="Log lines as text, or as JSON objects (one a line) with the request id",
     )
+    auth: bool = Field(
+        default=True,
+        description="Require an API token on every route but /healthz. `off` (throwaway local "
+        "use only) lets anyone do anything; serve then refuses a non-loopback host",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="A fixed admin token (tests, deploy secrets); stored digested like any other",
+    )
+    token_cache_ttl: float = Field(
+        default=5.0,
+        gt=0,
+        le=5.0,
+        description="Seconds a token lookup is cached (a revoked token stops working within it)",
+    )
+    ws_auth_recheck: float = Field(
+        default=2.5,
+        gt=0,
+        le=5.0,
+        description="Seconds between re-checks of an open WebSocket's token",
+    )
 
     @field_validator("release_trains")
     @classmethod

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, and_, false, or_
 
 from deploybot.db.models import deployment_table, release_table
 from deploybot.domain import DeploymentState, DeploymentTrigger
@@ -24,7 +24,7 @@ from deploybot.errors import DeploybotError, ErrorCode
 
 SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
-Operator = Literal["in", "eq", "glob", "prefix", "ge", "lt"]
+Operator = Literal["in", "eq", "glob", "prefix", "ge", "lt", "any"]
 
 
 def is_glob(pattern: str) -> bool:
@@ -52,13 +52,18 @@ def _plain(value: Any) -> Any:
 @dataclass(frozen=True, slots=True)
 class Condition:
     """`column <op> value`: `in` any of a list, `eq`, `glob` (`*`, `?`), `prefix` of a
-    lowercase value, `ge`/`lt` bounds."""
+    lowercase value, `ge`/`lt` bounds; `any`: `value` is a tuple of alternatives, each a
+    tuple of conditions that must all hold (no column: a caller's scope, see `scope_of`)."""
 
     column: str
     op: Operator
     value: Any
 
     def as_sql(self, table: Table) -> ColumnElement[bool]:
+        if self.op == "any":
+            if not self.value:
+                return false()
+            return or_(*(and_(True, *(c.as_sql(table) for c in group)) for group in self.value))
         column: ColumnElement[Any] = table.c[self.column]
         if self.op == "in":
             return column.in_(list(self.value))
@@ -78,6 +83,12 @@ class Condition:
 
     def as_postgres(self, param: Any) -> str:
         """The condition as PostgreSQL text; `param(value)` appends a value, answers `$n`."""
+        if self.op == "any":
+            groups = [
+                "(" + " AND ".join(["TRUE", *(c.as_postgres(param) for c in group)]) + ")"
+                for group in self.value
+            ]
+            return "(" + (" OR ".join(groups) or "FALSE") + ")"
         name = f'"{self.column}"'
         if self.op == "in":
             return f"{name} = ANY({param([_plain(v) for v in self.value])}::text[])"
@@ -90,6 +101,8 @@ class Condition:
         return f"{name} {'>=' if self.op == 'ge' else '<'} {param(self.value)}"
 
     def matches(self, record: Any) -> bool:
+        if self.op == "any":
+            return any(all(c.matches(record) for c in group) for group in self.value)
         value = getattr(record, self.column)
         if self.op == "in":
             return value in self.value
@@ -133,6 +146,25 @@ class Filter:
         return all(c.matches(record) for c in self.conditions())
 
 
+Scope = tuple[tuple[Condition, ...], ...]
+"""What a caller may see: any of these groups of conditions (see `Guard.scope`)."""
+
+
+def globs_condition(column: str, globs: Sequence[str]) -> Condition | None:
+    """`column` matches any of `globs` (None when one is `*`: no condition)."""
+    if "*" in globs:
+        return None
+    return Condition(
+        "",
+        "any",
+        tuple((Condition(column, "glob" if is_glob(g) else "eq", g),) for g in globs),
+    )
+
+
+def _scoped(scope: Scope | None) -> list[Condition]:
+    return [] if scope is None else [Condition("", "any", scope)]
+
+
 def _any_of(column: str, values: Sequence[Any] | None) -> list[Condition]:
     return [Condition(column, "in", tuple(values))] if values else []
 
@@ -158,6 +190,8 @@ class DeploymentFilter(Filter):
     """Not in GraphQL's filter: the REST routes' (Sponge lists recorded deployments)."""
     created_after: datetime | None = None
     created_before: datetime | None = None
+    scope: Scope | None = None
+    """What the caller may read (None: everything); set by the backend, never by clients."""
 
     table = deployment_table
 
@@ -178,7 +212,8 @@ class DeploymentFilter(Filter):
         found += _any_of("ref", self.refs)
         found += _any_of("state", self.states)
         found += _any_of("trigger", self.triggers)
-        return found + _between("created_at", self.created_after, self.created_before)
+        found += _between("created_at", self.created_after, self.created_before)
+        return found + _scoped(self.scope)
 
 
 @dataclass(frozen=True)
@@ -187,12 +222,15 @@ class ReleaseFilter(Filter):
     trains: Sequence[str] | None = None
     released_after: datetime | None = None
     released_before: datetime | None = None
+    scope: Scope | None = None
+    """What the caller may read (components as applications; None: everything)."""
 
     table = release_table
 
     def conditions(self) -> list[Condition]:
         found = _any_of("component", self.components) + _any_of("train", self.trains)
-        return found + _between("released_at", self.released_after, self.released_before)
+        found += _between("released_at", self.released_after, self.released_before)
+        return found + _scoped(self.scope)
 
 
 @dataclass(frozen=True)
@@ -201,11 +239,15 @@ class MetricsFilter(Filter):
 
     environments: Sequence[str] | None = None
     applications: Sequence[str] | None = None
+    scope: Scope | None = None
 
     table = deployment_table
 
     def conditions(self) -> list[Condition]:
-        return _any_of("environment", self.environments) + _any_of("application", self.applications)
+        found = _any_of("environment", self.environments) + _any_of(
+            "application", self.applications
+        )
+        return found + _scoped(self.scope)
 
 
 def sql_filter(flt: Filter | None) -> list[ColumnElement[bool]]:

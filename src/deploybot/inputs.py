@@ -153,6 +153,8 @@ class DeployRequest:
     trigger: DeploymentTrigger = DeploymentTrigger.API
     provider: str | None = None
     actor: str | None = None
+    requested_by: str | None = None
+    """The principal that asked (set by the backend from the caller, never by the client)."""
     team: str | None = None
     original_request: dict[str, Any] | None = None
     mapped_request: dict[str, Any] | None = None
@@ -173,6 +175,8 @@ class RollbackRequest:
     deployment: DeploymentRef | None = None
     description: str | None = None
     actor: str | None = None
+    requested_by: str | None = None
+    """The principal that asked (set by the backend from the caller, never by the client)."""
     original_request: dict[str, Any] | None = None
 
 
@@ -203,6 +207,8 @@ class RecordRequest:
     environment: str | None = None
     state: DeploymentState = DeploymentState.SUCCESS
     actor: str | None = None
+    requested_by: str | None = None
+    """The principal that asked (set by the backend from the caller, never by the client)."""
     team: str | None = None
     notes: str | None = None
     references: list[str] = field(default_factory=list)

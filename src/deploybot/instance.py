@@ -17,9 +17,10 @@ from functools import cached_property
 
 from sqlalchemy import text
 
-from deploybot.access import Principal
+from deploybot.access import LOCAL_USER, Principal
 from deploybot.backend.local import LocalBackend
 from deploybot.config import Settings
+from deploybot.core.tokens import TokenCache
 from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.events.bus import EventBus
@@ -52,6 +53,8 @@ class Instance:
         self.swarm = Swarm(settings.docker_host)
         """The process's one Docker client (the runner's, the inspectors', the log streams')."""
         self.service_logs = ServiceLogStreams(self.swarm)
+        self.tokens = TokenCache(self.db, ttl=settings.token_cache_ttl)
+        """Token text → principal, cached a few seconds (no database round trip per call)."""
 
     @cached_property
     def backend(self) -> LocalBackend:
@@ -64,11 +67,21 @@ class Instance:
             inspector=Preflight(self.settings, self.swarm, db=self.db),
             swarm=SwarmStatus(self.swarm),
             service_logs=self.service_logs,
+            token_cache=self.tokens,
         )
 
     def backend_for(self, principal: Principal) -> LocalBackend:
         """The backend bound to one caller: every call it makes is checked against them."""
         return dataclasses.replace(self.backend, principal=principal)
+
+    async def authenticate(self, token: str | None) -> Principal | None:
+        """The caller a token stands for (None: no, unknown, revoked or expired token).
+        With `DEPLOYBOT_AUTH=off` everyone is the local user."""
+        if not self.settings.auth:
+            return LOCAL_USER
+        if not token:
+            return None
+        return await self.tokens.authenticate(token)
 
     @cached_property
     def _migration_heads(self) -> list[str]:

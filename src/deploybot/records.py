@@ -59,6 +59,7 @@ class DeploymentRecord:
     previous_version: str | None = None
     provider: str | None = None
     actor: str | None = None
+    requested_by: str | None = None
     team: str | None = None
     description: str | None = None
     references: list[str] = field(default_factory=list)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import remove_stack
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess
+from tests.servers import ADMIN_TOKEN, Client, ServerProcess
 from tests.tcpproxy import DroppingProxy
 
 APP = "cl-cli"
@@ -50,7 +50,7 @@ def deploybot(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "DEPLOYBOT_URL": url, "COLUMNS": "200"},
+        env={**os.environ, "DEPLOYBOT_URL": url, "DEPLOYBOT_TOKEN": ADMIN_TOKEN, "COLUMNS": "200"},
         stdin=subprocess.DEVNULL,
         check=False,
     )
@@ -186,7 +186,7 @@ def test_timeout_then_logs_follow_resumes_after_a_dropped_socket(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "DEPLOYBOT_URL": proxy.url},
+            env={**os.environ, "DEPLOYBOT_URL": proxy.url, "DEPLOYBOT_TOKEN": ADMIN_TOKEN},
         )
         assert follower.stdout is not None
         seen: list[dict[str, Any]] = []
@@ -219,7 +219,7 @@ def test_cancelling_a_waited_deployment_exits_5(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "DEPLOYBOT_URL": deploy_server.url},
+        env={**os.environ, "DEPLOYBOT_URL": deploy_server.url, "DEPLOYBOT_TOKEN": ADMIN_TOKEN},
     )  # fmt: skip
     assert waiting.stdout is not None
     number = None
@@ -249,7 +249,7 @@ def metric(text: str, sample_name: str, /, **labels: str) -> float:
 def test_metrics_after_the_deployments(deploy_server: ServerProcess) -> None:
     deadline = time.monotonic() + 10
     while True:  # the last deployment's follower may still be finishing
-        response = httpx.get(f"{deploy_server.url}/metrics", timeout=10)
+        response = httpx.get(f"{deploy_server.url}/metrics", timeout=10)  # open by default
         assert response.status_code == 200
         text = response.text
         if metric(text, "deploybot_running_deployments", environment="test") == 0:

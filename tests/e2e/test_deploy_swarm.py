@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import docker, remove_stack, service_inspect
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess, free_port
+from tests.servers import AUTH_HEADERS, Client, ServerProcess, free_port
 
 DEPLOYMENT_FIELDS = """
   id number state version previousVersion commitSha ref application environment
@@ -181,7 +181,7 @@ def test_deploy_commit_builds_pushes_and_converges(
     assert http_text(shop["port"]) == "A"
 
     # The raw log has the build output and the service's own lines.
-    raw = httpx.get(done["logsUrl"]).text
+    raw = httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
     assert "COPY www /www" in raw  # the build output
     assert "[worker] tick A" in raw  # the new tasks' own output during the rollout
     assert "[system] created service shop_web" in raw
@@ -238,7 +238,7 @@ def test_failed_build_keeps_the_running_version(
     assert steps["build"]["status"] == "FAILED"
     assert "non-zero code: 7" in steps["build"]["error"]
     assert steps["rollout"]["status"] == "SKIPPED"
-    raw = httpx.get(done["logsUrl"]).text
+    raw = httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
     assert "compiling" in raw and "non-zero code: 7" in raw
     # B keeps running and stays the current success.
     assert http_text(shop["port"]) == "B"
@@ -323,10 +323,10 @@ def test_node_and_number_lookup(client: Client, shop: dict[str, Any]) -> None:
 
 
 def test_raw_logs_endpoint_errors_are_json(deploy_server: ServerProcess) -> None:
-    missing = httpx.get(f"{deploy_server.url}/deployments/424242/logs")
+    missing = httpx.get(f"{deploy_server.url}/deployments/424242/logs", headers=AUTH_HEADERS)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "DEPLOYMENT_NOT_FOUND"
-    bad = httpx.get(f"{deploy_server.url}/deployments/abc/logs")
+    bad = httpx.get(f"{deploy_server.url}/deployments/abc/logs", headers=AUTH_HEADERS)
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "INVALID_INPUT"
 
@@ -347,4 +347,7 @@ def test_services_dropped_from_the_stack_are_removed(
                    "--format", "{{.Name}}").split()  # fmt: skip
     assert names == ["shop_web"]
     assert http_text(shop["port"]) == "D"
-    assert "removed service shop_worker (not in the stack)" in httpx.get(done["logsUrl"]).text
+    assert (
+        "removed service shop_worker (not in the stack)"
+        in httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
+    )

@@ -27,7 +27,7 @@ from gql.transport.websockets import WebsocketsTransport
 from tests.conftest import remove_stack, server_env, ws_url
 from tests.e2e.test_deploy_swarm import deploy, wait_final
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess
+from tests.servers import ADMIN_TOKEN, AUTH_HEADERS, WS_INIT_PAYLOAD, Client, ServerProcess
 
 JS = Path(__file__).resolve().parents[1] / "js"
 APP = "live"
@@ -102,7 +102,9 @@ def repository(git_server: GitServer) -> Iterator[str]:
 
 async def follow(server: ServerProcess, protocol: str) -> dict[str, Any]:
     """The application's next deployment: its states, log sequences and progress."""
-    transport = WebsocketsTransport(url=ws_url(server), subprotocols=[protocol])
+    transport = WebsocketsTransport(
+        url=ws_url(server), subprotocols=[protocol], init_payload=WS_INIT_PAYLOAD
+    )
     states: list[str] = []
     sequences: list[int] = []
     progress: list[dict[str, Any]] = []
@@ -149,6 +151,7 @@ async def node_follower(cluster: Cluster) -> AsyncIterator[asyncio.subprocess.Pr
         str(JS / "follow.mjs"),
         ws_url(cluster.apis[1]),
         APP,
+        env={**os.environ, "DEPLOYBOT_TOKEN": ADMIN_TOKEN},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -198,5 +201,7 @@ async def test_every_client_on_every_api_process_sees_the_whole_deployment(
 def _raw_log(cluster: Cluster, number: int) -> list[str]:
     import httpx
 
-    text = httpx.get(f"{cluster.apis[1].url}/deployments/{number}/logs", timeout=30).text
+    text = httpx.get(
+        f"{cluster.apis[1].url}/deployments/{number}/logs", headers=AUTH_HEADERS, timeout=30
+    ).text
     return text.splitlines()

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import DOCKER, docker, remove_stack, service_inspect
 from tests.e2e.test_deploy_swarm import DOCKERFILE, http_text, outcome
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess, free_port
+from tests.servers import AUTH_HEADERS, Client, ServerProcess, free_port
 
 FIELDS = """
   id number state version trigger errorCode errorMessage logsUrl rollbackOnFailure
@@ -149,7 +149,7 @@ def test_hooks_run_in_the_new_image_and_the_health_url_passes(
     hooks = [(line["sourceName"], line["text"]) for line in lines if line["source"] == "HOOK"]
     assert ("pre-deploy:web", "migrating to A") in hooks  # ran in the new image
     assert ("post-deploy:web", "warm-up") in hooks
-    raw = httpx.get(done["logsUrl"]).text
+    raw = httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
     assert "[pre-deploy:web] migrating to A" in raw
     # The one-off jobs are gone.
     assert docker("service", "ls", "-q", "--filter", "label=com.deploybot.hook").strip() == ""
@@ -178,7 +178,9 @@ def test_failing_pre_deploy_hook_changes_nothing(client: Client, web: dict[str, 
     assert "rollback" not in by_name
     assert service_inspect("ro-web_web")["Version"] == before  # the service was not touched
     assert http_text(web["port"]) == "A"
-    assert "[pre-deploy:web] cannot migrate" in httpx.get(done["logsUrl"]).text
+    assert (
+        "[pre-deploy:web] cannot migrate" in httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
+    )
 
 
 def test_unhealthy_rollout_rolls_the_stack_back(
@@ -212,7 +214,7 @@ def test_unhealthy_rollout_rolls_the_stack_back(
     assert http_text(web["port"]) == "B"
     spec: Any = service_inspect("ro-web_web")["Spec"]
     assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == good["services"][0]["image"]
-    raw = httpx.get(done["logsUrl"]).text
+    raw = httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
     assert "rolling the whole stack back to" in raw and "restored service ro-web_web" in raw
     # B stays the current deployment.
     current = client.query(
@@ -267,7 +269,7 @@ def test_rollback_to_a_chosen_version(client: Client, web: dict[str, Any]) -> No
     assert done["rollbackTo"] == {"number": web["a_number"], "version": "ro-a"}
     assert done["rollbackOf"] == {"number": web["b_number"], "version": "ro-b"}
     assert [s["name"] for s in done["steps"]] == ["rollout", "converge"]
-    raw = httpx.get(done["logsUrl"]).text
+    raw = httpx.get(done["logsUrl"], headers=AUTH_HEADERS).text
     assert f"rollback to #{web['a_number']} (ro-a)" in raw
     assert "restored service ro-web_web" in raw and "==> build" not in raw
     assert http_text(web["port"]) == "A"

@@ -20,7 +20,7 @@ from tests.conftest import DOCKER, docker, remove_stack, server_env, service_ins
 from tests.e2e.test_deploy_swarm import outcome
 from tests.e2e.test_rollback import DEPLOY, ROLLBACK, deployed
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess
+from tests.servers import AUTH_HEADERS, Client, ServerProcess
 
 APP = "se-app"
 STACK_FILE = "deploy/stack.yml"
@@ -299,7 +299,7 @@ def test_no_kept_secret_value_anywhere(
     everything = api.query(EVERYTHING)
     texts = [json.dumps(everything), json.dumps(api.query(SECRETS, {"app": APP}))]
     for node in everything["deployments"]["nodes"]:
-        texts.append(httpx.get(node["logsUrl"], timeout=10).text)
+        texts.append(httpx.get(node["logsUrl"], timeout=10, headers=AUTH_HEADERS).text)
     texts.append(server.log())
     texts.append(docker("service", "inspect", f"{APP}_app"))
     for text in texts:

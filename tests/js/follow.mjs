@@ -1,11 +1,19 @@
 // Follows one application's next deployment with the reference graphql-transport-ws
 // client: its events (from QUEUED on), then its logs and progress until they complete.
-// Usage: node follow.mjs <ws-url> <application>; prints "ready", then one JSON result.
+// Usage: DEPLOYBOT_TOKEN=<token> node follow.mjs <ws-url> <application>; prints "ready",
+// then one JSON result. The token goes in connection_init's payload (graphql-ws convention).
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 
 const [url, application] = process.argv.slice(2);
-const client = createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+const token = process.env.DEPLOYBOT_TOKEN;
+const client = createClient({
+  url,
+  webSocketImpl: WebSocket,
+  retryAttempts: 0,
+  lazy: false,
+  connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+});
 
 function subscribe(query, variables, onNext) {
   return new Promise((resolve, reject) => {

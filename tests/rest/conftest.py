@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import _create_pg_database, server_env
-from tests.servers import ServerProcess
+from tests.servers import AUTH_HEADERS, ServerProcess
 
 
 @pytest.fixture(scope="package", params=["sqlite", "postgresql"])
@@ -30,7 +30,7 @@ def rest_server(
 
 @pytest.fixture
 def http(rest_server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=rest_server.url, timeout=30) as client:
+    with httpx.Client(base_url=rest_server.url, timeout=30, headers=AUTH_HEADERS) as client:
         yield client
 
 

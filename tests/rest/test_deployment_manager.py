@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.rest.conftest import ServerProcess
+from tests.servers import AUTH_HEADERS
 
 # The seed's request bodies, verbatim (their placeholders are not valid values).
 DEPLOY_EXAMPLE = """{
@@ -238,7 +239,7 @@ def test_validate_unreadable_specs(http: httpx.Client) -> None:
 
 def test_progress_of_an_unknown_deployment(rest_server: ServerProcess, unique: str) -> None:
     url = rest_server.url.replace("http://", "ws://") + f"/api/v1/deployments/{unique}/progress"
-    with connect(url) as socket:
+    with connect(url, additional_headers=AUTH_HEADERS) as socket:
         message = json.loads(socket.recv(timeout=10))
         assert message["error"]["code"] == "DEPLOYMENT_NOT_FOUND"
         assert message["error"]["details"]["operation"] == "progress"
@@ -252,7 +253,7 @@ def test_the_progress_of_a_recorded_deployment_ends_at_once(
 ) -> None:
     record(http, unique, version="3.1")
     url = rest_server.url.replace("http://", "ws://") + f"/api/v1/deployments/{unique}/progress"
-    with connect(url) as socket:
+    with connect(url, additional_headers=AUTH_HEADERS) as socket:
         message = json.loads(socket.recv(timeout=10))
         with pytest.raises(ConnectionClosed) as closed:
             socket.recv(timeout=10)

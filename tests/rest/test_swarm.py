@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import remove_stack, service_inspect
 from tests.gitserver import GitServer
-from tests.servers import Client, ServerProcess
+from tests.servers import AUTH_HEADERS, Client, ServerProcess
 
 APP = "rs-dm"
 FAILING = "rs-dmfail"
@@ -82,7 +82,7 @@ def monorepo(git_server: GitServer) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def dm(deploy_server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=deploy_server.url, timeout=300) as http:
+    with httpx.Client(base_url=deploy_server.url, timeout=300, headers=AUTH_HEADERS) as http:
         yield http
 
 
@@ -94,7 +94,7 @@ def _follow(server: ServerProcess, client: Client, app: str) -> list[dict[str, A
         time.sleep(0.1)
     url = server.url.replace("http://", "ws://") + f"/api/v1/deployments/{app}/progress"
     messages = []
-    with connect(url) as socket:
+    with connect(url, additional_headers=AUTH_HEADERS) as socket:
         for frame in socket:
             messages.append(json.loads(frame))
     return messages

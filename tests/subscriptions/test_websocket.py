@@ -23,7 +23,7 @@ from deploybot.domain import DeploymentState, StepName, StepStatus
 from tests.conftest import remove_stack, server_env, ws_url
 from tests.logproducer import LogProducer
 from tests.runner.test_service_logs import APP, start_talker
-from tests.servers import ServerProcess
+from tests.servers import AUTH_HEADERS, WS_INIT_PAYLOAD, ServerProcess
 
 TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # graphql-transport-ws
 LEGACY_WS = WebsocketsTransport.APOLLO_SUBPROTOCOL  # graphql-ws
@@ -44,7 +44,10 @@ async def producer(postgres_url: str, pg_api: ServerProcess) -> AsyncIterator[Lo
 
 
 def _client(server: ServerProcess, protocol: str) -> Client:
-    return Client(transport=WebsocketsTransport(url=ws_url(server), subprotocols=[protocol]))
+    transport = WebsocketsTransport(
+        url=ws_url(server), subprotocols=[protocol], init_payload=WS_INIT_PAYLOAD
+    )
+    return Client(transport=transport)
 
 
 async def follow_logs(
@@ -182,7 +185,10 @@ async def test_follow_over_plain_http(pg_api: ServerProcess, producer: LogProduc
 
     async def read() -> list[str]:
         url = f"{pg_api.url}/deployments/{deployment}/logs?follow=true"
-        async with httpx.AsyncClient(timeout=30) as http, http.stream("GET", url) as response:
+        async with (
+            httpx.AsyncClient(timeout=30, headers=AUTH_HEADERS) as http,
+            http.stream("GET", url) as response,
+        ):
             assert response.status_code == 200
             return [line async for line in response.aiter_lines()]
 
@@ -192,7 +198,7 @@ async def test_follow_over_plain_http(pg_api: ServerProcess, producer: LogProduc
     await producer.finish(deployment)
     lines = await asyncio.wait_for(task, 20)
     assert [int(line.split()[2]) for line in lines] == list(range(1, 11)) + list(range(1, 21))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=AUTH_HEADERS) as http:
         missing = await http.get(f"{pg_api.url}/deployments/987654/logs?follow=true")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "DEPLOYMENT_NOT_FOUND"
@@ -202,7 +208,11 @@ async def test_follow_over_plain_http(pg_api: ServerProcess, producer: LogProduc
 
 
 async def _raw(server: ServerProcess, protocol: str) -> websockets.ClientConnection:
-    return await websockets.connect(ws_url(server), subprotocols=[protocol])  # type: ignore[list-item]
+    return await websockets.connect(
+        ws_url(server),
+        subprotocols=[protocol],  # type: ignore[list-item]
+        additional_headers=AUTH_HEADERS,
+    )
 
 
 async def test_graphql_transport_ws_rules(pg_api: ServerProcess) -> None:
@@ -278,6 +288,7 @@ async def test_a_subscriber_that_never_reads_delays_no_one(
     stuck = await websockets.connect(
         ws_url(pg_api),
         subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+        additional_headers=AUTH_HEADERS,
         max_queue=1,
     )
     await stuck.send(json.dumps({"type": "connection_init"}))

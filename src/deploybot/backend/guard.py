@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from deploybot.access import ANY_REPOSITORY, Action, Principal
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.filters import Condition, Scope, globs_condition
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,34 @@ class Guard:
             raise DeploybotError(
                 ErrorCode.FORBIDDEN, f"this token may not {action.value} on {self.environment}"
             )
+
+    def scope(
+        self,
+        action: Action = Action.READ,
+        *,
+        application_column: str = "application",
+        repository_column: str | None = "repository_url",
+    ) -> Scope | None:
+        """The rows of this environment the caller may `action`, as filter conditions: None
+        when every one, an empty scope when none (lists are then empty, not refused).
+
+        `repository_column` None: the table has no repository, so grants limited to some
+        repositories give nothing there."""
+        groups: list[tuple[Condition, ...]] = []
+        for grant in self.principal.grants:
+            if not grant.gives(action) or not grant.covers_environment(self.environment):
+                continue
+            group: list[Condition] = []
+            apps = globs_condition(application_column, grant.applications)
+            if apps is not None:
+                group.append(apps)
+            if grant.repositories != ("*",):
+                if repository_column is None:
+                    continue
+                repos = globs_condition(repository_column, grant.repositories)
+                if repos is not None:
+                    group.append(repos)
+            if not group:
+                return None
+            groups.append(tuple(group))
+        return tuple(groups)

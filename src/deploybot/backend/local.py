@@ -8,10 +8,11 @@ module that owns the rule.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from deploybot.access import LOCAL_USER, Action, Principal
 from deploybot.backend.guard import Guard
@@ -19,6 +20,7 @@ from deploybot.config import Settings
 from deploybot.core import (
     admission,
     applications,
+    audit,
     census,
     current_versions,
     delivery_metrics,
@@ -30,13 +32,15 @@ from deploybot.core import (
     releases,
     rollbacks,
     secrets,
+    tokens,
     validation,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
 from deploybot.core.policy import PolicyChange, StoredPolicy
+from deploybot.core.requests import application_of
 from deploybot.db.engine import Database
 from deploybot.domain import ApplicationState, DeploymentState, Interval
-from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
@@ -77,6 +81,8 @@ MAX_LIST_WINDOW = 1_000
 """`offset + limit` of the REST application list: each listed application's live status
 is read from the Swarm, so a deep offset must not turn into a slow request."""
 
+T = TypeVar("T")
+
 MAX_TAIL = 10_000
 """Recent service log lines an `applicationLogs` subscriber may ask for first."""
 
@@ -94,6 +100,8 @@ class LocalBackend:
     service_logs: ServiceLogSource | None = None
     principal: Principal = LOCAL_USER
     """Who is calling; `Instance.backend_for` binds one per request."""
+    token_cache: tokens.TokenCache | None = None
+    """The instance's token cache (emptied when a token is revoked here)."""
 
     @property
     def environment(self) -> str:
@@ -102,6 +110,58 @@ class LocalBackend:
     @property
     def guard(self) -> Guard:
         return Guard(self.principal, self.settings.environment)
+
+    # --- who may do what --------------------------------------------------------------------
+
+    def _readable(self, record: DeploymentRecord | None) -> DeploymentRecord | None:
+        """The record if the caller may read it; None (as missing) otherwise."""
+        if record is None or not self.guard.may(
+            Action.READ, record.application, record.repository_url
+        ):
+            return None
+        return record
+
+    def _scoped(self, flt: DeploymentFilter | None) -> DeploymentFilter:
+        """`flt` narrowed to what the caller may read."""
+        self.guard.require_anywhere(Action.READ)
+        scope = self.guard.scope(Action.READ)
+        if flt is None:
+            return DeploymentFilter(scope=scope)
+        return dataclasses.replace(flt, scope=scope) if scope is not None else flt
+
+    async def _visible(
+        self, ref: DeploymentRef, message: str, action: Action = Action.READ
+    ) -> DeploymentRecord:
+        """One of this environment's deployments the caller may read (or `action` on), else
+        DEPLOYMENT_NOT_FOUND (the same answer as a missing one: existence does not leak)."""
+        number = self._number(ref, message)
+        found = await history.get_deployment(self.db, number)
+        if found is None or not (
+            self.guard.may(Action.READ, found.application, found.repository_url)
+            or self.guard.may(action, found.application, found.repository_url)
+        ):
+            raise DeploybotError(ErrorCode.DEPLOYMENT_NOT_FOUND, message, field="id")
+        return found
+
+    async def _audited(self, operation: str, target: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a change and append its outcome (ok, or the error code) to the audit trail."""
+        try:
+            result = await call()
+        except DeploybotError as exc:
+            await audit.record(self.db, self.principal, operation, target, exc.code, exc.message)
+            raise
+        except ValidationFailed as exc:
+            code = exc.errors[0].code if exc.errors else ErrorCode.INVALID_INPUT
+            await audit.record(self.db, self.principal, operation, target, code, str(exc))
+            raise
+        except Exception:
+            await audit.record(self.db, self.principal, operation, target, "INTERNAL_ERROR")
+            raise
+        await audit.record(self.db, self.principal, operation, target, audit.OK)
+        return result
+
+    def _target(self, application: str) -> str:
+        return f"{self.environment}/{application}"
 
     def _own(self, ref: DeploymentRef | ReleaseRef) -> bool:
         return ref.environment is None or ref.environment == self.environment
@@ -125,58 +185,99 @@ class LocalBackend:
     # --- deployments: changing them ---------------------------------------------------------
 
     async def deploy(self, request: DeployRequest) -> DeploymentRecord:
-        return await admission.create_deployment(
-            self.db, self.bus, self.settings, self.inspector, request, swarm=self.swarm
-        )
+        application = application_of(request)
+
+        async def run() -> DeploymentRecord:
+            self.guard.require(
+                Action.DEPLOY, application, request.repository_url, field="application"
+            )
+            asked = dataclasses.replace(request, requested_by=self.principal.label)
+            return await admission.create_deployment(
+                self.db, self.bus, self.settings, self.inspector, asked, swarm=self.swarm
+            )
+
+        return await self._audited("deploy", self._target(application), run)
 
     async def validate_deployment(self, request: DeployRequest) -> ValidationReport:
+        self.guard.require(
+            Action.DEPLOY, application_of(request), request.repository_url, field="application"
+        )
         return await validation.validate_deployment(
             self.db, self.settings, self.inspector, self.swarm, request
         )
 
     async def rollback(self, request: RollbackRequest) -> DeploymentRecord:
-        return await rollbacks.create_rollback(
-            self.db, self.bus, self.settings, self.inspector, request
-        )
+        async def run() -> DeploymentRecord:
+            self.guard.require(Action.DEPLOY, request.application, field="application")
+            asked = dataclasses.replace(request, requested_by=self.principal.label)
+            return await rollbacks.create_rollback(
+                self.db, self.bus, self.settings, self.inspector, asked
+            )
+
+        return await self._audited("rollback", self._target(request.application), run)
 
     async def cancel_deployment(self, ref: DeploymentRef) -> DeploymentRecord:
-        number = self._number(ref, f"deployment {ref.number} is not one of this environment's")
-        await admission.cancel_deployment(self.db, self.bus, number)
-        return await history.require_deployment(self.db, number)
+        async def run() -> DeploymentRecord:
+            message = f"deployment {ref.number} is not one of this environment's"
+            found = await self._visible(ref, message, Action.DEPLOY)
+            self.guard.require(Action.DEPLOY, found.application, found.repository_url)
+            await admission.cancel_deployment(self.db, self.bus, found.id)
+            return await history.require_deployment(self.db, found.id)
+
+        return await self._audited("cancelDeployment", f"deployment:{ref.number}", run)
 
     async def record_deployment(self, request: RecordRequest) -> DeploymentRecord:
-        return await external_deployments.record_deployment(
-            self.db, self.bus, self.settings, request
-        )
+        async def run() -> DeploymentRecord:
+            self.guard.require(
+                Action.RECORD, request.application, request.repository_url, field="application"
+            )
+            asked = dataclasses.replace(request, requested_by=self.principal.label)
+            return await external_deployments.record_deployment(
+                self.db, self.bus, self.settings, asked
+            )
+
+        target = self._target(request.application or "(none)")
+        return await self._audited("recordDeployment", target, run)
 
     async def report_deployment_status(
         self, ref: DeploymentRef, state: DeploymentState, message: str | None
     ) -> DeploymentRecord:
-        number = self._number(ref, f"no deployment {ref.number} here")
-        return await external_deployments.report_status(
-            self.db, self.bus, self.settings, number, state, message
-        )
+        async def run() -> DeploymentRecord:
+            found = await self._visible(ref, f"no deployment {ref.number} here", Action.RECORD)
+            self.guard.require(Action.RECORD, found.application, found.repository_url)
+            return await external_deployments.report_status(
+                self.db, self.bus, self.settings, found.id, state, message
+            )
+
+        return await self._audited("reportDeploymentStatus", f"deployment:{ref.number}", run)
 
     async def add_deployment_result(
         self, ref: DeploymentRef, data: Any
     ) -> tuple[DeploymentRecord, ResultRecord]:
-        number = self._number(ref, f"no deployment {ref.number} here")
-        return await external_deployments.add_result(self.db, self.bus, number, data)
+        async def run() -> tuple[DeploymentRecord, ResultRecord]:
+            found = await self._visible(ref, f"no deployment {ref.number} here", Action.RECORD)
+            self.guard.require(Action.RECORD, found.application, found.repository_url)
+            return await external_deployments.add_result(self.db, self.bus, found.id, data)
+
+        return await self._audited("addDeploymentResult", f"deployment:{ref.number}", run)
 
     async def add_recorded_services(
         self, ref: DeploymentRef, services: Sequence[RecordedService]
     ) -> list[ServiceRolloutRecord]:
-        number = self._number(ref, f"no deployment {ref.number} here")
-        record = await history.require_deployment(self.db, number)
-        self.guard.require(Action.RECORD, record.application, record.repository_url, field="id")
-        return await external_deployments.add_services(self.db, self.bus, number, services)
+        async def run() -> list[ServiceRolloutRecord]:
+            found = await self._visible(ref, f"no deployment {ref.number} here", Action.RECORD)
+            self.guard.require(Action.RECORD, found.application, found.repository_url, field="id")
+            return await external_deployments.add_services(self.db, self.bus, found.id, services)
+
+        return await self._audited("addDeploymentServices", f"deployment:{ref.number}", run)
 
     # --- deployments: reading them ----------------------------------------------------------
 
     async def deployment(self, ref: DeploymentRef) -> DeploymentRecord | None:
+        self.guard.require_anywhere(Action.READ)
         if not self._own(ref):
             return None
-        return await history.get_deployment(self.db, ref.number)
+        return self._readable(await history.get_deployment(self.db, ref.number))
 
     async def deployments(
         self,
@@ -185,10 +286,10 @@ class LocalBackend:
         *,
         fields: Collection[str] | None = None,
     ) -> Page[DeploymentRecord]:
-        return await history.list_deployments(self.db, filter, page, fields=fields)
+        return await history.list_deployments(self.db, self._scoped(filter), page, fields=fields)
 
     async def count_deployments(self, filter: DeploymentFilter | None) -> int:
-        return await history.count_deployments(self.db, filter)
+        return await history.count_deployments(self.db, self._scoped(filter))
 
     async def deployment_tallies(self) -> list[DeploymentTally]:
         self.guard.require(Action.READ)
@@ -203,7 +304,9 @@ class LocalBackend:
     async def deployments_by_ref(
         self, refs: Sequence[DeploymentRef]
     ) -> dict[DeploymentRef, DeploymentRecord]:
-        return self._by_ref(refs, await history.get_deployments(self.db, self._numbers(refs)))
+        found = await history.get_deployments(self.db, self._numbers(refs))
+        readable = {n: r for n, r in found.items() if self._readable(r) is not None}
+        return self._by_ref(refs, readable)
 
     async def steps(self, refs: Sequence[DeploymentRef]) -> dict[DeploymentRef, list[StepRecord]]:
         return self._by_ref(refs, await history.steps_for(self.db, self._numbers(refs)))
@@ -227,28 +330,51 @@ class LocalBackend:
         return await logs.count_lines(self.db, ref.number) if self._own(ref) else 0
 
     async def raw_log(self, ref: DeploymentRef) -> AsyncIterator[str]:
-        number = self._number(ref, f"deployment {ref.number} not found")
-        if await history.get_deployment(self.db, number) is None:
-            raise DeploybotError(
-                ErrorCode.DEPLOYMENT_NOT_FOUND, f"deployment {number} not found", field="id"
-            )
-        return logs.raw_text(self.db, number)
+        self.guard.require_anywhere(Action.READ)
+        found = await self._visible(ref, f"deployment {ref.number} not found")
+        return logs.raw_text(self.db, found.id)
 
     # --- releases ---------------------------------------------------------------------------
 
+    def _release_readable(self, record: ReleaseRecord | None) -> ReleaseRecord | None:
+        """Releases are scoped by component, as an application with no repository."""
+        if record is None or not self.guard.may(Action.READ, record.component, None):
+            return None
+        return record
+
+    def _release_scope(self, flt: ReleaseFilter | None) -> ReleaseFilter:
+        self.guard.require_anywhere(Action.READ)
+        scope = self.guard.scope(
+            Action.READ, application_column="component", repository_column=None
+        )
+        if flt is None:
+            return ReleaseFilter(scope=scope)
+        return dataclasses.replace(flt, scope=scope) if scope is not None else flt
+
     async def publish_release(self, request: PublishRequest) -> ReleaseRecord:
-        return await releases.publish_release(self.db, request, environment=self.environment)
+        async def run() -> ReleaseRecord:
+            self.guard.require(Action.RECORD, request.component, None, field="component")
+            return await releases.publish_release(self.db, request, environment=self.environment)
+
+        target = f"{request.component}/{request.train}/{request.version}"
+        return await self._audited("publishRelease", target, run)
 
     async def release(self, ref: ReleaseRef) -> ReleaseRecord | None:
+        self.guard.require_anywhere(Action.READ)
         if not self._own(ref):
             return None
-        return await releases.get_release(self.db, ref.number, environment=self.environment)
+        found = await releases.get_release(self.db, ref.number, environment=self.environment)
+        return self._release_readable(found)
 
     async def releases_by_ref(self, refs: Sequence[ReleaseRef]) -> dict[ReleaseRef, ReleaseRecord]:
         found = await releases.releases_by_ids(
             self.db, [r.number for r in refs if self._own(r)], environment=self.environment
         )
-        return {ref: found[ref.number] for ref in refs if self._own(ref) and ref.number in found}
+        return {
+            ref: found[ref.number]
+            for ref in refs
+            if self._own(ref) and self._release_readable(found.get(ref.number)) is not None
+        }
 
     async def releases(
         self,
@@ -261,7 +387,7 @@ class LocalBackend:
     ) -> Page[ReleaseRecord]:
         return await releases.list_releases(
             self.db,
-            filter,
+            self._release_scope(filter),
             environment=self.environment,
             by_release_time=by_release_time,
             descending=descending,
@@ -270,11 +396,14 @@ class LocalBackend:
         )
 
     async def count_releases(self, filter: ReleaseFilter | None) -> int:
-        return await releases.count_releases(self.db, filter)
+        return await releases.count_releases(self.db, self._release_scope(filter))
 
     async def latest_release(
         self, component: str, train: str, *, by_semver: bool
     ) -> ReleaseRecord | None:
+        self.guard.require_anywhere(Action.READ)
+        if not self.guard.may(Action.READ, component, None):
+            return None
         return await releases.latest_release(
             self.db, component, train, environment=self.environment, by_semver=by_semver
         )
@@ -283,11 +412,16 @@ class LocalBackend:
 
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None:
         env = self._environment(environment)
+        self.guard.require_anywhere(Action.READ)
+        if not self.guard.may(Action.READ, name):
+            return None
         return await applications.application_status(self.db, self.swarm, name, env)
 
     async def applications(self, environment: str | None) -> list[ApplicationStatus]:
         env = self._environment(environment)
+        self.guard.require_anywhere(Action.READ)
         names = await applications.application_names(self.db, self.swarm, env)
+        names = [n for n in names if self.guard.may(Action.READ, n)]
         found = [await applications.application_status(self.db, self.swarm, n, env) for n in names]
         return [status for status in found if status is not None]
 
@@ -332,7 +466,9 @@ class LocalBackend:
     async def current_versions(
         self, application: str, environment: str | None
     ) -> list[EnvironmentVersion]:
-        return await current_versions.current_versions(self.db, application, environment)
+        self.guard.require_anywhere(Action.READ)
+        found = await current_versions.current_versions(self.db, application, environment)
+        return [v for v in found if self.principal.allows(Action.READ, v.environment, application)]
 
     async def delivery_metrics(
         self,
@@ -342,6 +478,10 @@ class LocalBackend:
         until: datetime | None,
         interval: Interval,
     ) -> DeliveryMetrics:
+        self.guard.require_anywhere(Action.READ)
+        scope = self.guard.scope(Action.READ)
+        if scope is not None:
+            filter = dataclasses.replace(filter or MetricsFilter(), scope=scope)
         return await delivery_metrics.delivery_metrics(
             self.db, filter, since=since, until=until, interval=interval
         )
@@ -353,23 +493,35 @@ class LocalBackend:
         return await policy_store.current_policy(self.db, self.settings)
 
     async def update_deploy_policy(self, change: PolicyChange) -> StoredPolicy:
-        self.guard.require(Action.ADMIN)
-        return await policy_store.update_policy(
-            self.db, self.settings, change, by=self.principal.label
-        )
+        async def run() -> StoredPolicy:
+            self.guard.require(Action.ADMIN)
+            return await policy_store.update_policy(
+                self.db, self.settings, change, by=self.principal.label
+            )
+
+        return await self._audited("updateDeployPolicy", self.environment, run)
 
     # --- secrets deploybot keeps -------------------------------------------------------------
 
     async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
-        env = self._environment(request.environment)
-        self.guard.require(Action.SECRETS, request.application, field="application")
-        box = box_for(self.settings)
-        return await secrets.set_secret(self.db, box, env, request)
+        """Audited by name only: the value never reaches the audit trail."""
+
+        async def run() -> SecretRecord:
+            env = self._environment(request.environment)
+            self.guard.require(Action.SECRETS, request.application, field="application")
+            return await secrets.set_secret(self.db, box_for(self.settings), env, request)
+
+        target = f"{self._target(request.application)}/secret:{request.name}"
+        return await self._audited("setSecret", target, run)
 
     async def delete_secret(self, ref: SecretRef) -> SecretRecord:
-        env = self._environment(ref.environment)
-        self.guard.require(Action.SECRETS, ref.application, field="application")
-        return await secrets.delete_secret(self.db, env, ref)
+        async def run() -> SecretRecord:
+            env = self._environment(ref.environment)
+            self.guard.require(Action.SECRETS, ref.application, field="application")
+            return await secrets.delete_secret(self.db, env, ref)
+
+        target = f"{self._target(ref.application)}/secret:{ref.name}"
+        return await self._audited("deleteSecret", target, run)
 
     async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
         """Names, versions and times of an application's kept secrets (never values)."""
@@ -384,7 +536,8 @@ class LocalBackend:
         await self.hub.prepare(feed)
 
     async def follow_deployment_logs(self, ref: DeploymentRef, *, after: int) -> LiveSource:
-        number = self._number(ref, f"deployment {ref.number} not found")
+        self.guard.require_anywhere(Action.READ)
+        number = (await self._visible(ref, f"deployment {ref.number} not found")).id
         feed = feeds.DeploymentLogFeed(self.db, self.bus, number)
         await self._prepared(feed)
         return LiveSource(self.hub, feed, self.environment, cursor=after)
@@ -400,21 +553,22 @@ class LocalBackend:
         return text()
 
     async def follow_deployment_progress(self, ref: DeploymentRef) -> LiveSource:
-        number = self._number(ref, f"deployment {ref.number} not found")
+        self.guard.require_anywhere(Action.READ)
+        number = (await self._visible(ref, f"deployment {ref.number} not found")).id
         feed = feeds.DeploymentProgressFeed(self.db, self.bus, number)
         await self._prepared(feed)
         return LiveSource(self.hub, feed, self.environment)
 
     async def follow_deployment_events(self, filter: DeploymentFilter | None) -> LiveSource:
-        if filter is not None:
-            filter.check()
+        scoped = self._scoped(filter)
+        scoped.check()
         feed = feeds.DeploymentEventFeed(self.db, self.bus)
         await self._prepared(feed)
 
         def keep(change: DeploymentChange) -> bool:
-            return filter is None or filter.matches(change.deployment)
+            return scoped.matches(change.deployment)
 
-        return LiveSource(self.hub, feed, self.environment, keep=keep)
+        return LiveSource(self.hub, feed, self.environment, keep=keep, view=scoped.scope)
 
     async def follow_application_logs(
         self,
@@ -425,6 +579,7 @@ class LocalBackend:
         since: datetime | None,
     ) -> LiveSource:
         env = self._environment(environment)
+        self.guard.require(Action.READ, application, field="application")
         if tail is not None and not 0 <= tail <= MAX_TAIL:
             raise DeploybotError(
                 ErrorCode.INVALID_INPUT, f"tail must be 0..{MAX_TAIL}", field="tail"
@@ -444,3 +599,40 @@ class LocalBackend:
             return Batch(lines) if lines else None
 
         return LiveSource(self.hub, feed, env, initial=initial)
+
+    # --- tokens and audit (admin) ---------------------------------------------------------
+
+    async def create_api_token(
+        self, name: str, scopes: Sequence[str], expires_at: datetime | None
+    ) -> tokens.CreatedToken:
+        async def run() -> tokens.CreatedToken:
+            self.guard.require(Action.ADMIN)
+            return await tokens.create_token(
+                self.db, name, scopes, expires_at=expires_at, created_by=self.principal.label
+            )
+
+        return await self._audited("createApiToken", f"token:{name}", run)
+
+    async def api_tokens(self) -> list[tokens.TokenRecord]:
+        self.guard.require(Action.ADMIN)
+        return await tokens.list_tokens(self.db)
+
+    async def revoke_api_token(self, token_id: int) -> tokens.TokenRecord:
+        async def run() -> tokens.TokenRecord:
+            self.guard.require(Action.ADMIN)
+            revoked = await tokens.revoke_token(self.db, token_id)
+            if self.token_cache is not None:
+                self.token_cache.clear()
+            return revoked
+
+        return await self._audited("revokeApiToken", f"token:{token_id}", run)
+
+    async def audit_refusal(self, operation: str, message: str) -> None:
+        """A call refused before it reached the backend (the schema's permission check)."""
+        await audit.record(self.db, self.principal, operation, None, ErrorCode.FORBIDDEN, message)
+
+    async def audit_events(
+        self, filter: audit.AuditFilter | None, *, first: int, after: str | None
+    ) -> Page[audit.AuditRecord]:
+        self.guard.require(Action.ADMIN)
+        return await audit.list_events(self.db, filter, first=first, after=after)

@@ -10,6 +10,10 @@ Expected failures are raised as `DeploybotError` (one field) or `ValidationFaile
 (several); each transport turns them into its own shape (userErrors, a GraphQL
 error with `extensions.code`, an HTTP 4xx with a JSON body).
 
+Every implementation is bound to one caller (its `Principal`) and checks each call
+against the caller's grants: FORBIDDEN for an action the caller lacks, and objects
+outside the caller's read scope answer exactly as missing ones (lists leave them out).
+
 References name their environment (`DeploymentRef`, `ReleaseRef`): a reference to
 another environment's object is not found here, and a relay routes it there.
 """
@@ -20,7 +24,9 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from deploybot.core.audit import AuditFilter, AuditRecord
 from deploybot.core.policy import PolicyChange, StoredPolicy
+from deploybot.core.tokens import CreatedToken, TokenRecord
 from deploybot.domain import ApplicationState, DeploymentState, Interval
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
@@ -242,4 +248,30 @@ class Backend(Protocol):
 
     async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
         """Names, versions and update times of an application's kept secrets."""
+        ...
+
+    # --- tokens and audit (admin) -----------------------------------------------------------
+
+    async def create_api_token(
+        self, name: str, scopes: Sequence[str], expires_at: datetime | None
+    ) -> CreatedToken:
+        """A new token (its text only in the answer); INVALID_INPUT for a bad scope."""
+        ...
+
+    async def api_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked and expired ones too; never their secrets."""
+        ...
+
+    async def revoke_api_token(self, token_id: int) -> TokenRecord:
+        """Revoke (TOKEN_NOT_FOUND for an unknown id)."""
+        ...
+
+    async def audit_refusal(self, operation: str, message: str) -> None:
+        """Audit a call a transport refused for lack of permission (FORBIDDEN)."""
+        ...
+
+    async def audit_events(
+        self, filter: AuditFilter | None, *, first: int, after: str | None
+    ) -> Page[AuditRecord]:
+        """The audit trail, newest first, keyset-paged."""
         ...

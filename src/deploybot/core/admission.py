@@ -48,7 +48,9 @@ from deploybot.records import DeploymentRecord
 from deploybot.times import utcnow
 
 #: Fields of a request that do not change what it asks for (Relay's echo, recorded copies).
-_NOT_FINGERPRINTED = frozenset({"original_request", "mapped_request", "idempotency_key"})
+_NOT_FINGERPRINTED = frozenset(
+    {"original_request", "mapped_request", "idempotency_key", "requested_by"}
+)
 
 
 def fingerprint(request: DeployRequest) -> str:
@@ -307,6 +309,7 @@ async def _admit(
             trigger=request.trigger,
             provider=request.provider,
             actor=request.actor,
+            requested_by=request.requested_by,
             team=request.team,
             description=request.description,
             references=list(request.references),

@@ -250,6 +250,7 @@ async def record_deployment(
             trigger=DeploymentTrigger.EXTERNAL,
             provider=request.provider,
             actor=request.actor,
+            requested_by=request.requested_by,
             team=request.team,
             description=request.notes,
             references=list(request.references),

@@ -206,6 +206,7 @@ async def create_rollback(
             strategy=DeploymentStrategy.ROLLING,
             trigger=DeploymentTrigger.ROLLBACK,
             actor=request.actor,
+            requested_by=request.requested_by,
             description=request.description
             or f"rollback to #{target.id} ({target.version or 'unversioned'})",
             original_request=request.original_request,

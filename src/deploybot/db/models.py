@@ -98,6 +98,9 @@ class Deployment(SQLModel, table=True):
     )
     provider: str | None = Field(default=None, sa_type=String(50))
     actor: str | None = Field(default=None, sa_type=String(255))
+    requested_by: str | None = Field(
+        default=None, sa_type=String(300), description="The principal that asked (its label)"
+    )
     team: str | None = Field(default=None, sa_type=String(255))
     description: str | None = Field(default=None, sa_type=Text)
     references: list[str] = Field(default_factory=list, sa_type=PortableJSON)
@@ -282,6 +285,39 @@ class KeptSecret(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class ApiToken(SQLModel, table=True):
+    """An API token: only its SHA-256 digest and a short prefix are kept, never the text."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    name: str = Field(sa_type=String(200))
+    prefix: str = Field(sa_type=String(20))
+    digest: str = Field(sa_type=String(64), unique=True)
+    grants: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    expires_at: datetime | None = _ts()
+    created_by: str | None = Field(default=None, sa_type=String(300))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which target, when, and how it ended (`ok` or an error code)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_operation_id", "operation", "id"),)
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    token_id: int | None = Field(default=None, sa_type=BigIntKey, index=True)
+    principal: str = Field(sa_type=String(300))
+    operation: str = Field(sa_type=String(100))
+    target: str | None = Field(default=None, sa_type=String(500))
+    outcome: str = Field(sa_type=String(50))
+    message: str | None = Field(default=None, sa_type=Text)
+
+
 metadata = SQLModel.metadata
 
 # The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.
@@ -294,3 +330,5 @@ application_table: Table = metadata.tables["application"]
 release_table: Table = metadata.tables["release"]
 deploy_policy_table: Table = metadata.tables["deploy_policy"]
 kept_secret_table: Table = metadata.tables["kept_secret"]
+token_table: Table = metadata.tables["api_tokens"]
+audit_table: Table = metadata.tables["audit_events"]

@@ -14,17 +14,16 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
 from deploybot.backend.local import LocalBackend
-from deploybot.web.requests import instance_of
+from deploybot.web.auth import bound_backend
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def backend_of(connection: HTTPConnection) -> LocalBackend:
     """The backend bound to this request's caller: the one place every REST route gets it.
-
-    Today the instance's shared backend; with token authentication, the backend bound to
-    the authenticated principal (`Instance.backend_for(principal)`)."""
-    return instance_of(connection).backend
+    `NotAuthenticated` (401 with a JSON body) without a valid token: the seeds' clients send
+    one as `Authorization: Bearer` or as the password of Basic authentication."""
+    return bound_backend(connection)
 
 
 class RateRule(enum.StrEnum):

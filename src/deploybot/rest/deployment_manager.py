@@ -56,6 +56,7 @@ from deploybot.rest.common import (
 )
 from deploybot.rest.openapi import api
 from deploybot.times import seconds_between, utcnow
+from deploybot.web.auth import NotAuthenticated
 
 TAG = "Deployment Manager"
 BASE = "/api/v1/deployments"
@@ -738,7 +739,11 @@ async def progress(websocket: WebSocket) -> None:
     """The newest deployment of the named application: where it is now, then each change;
     closed (1000) when it has ended. An unknown name gets the seed's error and 4404."""
     name = websocket.path_params["name"]
-    backend = backend_of(websocket)
+    try:
+        backend = backend_of(websocket)
+    except NotAuthenticated:
+        await websocket.close(4403, "a valid API token is required")
+        return
     await websocket.accept()
     try:
         latest = await _latest(backend, name)

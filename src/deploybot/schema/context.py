@@ -11,6 +11,7 @@ from typing import TypeAlias, TypeVar
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
+from deploybot.access import Principal
 from deploybot.backend import Backend
 from deploybot.inputs import DeploymentRef, ReleaseRef
 from deploybot.records import (
@@ -48,7 +49,10 @@ def _objects(fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]]) -> DataLoade
 @dataclass
 class Context:
     backend: Backend
+    """The backend bound to the caller: every call it makes is checked against them."""
     base_url: str
+    principal: Principal
+    """Who is calling (the root fields' permission classes look at it)."""
     via_cli: bool = False
     """The request came from the `deploybot` client commands (its deploys: trigger CLI)."""
 

@@ -165,7 +165,12 @@ class Deployment(Node):
     state: DeploymentState
     trigger: DeploymentTrigger
     provider: str | None
-    actor: str | None
+    actor: str | None = strawberry.field(
+        description="Who the request says made it (another tool's user, free text)."
+    )
+    requested_by: str | None = strawberry.field(
+        description="The authenticated caller that asked for it (token id and name)."
+    )
     team: str | None
     description: str | None
     references: list[str]

@@ -13,7 +13,12 @@ from deploybot.errors import DeploybotError
 
 logger = logging.getLogger(__name__)
 
-_STATUS = {"DEPLOYMENT_NOT_FOUND": 404, "INVALID_INPUT": 400}
+_STATUS = {
+    "DEPLOYMENT_NOT_FOUND": 404,
+    "INVALID_INPUT": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+}
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:

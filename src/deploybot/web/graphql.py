@@ -1,5 +1,11 @@
 """`/graphql` over HTTP (with GraphiQL): Strawberry's view, with deploybot's context and
-JSON error bodies for requests it cannot use."""
+JSON error bodies for requests it cannot use.
+
+Without a valid token a request is answered HTTP 401 with a GraphQL body, one error whose
+`extensions.code` is UNAUTHENTICATED (and `WWW-Authenticate: Bearer`): GraphQL clients show
+the error, HTTP tooling sees the status. The GraphiQL page itself (a GET without a query)
+loads without a token; paste the token into its Headers pane.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,15 @@ from typing import Any
 import orjson
 from cross_web import HTTPException as BadGraphQLRequest
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from deploybot.access import ANONYMOUS, Principal
 from deploybot.schema import schema
 from deploybot.schema.context import Context
+from deploybot.web.auth import CHALLENGE, principal_of
 from deploybot.web.errors import error_response
 from deploybot.web.pages import graphiql_page
 from deploybot.web.requests import base_url, instance_of
@@ -23,12 +31,23 @@ CLI_USER_AGENT = "deploybot-cli/"
 """How the `deploybot` client commands introduce themselves (`deploybot.client`)."""
 
 
-def context_for(connection: HTTPConnection) -> Context:
+def context_for(connection: HTTPConnection, principal: Principal) -> Context:
+    """The context of one operation: the backend bound to its caller."""
     return Context(
-        backend=instance_of(connection).backend,
+        backend=instance_of(connection).backend_for(principal),
         base_url=base_url(connection),
+        principal=principal,
         via_cli=connection.headers.get("user-agent", "").startswith(CLI_USER_AGENT),
     )
+
+
+def unauthenticated() -> JSONResponse:
+    error = {"message": "a valid API token is required", "extensions": {"code": "UNAUTHENTICATED"}}
+    return JSONResponse({"data": None, "errors": [error]}, status_code=401, headers=CHALLENGE)
+
+
+def _is_ide_page(request: Request) -> bool:
+    return request.method == "GET" and "query" not in request.query_params
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -36,7 +55,8 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return context_for(request)
+        # Only the GraphiQL page is served without a token (__call__ answers 401 otherwise).
+        return context_for(request, principal_of(request) or ANONYMOUS)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """deploybot's GraphiQL page: the same IDE, its assets served from here, not a CDN."""
@@ -47,6 +67,9 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope=scope, receive=receive)
+        if principal_of(request) is None and not _is_ide_page(request):
+            await unauthenticated()(scope, receive, send)
+            return
         try:
             response = await self.run(request)
         except BadGraphQLRequest as exc:

@@ -8,13 +8,14 @@ from starlette.responses import Response, StreamingResponse
 
 from deploybot.errors import DeploybotError
 from deploybot.inputs import DeploymentRef
+from deploybot.web.auth import bound_backend
 from deploybot.web.errors import error_response, expected_failure
-from deploybot.web.requests import instance_of
 
 TEXT = "text/plain; charset=utf-8"
 
 
 async def raw_logs(request: Request) -> Response:
+    backend = bound_backend(request)  # 401 before anything else is looked at
     raw_id = request.path_params["id"]
     if not raw_id.isdigit():
         return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
@@ -22,7 +23,6 @@ async def raw_logs(request: Request) -> Response:
     follow = request.query_params.get("follow", "false").lower()
     if follow not in ("true", "false", "1", "0"):
         return error_response(400, "INVALID_INPUT", "follow must be true or false")
-    backend = instance_of(request).backend
     try:
         if follow in ("false", "0"):
             return StreamingResponse(await backend.raw_log(ref), media_type=TEXT)

@@ -5,8 +5,7 @@ the running ones) are read from the database through the backend at each scrape,
 API replica reports the same figures for the environment.
 
 Access is `DEPLOYBOT_METRICS_ACCESS`: `open` (anyone, the default) or `token` (a caller
-that may read the environment). `metrics_principal` is the one place a request's
-credentials become the scraper's principal.
+that may read the environment; `web/auth.py` turned its token into the caller).
 """
 
 from __future__ import annotations
@@ -17,36 +16,31 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from deploybot.access import ANONYMOUS, LOCAL_USER, Principal
+from deploybot.access import LOCAL_USER
+from deploybot.backend.local import LocalBackend
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.metrics import DEPLOYMENTS, QUEUE_DEPTH, RUNNING
+from deploybot.web.auth import bound_backend
 from deploybot.web.errors import error_response, expected_failure
 from deploybot.web.requests import instance_of
 
 
-def metrics_principal(request: Request) -> Principal:
-    """Who is scraping: the hook token authentication plugs into.
-
-    Until tokens are checked by the transports every caller is anonymous here, so with
-    `metrics_access=token` nobody may read; with `open` the scrape reads as the instance.
-    """
-    if instance_of(request).settings.metrics_access == "open":
-        return LOCAL_USER
-    return ANONYMOUS
+def metrics_backend(request: Request) -> LocalBackend:
+    """Whose figures these are: with `metrics_access=open` anyone reads them as the instance;
+    with `token` the caller's token must read the environment (401 without a valid one)."""
+    instance = instance_of(request)
+    if instance.settings.metrics_access == "open":
+        return instance.backend_for(LOCAL_USER)
+    return bound_backend(request)
 
 
 async def metrics(request: Request) -> Response:
     instance = instance_of(request)
-    backend = instance.backend_for(metrics_principal(request))
     try:
-        tallies = await backend.deployment_tallies()
+        tallies = await metrics_backend(request).deployment_tallies()
     except DeploybotError as exc:
         if exc.code is ErrorCode.FORBIDDEN:
-            return error_response(
-                401 if not request.headers.get("authorization") else 403,
-                exc.code.value,
-                exc.message,
-            )
+            return error_response(403, exc.code.value, exc.message)
         return expected_failure(exc)
     by_state: Counter[str] = Counter()
     DEPLOYMENTS.clear()

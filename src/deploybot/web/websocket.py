@@ -6,6 +6,14 @@ Queries and mutations run through the schema as over HTTP. Subscriptions whose
 resolver returns a `LiveStream` are multiplexed: every subscriber with the same
 document and variables shares one execution and one encoding per batch, and
 only the envelope with its operation id is written per socket.
+
+Authentication: the token comes in `connection_init`'s payload (`{"authorization":
+"Bearer …"}`, the graphql-ws convention) or in the upgrade request's `Authorization`
+header; without a valid one the socket is closed with 4403. The token is checked again
+every `Limits.auth_recheck` seconds (through the instance's cache, whose entries live at
+most 5 s): a revoked or expired token's socket is closed with 4403 within 10 s. The
+caller's grants are part of every multiplexing topic, so subscribers share an execution
+only with callers who may see exactly the same things.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -33,11 +41,13 @@ from graphql.execution import create_source_event_stream, execute_subscription_e
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from deploybot.access import Principal
 from deploybot.live.hub import FeedFailed, LiveStream
 from deploybot.metrics import ACTIVE_SUBSCRIPTIONS, OPEN_WEBSOCKETS, RATE_LIMITED, timed_operation
 from deploybot.schema import Schema
 from deploybot.schema.context import Context
 from deploybot.schema.execution import Executor
+from deploybot.web.auth import principal_of, token_from_header, token_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +60,7 @@ class Limits:
     keep_alive: float = 15.0
     init_timeout: float = 10.0
     max_subscriptions: int = 100
+    auth_recheck: float = 2.5
 
 
 @lru_cache(maxsize=1000)
@@ -88,11 +99,13 @@ class GraphQLWebSocket:
     def __init__(
         self,
         schema: Schema,
-        context_for: Callable[[WebSocket], Context],
+        context_for: Callable[[WebSocket, Principal], Context],
+        authenticate: Callable[[str | None], Awaitable[Principal | None]],
         limits: Limits | None = None,
     ) -> None:
         self.schema = schema
         self.context_for = context_for
+        self.authenticate = authenticate
         self.limits = limits or Limits()
         self._validated: dict[str, list[dict[str, Any]]] = {}
 
@@ -135,6 +148,13 @@ class _Connection:
         self._send_lock = asyncio.Lock()
         self._asgi_send = websocket._send
         self.next_type = "next" if modern else "data"
+        self.token = token_of(websocket)
+        self.principal: Principal | None = principal_of(websocket)
+        """The caller; None until `connection_init` brings a valid token (or the header did)."""
+
+    def context(self) -> Context:
+        assert self.principal is not None
+        return self.endpoint.context_for(self.websocket, self.principal)
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -156,6 +176,7 @@ class _Connection:
         timers = [
             asyncio.create_task(self._init_timeout()),
             asyncio.create_task(self._keep_alive()),
+            asyncio.create_task(self._recheck_token()),
         ]
         try:
             while True:
@@ -185,6 +206,35 @@ class _Connection:
         except TimeoutError:
             await self.close(4408, "Connection initialisation timeout")
 
+    async def _recheck_token(self) -> None:
+        """Close the socket once its token stops being valid (revoked, expired)."""
+        await self.initialised.wait()
+        while True:
+            await asyncio.sleep(self.endpoint.limits.auth_recheck)
+            if await self.endpoint.authenticate(self.token) is None:
+                for task in list(self.operations.values()):
+                    task.cancel()
+                await self.close(4403, "Forbidden: the token is no longer valid")
+                return
+
+    async def _init(self, message: dict[str, Any]) -> None:
+        """Authenticate (the payload's token, else the upgrade header's), then acknowledge."""
+        if self.initialised.is_set():
+            raise _ProtocolError(4429, "Too many initialisation requests")
+        payload = message.get("payload")
+        if isinstance(payload, dict):
+            value = payload.get("authorization") or payload.get("Authorization")
+            if isinstance(value, str) and value.strip():
+                self.token = token_from_header(value) or value.strip()
+                self.principal = await self.endpoint.authenticate(self.token)
+        if self.principal is None:
+            raise _ProtocolError(4403, "Forbidden: a valid API token is required")
+        self.initialised.set()
+        self.acknowledged = True
+        await self.send_json({"type": "connection_ack"})
+        if not self.modern:
+            await self.send_json({"type": "ka"})
+
     async def _keep_alive(self) -> None:
         await self.initialised.wait()
         message = {"type": "ping"} if self.modern else {"type": "ka"}
@@ -201,13 +251,7 @@ class _Connection:
             raise _ProtocolError(4400, "Invalid message received")
         kind = message["type"]
         if kind == "connection_init":
-            if self.initialised.is_set():
-                raise _ProtocolError(4429, "Too many initialisation requests")
-            self.initialised.set()
-            self.acknowledged = True
-            await self.send_json({"type": "connection_ack"})
-            if not self.modern:
-                await self.send_json({"type": "ka"})
+            await self._init(message)
         elif self.modern and kind == "ping":
             await self.send_json({"type": "pong"})
         elif self.modern and kind == "pong":
@@ -290,7 +334,7 @@ class _Connection:
             await self._send_error(op_id, [_error("unknown or ambiguous operation")])
             return False
         schema = self.endpoint.schema
-        context = self.endpoint.context_for(self.websocket)
+        context = self.context()
         if operation.operation is not OperationType.SUBSCRIPTION:
             result = await schema.execute(
                 query,
@@ -339,7 +383,7 @@ class _Connection:
         out = []
         for root in roots:
             event = executor.build_per_event_executor(root)
-            event.context_value = self.endpoint.context_for(self.websocket)
+            event.context_value = self.context()
             result = execute_subscription_event(event)
             if executor.is_awaitable(result):
                 result = await result
@@ -359,11 +403,13 @@ class _Connection:
         variables: dict[str, Any],
     ) -> bool:
         base_url = executor.context_value.base_url
+        assert self.principal is not None
         topic = (
             query,
             operation_name,
             orjson.dumps(variables, option=orjson.OPT_SORT_KEYS),
             base_url,
+            self.principal.grants,  # callers with other grants see other things
         )
 
         async def render(batch: Any) -> list[str]:
