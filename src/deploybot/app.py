@@ -19,6 +19,7 @@ from deploybot.schema import schema
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz
+from deploybot.web.hooks import receive_hook
 from deploybot.web.logs import raw_logs
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
@@ -63,6 +64,8 @@ def create_app(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
+            Route("/hooks/{provider}/{id}", receive_hook, methods=["POST"]),
+            Route("/hooks/{provider}/{id}/{token}", receive_hook, methods=["POST"]),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
         ],

@@ -8,12 +8,13 @@ module that owns the rule.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from deploybot.access import LOCAL_USER, Principal
+from deploybot.access import LOCAL_USER, Action, Grant, Principal
 from deploybot.backend.guard import Guard
 from deploybot.config import Settings
 from deploybot.core import (
@@ -28,6 +29,7 @@ from deploybot.core import (
     releases,
     rollbacks,
     validation,
+    webhooks,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
 from deploybot.db.engine import Database
@@ -43,11 +45,13 @@ from deploybot.inputs import (
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    WebhookRequest,
 )
 from deploybot.live.feed import Batch, Feed
 from deploybot.live.hub import Hub, LiveSource
 from deploybot.records import (
     ApplicationStatus,
+    CreatedWebhook,
     DeliveryMetrics,
     DeploymentChange,
     DeploymentRecord,
@@ -59,7 +63,11 @@ from deploybot.records import (
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
+    WebhookDeliveryRecord,
+    WebhookOutcome,
+    WebhookRecord,
 )
+from deploybot.webhooks import HookRequest
 
 MAX_TAIL = 10_000
 """Recent service log lines an `applicationLogs` subscriber may ask for first."""
@@ -280,6 +288,55 @@ class LocalBackend:
             self.db, filter, since=since, until=until, interval=interval
         )
 
+    # --- webhooks ----------------------------------------------------------------------------
+
+    async def create_webhook(self, request: WebhookRequest) -> CreatedWebhook:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.create_webhook(self.db, self.settings, request)
+
+    async def webhooks(self) -> list[WebhookRecord]:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.list_webhooks(self.db, self.settings)
+
+    async def webhook(self, hook_id: int) -> WebhookRecord | None:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.get_webhook(self.db, self.settings, hook_id)
+
+    async def update_webhook(
+        self, hook_id: int, request: WebhookRequest
+    ) -> tuple[WebhookRecord, str | None]:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.update_webhook(self.db, self.settings, hook_id, request)
+
+    async def delete_webhook(self, hook_id: int) -> WebhookRecord:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.delete_webhook(self.db, self.settings, hook_id)
+
+    async def webhook_deliveries(self, hook_id: int, *, first: int) -> list[WebhookDeliveryRecord]:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.list_deliveries(self.db, self.settings, hook_id, first=first)
+
+    async def receive_webhook(
+        self, provider: str, hook_id: int, request: HookRequest
+    ) -> WebhookOutcome:
+        """No token: the request's signature (or URL token) is its credential. The deploy it
+        makes runs as the hook's own principal, allowed to deploy its application only."""
+
+        async def admit(deploy: DeployRequest, source: webhooks.PayloadSource) -> DeploymentRecord:
+            principal = webhook_principal(hook_id, self.environment, deploy.application)
+            as_hook = dataclasses.replace(self, principal=principal)
+            as_hook.guard.require(Action.DEPLOY, deploy.application, deploy.repository_url)
+            return await admission.create_deployment(
+                as_hook.db, as_hook.bus, as_hook.settings, source, deploy, swarm=as_hook.swarm
+            )
+
+        async def deployment(number: int) -> DeploymentRecord | None:
+            return await history.get_deployment(self.db, number)
+
+        return await webhooks.receive(
+            self.db, self.settings, provider, hook_id, request, admit, deployment
+        )
+
     # --- live -------------------------------------------------------------------------------
 
     async def _prepared(self, feed: Feed) -> None:
@@ -347,3 +404,11 @@ class LocalBackend:
             return Batch(lines) if lines else None
 
         return LiveSource(self.hub, feed, env, initial=initial)
+
+
+def webhook_principal(hook_id: int, environment: str, application: str | None = None) -> Principal:
+    """Who a webhook's deploys run as: its hook, allowed to deploy its one application."""
+    grants = (
+        (Grant(frozenset({Action.DEPLOY}), (environment,), (application,)),) if application else ()
+    )
+    return Principal(name=f"webhook:{hook_id}", grants=grants, key=f"webhook:{hook_id}")

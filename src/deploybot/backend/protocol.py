@@ -30,10 +30,12 @@ from deploybot.inputs import (
     RecordRequest,
     ReleaseRef,
     RollbackRequest,
+    WebhookRequest,
 )
 from deploybot.live.hub import LiveSource
 from deploybot.records import (
     ApplicationStatus,
+    CreatedWebhook,
     DeliveryMetrics,
     DeploymentRecord,
     EnvironmentVersion,
@@ -44,7 +46,11 @@ from deploybot.records import (
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
+    WebhookDeliveryRecord,
+    WebhookOutcome,
+    WebhookRecord,
 )
+from deploybot.webhooks import HookRequest
 
 
 class Backend(Protocol):
@@ -163,6 +169,34 @@ class Backend(Protocol):
         until: datetime | None,
         interval: Interval,
     ) -> DeliveryMetrics: ...
+
+    # --- webhooks (configuration is admin's) ----------------------------------------------
+
+    async def create_webhook(self, request: WebhookRequest) -> CreatedWebhook:
+        """The webhook and its secret (the only answer that carries it)."""
+        ...
+
+    async def webhooks(self) -> list[WebhookRecord]: ...
+
+    async def webhook(self, hook_id: int) -> WebhookRecord | None: ...
+
+    async def update_webhook(
+        self, hook_id: int, request: WebhookRequest
+    ) -> tuple[WebhookRecord, str | None]:
+        """The webhook, and its new secret when one was given or rotated."""
+        ...
+
+    async def delete_webhook(self, hook_id: int) -> WebhookRecord: ...
+
+    async def webhook_deliveries(
+        self, hook_id: int, *, first: int
+    ) -> list[WebhookDeliveryRecord]: ...
+
+    async def receive_webhook(
+        self, provider: str, hook_id: int, request: HookRequest
+    ) -> WebhookOutcome:
+        """A provider's request, authenticated by its signature; its deploy runs as the hook."""
+        ...
 
     # --- live -------------------------------------------------------------------------------
 

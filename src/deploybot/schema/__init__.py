@@ -20,6 +20,7 @@ from deploybot.resolvers import (
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
 from deploybot.resolvers import releases as release_resolvers
+from deploybot.resolvers import webhooks as webhook_resolvers
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
 from deploybot.schema.common import Node, PublicError
@@ -34,6 +35,13 @@ from deploybot.schema.external_deployments import (
 )
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
+from deploybot.schema.webhooks import (
+    CreateWebhookPayload,
+    DeleteWebhookPayload,
+    UpdateWebhookPayload,
+    Webhook,
+    WebhookDelivery,
+)
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -76,6 +84,14 @@ class Query:
         resolver=metrics_resolvers.delivery_metrics,
         description="Deployment frequency, lead time, change failure rate and time to restore.",
     )
+    webhooks: list[Webhook] = strawberry.field(
+        resolver=webhook_resolvers.webhooks,
+        description="The provider webhooks configured here (admin).",
+    )
+    webhook_deliveries: list[WebhookDelivery] = strawberry.field(
+        resolver=webhook_resolvers.webhook_deliveries,
+        description="A webhook's latest deliveries, newest first (admin).",
+    )
 
 
 @strawberry.type
@@ -108,6 +124,18 @@ class Mutation:
     add_deployment_result: AddDeploymentResultPayload = strawberry.mutation(
         resolver=external_resolvers.add_deployment_result,
         description="Attach a result to a deployment.",
+    )
+    create_webhook: CreateWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.create_webhook,
+        description="Configure a provider webhook; its secret is answered this once (admin).",
+    )
+    update_webhook: UpdateWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.update_webhook,
+        description="Change a webhook's configuration, or rotate its secret (admin).",
+    )
+    delete_webhook: DeleteWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.delete_webhook,
+        description="Remove a webhook and its deliveries (admin).",
     )
 
 

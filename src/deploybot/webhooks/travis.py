@@ -53,7 +53,7 @@ class Travis:
         if not isinstance(key, rsa.RSAPublicKey):
             raise BadSignature("the hook's public key is not an RSA key")
         try:
-            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+            key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA1())
         except InvalidSignature:
             raise BadSignature("Signature does not match the payload") from None
 
