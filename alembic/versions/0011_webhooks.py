@@ -2,7 +2,7 @@
 
 Revision ID: 0011_webhooks
 Revises: 0004_releases
-Create Date: 2026-11-30 23:11:29.198363
+Create Date: 2026-11-30 23:21:25.434585
 """
 
 from collections.abc import Sequence
@@ -74,6 +74,7 @@ def upgrade() -> None:
         "notification_delivery",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("delivery_uuid", sa.String(length=64), nullable=False),
+        sa.Column("dedup_key", sa.String(length=255), nullable=False),
         sa.Column("target_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("url", sa.String(length=2000), nullable=False),
         sa.Column(
@@ -94,6 +95,7 @@ def upgrade() -> None:
         sa.Column("delivered_at", deploybot.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["target_id"], ["notification_target.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("dedup_key", name="uq_notification_delivery_dedup"),
     )
     with op.batch_alter_table("notification_delivery", schema=None) as batch_op:
         batch_op.create_index(

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
+from deploybot.core.notifications import Notifier
 from deploybot.instance import Instance
 from deploybot.runner.worker import Runner
 from deploybot.schema import schema
@@ -22,6 +23,17 @@ from deploybot.web.health import healthz
 from deploybot.web.hooks import receive_hook
 from deploybot.web.logs import raw_logs
 from deploybot.web.websocket import GraphQLWebSocket, Limits
+
+
+@contextlib.asynccontextmanager
+async def _notifier(instance: Instance) -> AsyncIterator[None]:
+    """Notifications out, from this process's event bus (off the request path)."""
+    notifier = Notifier(instance.db, instance.bus, instance.settings)
+    await notifier.start()
+    try:
+        yield
+    finally:
+        await notifier.stop()
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +60,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(instance.running(migrations=run_migrations))
+            await stack.enter_async_context(_notifier(instance))
             if embedded_runner:
                 await stack.enter_async_context(_embedded_runner(instance))
             # Everything built at start-up lives as long as the process: move it out of

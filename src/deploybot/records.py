@@ -457,6 +457,7 @@ class CreatedWebhook:
 @dataclass(frozen=True)
 class WebhookDeliveryRecord:
     id: int
+    environment: str
     webhook_id: int
     delivery_key: str
     event: str
@@ -494,6 +495,7 @@ class NotificationTargetRecord:
 @dataclass(frozen=True)
 class NotificationDeliveryRecord:
     id: int
+    environment: str
     delivery_uuid: str
     target_id: int | None
     url: str

@@ -83,3 +83,33 @@ def github_push(repository: str, sha: str, ref: str = "refs/heads/main") -> dict
     data["commits"][0]["id"] = sha
     data["repository"]["full_name"] = repository
     return data
+
+
+def travis_keys() -> tuple[Any, str]:
+    """A key pair as Travis has one: the private key signs, the PEM public key verifies."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()
+
+
+def travis_request(private: Any, data: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """Travis' form body (`payload=<json>`) and its `Signature` header (RSA-SHA1, base64)."""
+    import base64
+    from urllib.parse import urlencode
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    raw = json.dumps(data)
+    signature = private.sign(raw.encode(), padding.PKCS1v15(), hashes.SHA1())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Signature": base64.b64encode(signature).decode(),
+        "Travis-Repo-Slug": f"{data['repository']['owner_name']}/{data['repository']['name']}",
+    }
+    return urlencode({"payload": raw}).encode(), headers

@@ -26,6 +26,7 @@ from deploybot.core import (
     feeds,
     history,
     logs,
+    notifications,
     releases,
     rollbacks,
     validation,
@@ -40,6 +41,7 @@ from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
+    NotificationTargetRequest,
     PageRequest,
     PublishRequest,
     RecordRequest,
@@ -57,6 +59,8 @@ from deploybot.records import (
     DeploymentRecord,
     EnvironmentVersion,
     LogLineRecord,
+    NotificationDeliveryRecord,
+    NotificationTargetRecord,
     Page,
     ReleaseRecord,
     ResultRecord,
@@ -336,6 +340,28 @@ class LocalBackend:
         return await webhooks.receive(
             self.db, self.settings, provider, hook_id, request, admit, deployment
         )
+
+    # --- notifications -----------------------------------------------------------------------
+
+    async def create_notification_target(
+        self, request: NotificationTargetRequest
+    ) -> NotificationTargetRecord:
+        self.guard.require(Action.ADMIN)
+        return await notifications.create_target(self.db, self.settings, request)
+
+    async def notification_targets(self) -> list[NotificationTargetRecord]:
+        self.guard.require(Action.ADMIN)
+        return await notifications.list_targets(self.db, self.settings)
+
+    async def delete_notification_target(self, target_id: int) -> NotificationTargetRecord:
+        self.guard.require(Action.ADMIN)
+        return await notifications.delete_target(self.db, self.settings, target_id)
+
+    async def notification_deliveries(
+        self, target_id: int, *, first: int
+    ) -> list[NotificationDeliveryRecord]:
+        self.guard.require(Action.ADMIN)
+        return await notifications.list_deliveries(self.db, self.settings, target_id, first=first)
 
     # --- live -------------------------------------------------------------------------------
 

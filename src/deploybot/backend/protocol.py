@@ -25,6 +25,7 @@ from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
+    NotificationTargetRequest,
     PageRequest,
     PublishRequest,
     RecordRequest,
@@ -40,6 +41,8 @@ from deploybot.records import (
     DeploymentRecord,
     EnvironmentVersion,
     LogLineRecord,
+    NotificationDeliveryRecord,
+    NotificationTargetRecord,
     Page,
     ReleaseRecord,
     ResultRecord,
@@ -196,6 +199,22 @@ class Backend(Protocol):
         self, provider: str, hook_id: int, request: HookRequest
     ) -> WebhookOutcome:
         """A provider's request, authenticated by its signature; its deploy runs as the hook."""
+        ...
+
+    # --- notifications (admin's) ------------------------------------------------------------
+
+    async def create_notification_target(
+        self, request: NotificationTargetRequest
+    ) -> NotificationTargetRecord: ...
+
+    async def notification_targets(self) -> list[NotificationTargetRecord]: ...
+
+    async def delete_notification_target(self, target_id: int) -> NotificationTargetRecord: ...
+
+    async def notification_deliveries(
+        self, target_id: int, *, first: int
+    ) -> list[NotificationDeliveryRecord]:
+        """A target's deliveries and how they went, newest first."""
         ...
 
     # --- live -------------------------------------------------------------------------------

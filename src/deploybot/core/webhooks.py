@@ -233,9 +233,10 @@ async def delete_webhook(db: Database, settings: Settings, hook_id: int) -> Webh
     return found
 
 
-def _delivery(row: Any) -> WebhookDeliveryRecord:
+def _delivery(row: Any, environment: str) -> WebhookDeliveryRecord:
     return WebhookDeliveryRecord(
         id=row.id,
+        environment=environment,
         webhook_id=row.webhook_id,
         delivery_key=row.delivery_key,
         event=row.event,
@@ -264,7 +265,7 @@ async def list_deliveries(
             .order_by(c.id.desc())
             .limit(first)
         )
-        return [_delivery(row) for row in await connection.execute(query)]
+        return [_delivery(row, settings.environment) for row in await connection.execute(query)]
 
 
 # --- receiving --------------------------------------------------------------------------------
@@ -381,15 +382,19 @@ def mapped(request: DeployRequest) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-async def _existing(db: Database, hook_id: int, key: str) -> WebhookDeliveryRecord | None:
+async def _existing(
+    db: Database, environment: str, hook_id: int, key: str
+) -> WebhookDeliveryRecord | None:
     c = webhook_delivery_table.c
     async with db.connection() as connection:
         query = select(webhook_delivery_table).where(c.webhook_id == hook_id, c.delivery_key == key)
         row = (await connection.execute(query)).first()
-    return _delivery(row) if row is not None else None
+    return _delivery(row, environment) if row is not None else None
 
 
-async def _save(db: Database, values: dict[str, Any]) -> tuple[WebhookDeliveryRecord, bool]:
+async def _save(
+    db: Database, environment: str, values: dict[str, Any]
+) -> tuple[WebhookDeliveryRecord, bool]:
     """Write a delivery (or replace a REJECTED one); (the stored one, whether it is ours)."""
     c = webhook_delivery_table.c
     try:
@@ -403,10 +408,10 @@ async def _save(db: Database, values: dict[str, Any]) -> tuple[WebhookDeliveryRe
             )
             await session.execute(insert(webhook_delivery_table).values(**values))
     except IntegrityError:
-        found = await _existing(db, values["webhook_id"], values["delivery_key"])
+        found = await _existing(db, environment, values["webhook_id"], values["delivery_key"])
         assert found is not None
         return found, False
-    found = await _existing(db, values["webhook_id"], values["delivery_key"])
+    found = await _existing(db, environment, values["webhook_id"], values["delivery_key"])
     assert found is not None
     return found, True
 
@@ -439,7 +444,7 @@ async def receive(
         raise DeploybotError(ErrorCode.PAYLOAD_INVALID, str(exc)) from None
     first = events[0]
     key = first.delivery_id[:255]
-    seen = await _existing(db, hook_id, key)
+    seen = await _existing(db, settings.environment, hook_id, key)
     if seen is not None and seen.outcome != Outcome.REJECTED:
         return await _replayed(seen, get_deployment)
     reasons = [why_ignored(row, event, settings.environment) for event in events]
@@ -456,7 +461,7 @@ async def receive(
     )
     if not chosen:
         values.update(outcome=Outcome.IGNORED, reason="; ".join(r for r in reasons if r))
-        delivery, ours = await _save(db, values)
+        delivery, ours = await _save(db, settings.environment, values)
         return WebhookOutcome(delivery, None, duplicate=not ours)
     event = chosen[-1]  # of several changes to deploy, the last one wins
     deploy = deploy_request(row, event, key)
@@ -474,12 +479,12 @@ async def receive(
         deployment = await admit(deploy, source)
     except (DeploybotError, ValidationFailed) as exc:
         values.update(outcome=Outcome.REJECTED, reason=str(exc))
-        await _save(db, values)
+        await _save(db, settings.environment, values)
         raise
     values.update(
         outcome=Outcome.DEPLOYED, reason=f"deployed #{deployment.id}", deployment_id=deployment.id
     )
-    delivery, ours = await _save(db, values)
+    delivery, ours = await _save(db, settings.environment, values)
     return WebhookOutcome(delivery, deployment, duplicate=not ours)
 
 

@@ -320,10 +320,13 @@ class NotificationDelivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_notification_delivery_pending", "status", "next_attempt_at"),
         Index("ix_notification_delivery_target", "target_id", "id"),
+        # One POST per target and state change, however many processes heard the event.
+        UniqueConstraint("dedup_key", name="uq_notification_delivery_dedup"),
     )
 
     id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
     delivery_uuid: str = Field(sa_type=String(64))
+    dedup_key: str = Field(sa_type=String(255))
     target_id: int | None = Field(
         default=None,
         sa_column=Column(

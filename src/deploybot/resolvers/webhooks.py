@@ -105,8 +105,6 @@ async def webhook_deliveries(
     try:
         number = hook_number(webhook, "webhook")
         found = await info.context.backend.webhook_deliveries(number, first=first)
-        hook = await info.context.backend.webhook(number)
     except DeploybotError as exc:
         raise PublicError.from_exception(exc) from exc
-    environment = hook.environment if hook else ""
-    return [WebhookDelivery.from_record(record, environment) for record in found]
+    return [WebhookDelivery.from_record(record) for record in found]

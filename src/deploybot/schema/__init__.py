@@ -19,6 +19,7 @@ from deploybot.resolvers import (
 )
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
+from deploybot.resolvers import notifications as notification_resolvers
 from deploybot.resolvers import releases as release_resolvers
 from deploybot.resolvers import webhooks as webhook_resolvers
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
@@ -32,6 +33,12 @@ from deploybot.schema.external_deployments import (
     CurrentVersion,
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
+)
+from deploybot.schema.notifications import (
+    CreateNotificationTargetPayload,
+    DeleteNotificationTargetPayload,
+    NotificationDelivery,
+    NotificationTarget,
 )
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
@@ -92,6 +99,14 @@ class Query:
         resolver=webhook_resolvers.webhook_deliveries,
         description="A webhook's latest deliveries, newest first (admin).",
     )
+    notification_targets: list[NotificationTarget] = strawberry.field(
+        resolver=notification_resolvers.notification_targets,
+        description="Where deployments' state changes are POSTed (admin).",
+    )
+    notification_deliveries: list[NotificationDelivery] = strawberry.field(
+        resolver=notification_resolvers.notification_deliveries,
+        description="A notification target's latest deliveries and their outcome (admin).",
+    )
 
 
 @strawberry.type
@@ -136,6 +151,14 @@ class Mutation:
     delete_webhook: DeleteWebhookPayload = strawberry.mutation(
         resolver=webhook_resolvers.delete_webhook,
         description="Remove a webhook and its deliveries (admin).",
+    )
+    create_notification_target: CreateNotificationTargetPayload = strawberry.mutation(
+        resolver=notification_resolvers.create_notification_target,
+        description="POST each matching deployment state change to a URL, signed (admin).",
+    )
+    delete_notification_target: DeleteNotificationTargetPayload = strawberry.mutation(
+        resolver=notification_resolvers.delete_notification_target,
+        description="Stop notifying a URL (its pending deliveries are dropped) (admin).",
     )
 
 

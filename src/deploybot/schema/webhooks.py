@@ -70,7 +70,7 @@ class Webhook:
     @strawberry.field(description="Its latest deliveries, newest first.")
     async def deliveries(self, info: Info, first: int = 20) -> list[WebhookDelivery]:
         found = await info.context.backend.webhook_deliveries(self.number, first=first)
-        return [WebhookDelivery.from_record(r, self.environment) for r in found]
+        return [WebhookDelivery.from_record(r) for r in found]
 
     environment: strawberry.Private[str]
 
@@ -114,7 +114,8 @@ class WebhookDelivery:
         return await linked_deployment(info, self.environment, self.deployment_number)
 
     @classmethod
-    def from_record(cls, record: WebhookDeliveryRecord, environment: str) -> WebhookDelivery:
+    def from_record(cls, record: WebhookDeliveryRecord) -> WebhookDelivery:
+        environment = record.environment
         return cls(
             id=strawberry.ID(encode_id("WebhookDelivery", environment, record.id)),
             received_at=record.received_at,
