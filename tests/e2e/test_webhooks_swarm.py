@@ -1,5 +1,6 @@
 """End to end on the real Swarm: a signed GitHub push for a repository served by `git
-daemon` becomes a deployment that reaches SUCCESS, recording where it came from."""
+daemon` becomes a deployment that reaches SUCCESS, recording where it came from; a Docker
+Hub push deploys the image and calls back."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from tests.webhooks.hooks import (
     create_hook,
     github_headers,
     github_push,
+    payload,
 )
+from tests.webhooks.receiver import Receiver
 
 APP = "wh-hello"
 REPOSITORY = "Codertocat/Hello-World"
@@ -132,3 +135,51 @@ def test_push_of_a_commit_the_repository_lacks_fails_in_the_runner(
     final = wait_final(client, answer.json()["deployment"]["id"])
     assert final["state"] == "FAILURE"
     assert final["errorCode"] == "ARTIFACT_NOT_FOUND"
+
+
+def test_docker_hub_push_deploys_the_image_and_calls_back(
+    client: Client, hello: dict[str, str], github_hook: dict[str, Any], registry: str
+) -> None:
+    """Docker Hub's push of `repo_name:tag` becomes an image deploy of the configured service;
+    when it ends, the payload's callback_url (a local server here) gets the final state."""
+    built = client.query(
+        """{ deployments(first: 1, filter: {applications: ["wh-hello"], states: [SUCCESS]})
+        { nodes { version } } }"""
+    )["deployments"]["nodes"]
+    if not built:  # run alone: build the image first, through the GitHub hook
+        body = body_of(github_push(REPOSITORY, hello["sha"]))
+        answer = client.http.post(
+            github_hook["webhook"]["path"],
+            content=body,
+            headers=github_headers(github_hook["secret"], body),
+        )
+        assert wait_final(client, answer.json()["deployment"]["id"])["state"] == "SUCCESS"
+        built = [{"version": hello["sha"][:7]}]
+    tag = built[0]["version"]
+    hub = create_hook(
+        client,
+        provider="DOCKER_HUB",
+        repository="wh/hello-web",
+        application=APP,
+        deploy={"service": "web", "imageRepository": f"{registry}/{APP}/web"},
+    )
+    callback = Receiver()
+    try:
+        data = payload("dockerhub-push.json")
+        data["repository"]["repo_name"] = "wh/hello-web"
+        data["push_data"]["tag"] = tag
+        data["callback_url"] = f"{callback.url}/u/wh/hello-web/hook/2141b5bi5i5b02bec211i4eeih/"
+        answer = client.http.post(hub["webhook"]["path"], content=body_of(data))
+        assert answer.status_code == 202, answer.text
+        final = wait_final(client, answer.json()["deployment"]["id"])
+        assert final["state"] == "SUCCESS", final
+        assert final["provider"] == "dockerhub" and final["actor"] == "trustedbuilder"
+        assert final["mappedRequest"]["image"] == f"{registry}/{APP}/web:{tag}"
+        seen = callback.wait_for(lambda got: any(r.status == 200 for r in got))
+        posted = seen[-1]
+        assert posted.path == "/u/wh/hello-web/hook/2141b5bi5i5b02bec211i4eeih/"
+        assert posted.json["state"] == "success"
+        assert posted.json["context"] == "deploybot"
+        assert posted.json["target_url"].endswith(f"/deployments/{final['number']}/logs")
+    finally:
+        callback.close()
