@@ -22,6 +22,7 @@ from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz
 from deploybot.web.hooks import receive_hook
 from deploybot.web.logs import raw_logs
+from deploybot.web.providers import provider_routes
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 
@@ -79,6 +80,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/hooks/{provider}/{id}", receive_hook, methods=["POST"]),
             Route("/hooks/{provider}/{id}/{token}", receive_hook, methods=["POST"]),
+            *provider_routes(),
             Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
         ],

@@ -156,6 +156,10 @@ class DeploymentFilter(Filter):
     states: Sequence[DeploymentState] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    providers: Sequence[str] | None = None
+    """Deployments a provider's webhook made (github, gitlab, bitbucket, dockerhub, travis)."""
+    provider_repository: str | None = None
+    """owner/name as the provider names it."""
 
     table = deployment_table
 
@@ -175,6 +179,9 @@ class DeploymentFilter(Filter):
             found.append(Condition("commit_sha", "prefix", self.commit_sha))
         found += _any_of("ref", self.refs)
         found += _any_of("state", self.states)
+        found += _any_of("provider", self.providers)
+        if self.provider_repository:
+            found.append(Condition("provider_repository", "eq", self.provider_repository))
         return found + _between("created_at", self.created_after, self.created_before)
 
 

@@ -149,6 +149,8 @@ class DeployRequest:
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
     trigger: DeploymentTrigger = DeploymentTrigger.API
     provider: str | None = None
+    provider_repository: str | None = None
+    """owner/name as the provider names it (deployments a webhook made)."""
     actor: str | None = None
     team: str | None = None
     original_request: dict[str, Any] | None = None

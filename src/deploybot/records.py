@@ -58,6 +58,7 @@ class DeploymentRecord:
     version: str | None = None
     previous_version: str | None = None
     provider: str | None = None
+    provider_repository: str | None = None
     actor: str | None = None
     team: str | None = None
     description: str | None = None

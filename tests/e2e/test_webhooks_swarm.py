@@ -103,6 +103,29 @@ def test_signed_github_push_deploys_to_success(
     assert final["mappedRequest"]["commitSha"] == hello["sha"]
     assert [s["status"] for s in final["steps"]][:3] == ["COMPLETED"] * 3  # fetch, build, push
 
+    # Seed 000's provider-scoped views of it.
+    number = made["number"]
+    listed = client.http.get(f"/github/{REPOSITORY}/deployments").json()
+    assert number in [d["id"] for d in listed]
+    one = client.http.get(f"/github/{REPOSITORY}/deployment/{number}").json()
+    assert one["state"] == "SUCCESS" and one["commit_sha"] == hello["sha"]
+    assert one["original_request"]["payload"]["after"] == hello["sha"]
+    assert one["original_request"]["headers"]["x-github-event"] == "push"
+    assert one["original_mapped_request"]["commitSha"] == hello["sha"]
+    assert one["logs_url"].endswith(f"/github/{REPOSITORY}/deployment/{number}/logs")
+    raw = client.http.get(f"/github/{REPOSITORY}/deployment/{number}/logs")
+    assert raw.status_code == 200 and "==> fetch" in raw.text
+    followed = client.http.get(f"/github/{REPOSITORY}/deployment/{number}/logs?follow=true")
+    assert followed.text == raw.text
+    assert client.http.get(f"/gitlab/{REPOSITORY}/deployment/{number}").status_code == 404
+    assert client.http.get(f"/github/Someone/Else/deployment/{number}").status_code == 404
+    by_provider = client.query(
+        """query($repo: String!) { deployments(filter: {providers: [GITHUB],
+        providerRepository: $repo}) { nodes { number providerRepository } } }""",
+        {"repo": REPOSITORY},
+    )["deployments"]["nodes"]
+    assert {"number": number, "providerRepository": REPOSITORY} in by_provider
+
     # Redelivered: the same deployment, nothing new.
     again = client.http.post(path, content=body, headers=headers)
     assert again.status_code == 202

@@ -85,6 +85,22 @@ def test_signed_push_queues_a_deployment_recording_where_it_came_from(
     assert deliveries[0]["deployment"]["number"] == made["number"]
     assert deliveries[0]["deliveryId"] == "292430182:72d3162e-cc78-11ec-9d64-0242ac120002"
 
+    # Seed 000's provider views list it; another provider's or repository's do not.
+    listed = api.http.get("/github/Codertocat/Hello-World/deployments")
+    assert [d["id"] for d in listed.json()] == [made["number"]]
+    assert api.http.get("/gitlab/Codertocat/Hello-World/deployments").json() == []
+    assert api.http.get("/github/Codertocat/Other/deployments").json() == []
+    assert api.http.get("/github/Codertocat/Hello-World/deployments?first=0").status_code == 400
+    one = api.http.get(f"/github/Codertocat/Hello-World/deployment/{made['number']}").json()
+    assert one["original_mapped_request"]["commitSha"] == SHA
+    assert one["original_request"]["payload"]["after"] == SHA
+    # Seed 000's Provider API: the payload posted to the repository's route.
+    via_repo = post(api, "/github/Codertocat/Hello-World/deploy", body, headers)
+    assert via_repo.status_code == 202
+    assert via_repo.json()["deployment"]["number"] == made["number"]
+    no_hook = post(api, "/github/Nobody/Nothing/deploy", body, headers)
+    assert no_hook.status_code == 404
+
 
 def test_forged_unknown_oversized_and_malformed_requests(
     api: Client, hook: dict[str, object]

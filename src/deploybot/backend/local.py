@@ -341,6 +341,45 @@ class LocalBackend:
             self.db, self.settings, provider, hook_id, request, admit, deployment
         )
 
+    async def receive_repository_webhook(
+        self, provider: str, repository: str, request: HookRequest
+    ) -> WebhookOutcome:
+        """As `receive_webhook`, to the provider's hook for `repository`."""
+        hook_id = await webhooks.hook_for(self.db, self.settings, provider, repository)
+        return await self.receive_webhook(provider, hook_id, request)
+
+    # --- provider-scoped views (seed 000) ----------------------------------------------------
+
+    def _may_read(self, record: DeploymentRecord) -> bool:
+        return self.guard.may(
+            Action.READ, record.application, record.repository_url or record.image
+        )
+
+    async def provider_deployments(
+        self, provider: str, repository: str, page: PageRequest
+    ) -> Page[DeploymentRecord]:
+        self.guard.require_anywhere(Action.READ)
+        flt = DeploymentFilter(providers=[provider], provider_repository=repository)
+        found = await history.list_deployments(self.db, flt, page)
+        edges = [edge for edge in found.edges if self._may_read(edge.node)]
+        return Page(edges, has_next=found.has_next, has_previous=found.has_previous)
+
+    async def provider_deployment(
+        self, provider: str, repository: str, ref: DeploymentRef
+    ) -> DeploymentRecord | None:
+        """One of the deployments a provider's webhook made for that repository; None for
+        any other (or one outside the caller's read scope)."""
+        self.guard.require_anywhere(Action.READ)
+        record = await self.deployment(ref)
+        if (
+            record is None
+            or record.provider != provider
+            or record.provider_repository != repository
+            or not self._may_read(record)
+        ):
+            return None
+        return record
+
     # --- notifications -----------------------------------------------------------------------
 
     async def create_notification_target(

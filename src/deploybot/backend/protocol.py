@@ -201,6 +201,24 @@ class Backend(Protocol):
         """A provider's request, authenticated by its signature; its deploy runs as the hook."""
         ...
 
+    async def receive_repository_webhook(
+        self, provider: str, repository: str, request: HookRequest
+    ) -> WebhookOutcome:
+        """As `receive_webhook`, to the provider's hook for `repository` (owner/name)."""
+        ...
+
+    # --- provider-scoped views (seed 000) ----------------------------------------------------
+
+    async def provider_deployments(
+        self, provider: str, repository: str, page: PageRequest
+    ) -> Page[DeploymentRecord]:
+        """Deployments a provider's webhooks made for `repository` (owner/name)."""
+        ...
+
+    async def provider_deployment(
+        self, provider: str, repository: str, ref: DeploymentRef
+    ) -> DeploymentRecord | None: ...
+
     # --- notifications (admin's) ------------------------------------------------------------
 
     async def create_notification_target(

@@ -304,6 +304,7 @@ async def _admit(
             strategy=request.strategy,
             trigger=request.trigger,
             provider=request.provider,
+            provider_repository=request.provider_repository,
             actor=request.actor,
             team=request.team,
             description=request.description,

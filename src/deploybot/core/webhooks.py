@@ -347,6 +347,7 @@ def deploy_request(row: Any, event: HookEvent, key: str) -> DeployRequest:
         queue=options.queue,
         trigger=DeploymentTrigger.WEBHOOK,
         provider=row.provider,
+        provider_repository=row.repository,
         actor=event.actor,
         idempotency_key=f"webhook:{row.id}:{key}"[:255],
         rollout=options.rollout,
@@ -486,6 +487,29 @@ async def receive(
     )
     delivery, ours = await _save(db, settings.environment, values)
     return WebhookOutcome(delivery, deployment, duplicate=not ours)
+
+
+async def hook_for(db: Database, settings: Settings, provider: str, repository: str) -> int:
+    """The (first) webhook of a provider for a repository: seed 000's
+    `POST /{provider}/{owner}/{repo}/deploy` names the repository, not the hook."""
+    c = webhook_table.c
+    async with db.connection() as connection:
+        query = (
+            select(c.id)
+            .where(
+                c.environment == settings.environment,
+                c.provider == provider,
+                c.repository == repository,
+            )
+            .order_by(c.id)
+            .limit(1)
+        )
+        found = (await connection.execute(query)).scalar()
+    if found is None:
+        raise DeploybotError(
+            ErrorCode.WEBHOOK_NOT_FOUND, f"no {provider} webhook for {repository} here"
+        )
+    return int(found)
 
 
 async def _replayed(

@@ -48,6 +48,7 @@ class Deployment(SQLModel, table=True):
         Index("ix_deployment_commit_sha", "commit_sha"),
         Index("ix_deployment_state_id", "state", "id"),
         Index("ix_deployment_created_at", "created_at"),
+        Index("ix_deployment_provider_repository_id", "provider", "provider_repository", "id"),
         # A retried deploy with the same key finds its deployment; one per key and environment.
         Index(
             "uq_deployment_idempotency",
@@ -87,6 +88,11 @@ class Deployment(SQLModel, table=True):
         default=DeploymentTrigger.API, sa_type=_enum(DeploymentTrigger)
     )
     provider: str | None = Field(default=None, sa_type=String(50))
+    provider_repository: str | None = Field(
+        default=None,
+        sa_type=String(500),
+        description="owner/name as the provider (webhook) names the repository",
+    )
     actor: str | None = Field(default=None, sa_type=String(255))
     team: str | None = Field(default=None, sa_type=String(255))
     description: str | None = Field(default=None, sa_type=Text)

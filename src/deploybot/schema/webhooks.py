@@ -15,22 +15,13 @@ from deploybot.records import WebhookDeliveryRecord, WebhookRecord
 from deploybot.schema.common import UserError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import Deployment, linked_deployment
-from deploybot.schema.enums import DeploymentStrategy
+from deploybot.schema.enums import DeploymentStrategy, WebhookProvider
 from deploybot.schema.rollout import (
     DeployHookInput,
     HealthCheckInput,
     RollingUpdateInput,
     rollout_options,
 )
-
-
-@strawberry.enum(description="Who calls the webhook.")
-class WebhookProvider(enum.Enum):
-    GITHUB = "github"
-    GITLAB = "gitlab"
-    BITBUCKET = "bitbucket"
-    DOCKER_HUB = "dockerhub"
-    TRAVIS = "travis"
 
 
 @strawberry.enum(description="What a delivery did.")

@@ -79,9 +79,13 @@ def _answer(request: Request, provider: str, outcome: WebhookOutcome) -> JSONRes
     return JSONResponse(body, status_code=202)
 
 
-async def receive_hook(request: Request) -> Response:
-    provider = request.path_params["provider"]
-    raw_id = request.path_params["id"]
+async def receive_hook(
+    request: Request, *, provider: str | None = None, repository: str | None = None
+) -> Response:
+    """`/hooks/{provider}/{id}[/{token}]`, or (`repository` given) seed 000's
+    `/{provider}/{owner}/{repo}/deploy`, which names the repository instead of the hook."""
+    provider = provider or request.path_params["provider"]
+    raw_id = request.path_params.get("id", "0")
     if provider not in {p.value for p in ProviderName} or not raw_id.isdigit():
         return error_response(404, "WEBHOOK_NOT_FOUND", f"no webhook at {request.url.path}")
     instance = instance_of(request)
@@ -99,7 +103,10 @@ async def receive_hook(request: Request) -> Response:
     )
     backend = instance.backend_for(ANONYMOUS)
     try:
-        outcome = await backend.receive_webhook(provider, int(raw_id), hook)
+        if repository is not None:
+            outcome = await backend.receive_repository_webhook(provider, repository, hook)
+        else:
+            outcome = await backend.receive_webhook(provider, int(raw_id), hook)
     except DeploybotError as exc:
         if exc.code is ErrorCode.SIGNATURE_INVALID:
             logger.warning("webhook %s/%s: %s", provider, raw_id, exc.message)

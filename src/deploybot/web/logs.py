@@ -18,7 +18,11 @@ async def raw_logs(request: Request) -> Response:
     raw_id = request.path_params["id"]
     if not raw_id.isdigit():
         return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
-    ref = DeploymentRef(None, int(raw_id))
+    return await log_response(request, DeploymentRef(None, int(raw_id)))
+
+
+async def log_response(request: Request, ref: DeploymentRef) -> Response:
+    """The raw log of `ref`, or (`?follow=true`) its live stream."""
     follow = request.query_params.get("follow", "false").lower()
     if follow not in ("true", "false", "1", "0"):
         return error_response(400, "INVALID_INPUT", "follow must be true or false")
