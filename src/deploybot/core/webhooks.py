@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -394,27 +395,28 @@ async def _existing(
 
 
 async def _save(
-    db: Database, environment: str, values: dict[str, Any]
+    db: Database, environment: str, values: dict[str, Any], *, replace_rejected: bool
 ) -> tuple[WebhookDeliveryRecord, bool]:
-    """Write a delivery (or replace a REJECTED one); (the stored one, whether it is ours)."""
+    """Write a delivery (or replace the REJECTED one it retries); (the stored one, whether
+    it is ours: a concurrent copy of the same delivery may have been first)."""
     c = webhook_delivery_table.c
     try:
         async with db.transaction() as session:
-            await session.execute(
-                delete(webhook_delivery_table).where(
-                    c.webhook_id == values["webhook_id"],
-                    c.delivery_key == values["delivery_key"],
-                    c.outcome == Outcome.REJECTED,
+            if replace_rejected:
+                await session.execute(
+                    delete(webhook_delivery_table).where(
+                        c.webhook_id == values["webhook_id"],
+                        c.delivery_key == values["delivery_key"],
+                        c.outcome == Outcome.REJECTED,
+                    )
                 )
-            )
-            await session.execute(insert(webhook_delivery_table).values(**values))
+            statement = insert(webhook_delivery_table).values(**values).returning(c.id)
+            delivery_id = (await session.execute(statement)).scalar_one()
     except IntegrityError:
         found = await _existing(db, environment, values["webhook_id"], values["delivery_key"])
         assert found is not None
         return found, False
-    found = await _existing(db, environment, values["webhook_id"], values["delivery_key"])
-    assert found is not None
-    return found, True
+    return _delivery(SimpleNamespace(**values, id=delivery_id), environment), True
 
 
 async def receive(
@@ -462,7 +464,9 @@ async def receive(
     )
     if not chosen:
         values.update(outcome=Outcome.IGNORED, reason="; ".join(r for r in reasons if r))
-        delivery, ours = await _save(db, settings.environment, values)
+        delivery, ours = await _save(
+            db, settings.environment, values, replace_rejected=seen is not None
+        )
         return WebhookOutcome(delivery, None, duplicate=not ours)
     event = chosen[-1]  # of several changes to deploy, the last one wins
     deploy = deploy_request(row, event, key)
@@ -480,12 +484,14 @@ async def receive(
         deployment = await admit(deploy, source)
     except (DeploybotError, ValidationFailed) as exc:
         values.update(outcome=Outcome.REJECTED, reason=str(exc))
-        await _save(db, settings.environment, values)
+        await _save(db, settings.environment, values, replace_rejected=seen is not None)
         raise
     values.update(
         outcome=Outcome.DEPLOYED, reason=f"deployed #{deployment.id}", deployment_id=deployment.id
     )
-    delivery, ours = await _save(db, settings.environment, values)
+    delivery, ours = await _save(
+        db, settings.environment, values, replace_rejected=seen is not None
+    )
     return WebhookOutcome(delivery, deployment, duplicate=not ours)
 
 
