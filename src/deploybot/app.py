@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -20,7 +21,7 @@ from deploybot.schema import schema
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz
-from deploybot.web.hooks import receive_hook
+from deploybot.web.hooks import RedactHookTokens, receive_hook
 from deploybot.web.logs import raw_logs
 from deploybot.web.providers import provider_routes
 from deploybot.web.websocket import GraphQLWebSocket, Limits
@@ -56,6 +57,9 @@ def create_app(
     embedded_runner: bool = True,
 ) -> Starlette:
     instance = Instance(settings or get_settings())
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactHookTokens) for f in access_log.filters):
+        access_log.addFilter(RedactHookTokens())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

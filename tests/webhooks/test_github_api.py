@@ -4,6 +4,8 @@ deployment records. The deploys stay QUEUED here; tests/e2e runs them on the Swa
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
 import pytest
 
@@ -20,19 +22,40 @@ from tests.webhooks.hooks import (
 )
 
 SHA = "a" * 40
+_numbers = itertools.count(1)
 
 
-@pytest.fixture
-def hook(api: Client) -> dict[str, object]:
+def make_hook(client: Client, repository: str, application: str) -> dict[str, object]:
     return create_hook(
-        api,
+        client,
         provider="GITHUB",
-        repository="Codertocat/Hello-World",
-        application="hello",
+        repository=repository,
+        application=application,
         repositoryUrl="git://127.0.0.1:1/hello.git",
         branches=["main", "release/*"],
         tags=["v*"],
     )
+
+
+@pytest.fixture
+def hook(api: Client) -> dict[str, object]:
+    return make_hook(api, "Codertocat/Hello-World", "hello")
+
+
+@pytest.fixture
+def shared_hook(hooks_api: Client) -> dict[str, object]:
+    """A hook of its own on the package's server: repository Codertocat/Hello-<n>."""
+    n = next(_numbers)
+    made = make_hook(hooks_api, f"Codertocat/Hello-{n}", f"wh-gh-{n}")
+    made["repository"] = f"Codertocat/Hello-{n}"
+    made["application"] = f"wh-gh-{n}"
+    return made
+
+
+def count(client: Client, application: str) -> int:
+    query = "query($a: String!) { deployments(filter: {applications: [$a]}) { totalCount } }"
+    total: int = client.query(query, {"a": application})["deployments"]["totalCount"]
+    return total
 
 
 def post(api: Client, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -103,130 +126,145 @@ def test_signed_push_queues_a_deployment_recording_where_it_came_from(
 
 
 def test_forged_unknown_oversized_and_malformed_requests(
-    api: Client, hook: dict[str, object]
+    hooks_api: Client, shared_hook: dict[str, object]
 ) -> None:
-    secret = str(hook["secret"])
-    path = str(hook["webhook"]["path"])  # type: ignore[index]
-    body = body_of(github_push("Codertocat/Hello-World", SHA))
+    repository, application = str(shared_hook["repository"]), str(shared_hook["application"])
+    secret = str(shared_hook["secret"])
+    path = str(shared_hook["webhook"]["path"])  # type: ignore[index]
+    body = body_of(github_push(repository, SHA))
 
-    forged = post(api, path, body, github_headers("not-the-secret-at-all", body))
+    forged = post(hooks_api, path, body, github_headers("not-the-secret-at-all", body))
     assert forged.status_code == 401
     assert forged.json()["error"]["code"] == "SIGNATURE_INVALID"
     unsigned = github_headers(secret, body)
     del unsigned["X-Hub-Signature-256"]
-    assert post(api, path, body, unsigned).status_code == 401
+    assert post(hooks_api, path, body, unsigned).status_code == 401
     tampered = body.replace(b"Update README.md", b"Update README.mD")
-    assert post(api, path, tampered, github_headers(secret, body)).status_code == 401
-    deliveries = api.query(DELIVERIES, {"id": hook["webhook"]["id"]})["webhookDeliveries"]  # type: ignore[index]
+    assert post(hooks_api, path, tampered, github_headers(secret, body)).status_code == 401
+    deliveries = hooks_api.query(DELIVERIES, {"id": shared_hook["webhook"]["id"]})[
+        "webhookDeliveries"
+    ]  # type: ignore[index]
     assert deliveries == []  # nothing written for a forged request
-    assert api.query("{ deployments { totalCount } }")["deployments"]["totalCount"] == 0
+    assert count(hooks_api, application) == 0
 
-    missing = post(api, "/hooks/github/999999", body, github_headers(secret, body))
+    missing = post(hooks_api, "/hooks/github/999999", body, github_headers(secret, body))
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "WEBHOOK_NOT_FOUND"
-    assert post(api, "/hooks/nowhere/1", body, github_headers(secret, body)).status_code == 404
+    assert (
+        post(hooks_api, "/hooks/nowhere/1", body, github_headers(secret, body)).status_code == 404
+    )
     other_provider = path.replace("/github/", "/gitlab/")
-    assert post(api, other_provider, body, github_headers(secret, body)).status_code == 404
+    assert post(hooks_api, other_provider, body, github_headers(secret, body)).status_code == 404
 
     not_json = b"{not json"
-    bad = post(api, path, not_json, github_headers(secret, not_json))
+    bad = post(hooks_api, path, not_json, github_headers(secret, not_json))
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "PAYLOAD_INVALID"
     no_after = body_of({"ref": "refs/heads/main", "repository": {"full_name": "x/y"}})
-    assert post(api, path, no_after, github_headers(secret, no_after)).status_code == 400
+    assert post(hooks_api, path, no_after, github_headers(secret, no_after)).status_code == 400
 
     # Over 25 MB: refused from Content-Length, before the body is read.
     huge = b"x" * (25 * 1024 * 1024 + 1)
-    too_large = post(api, path, huge, github_headers(secret, b""))
+    too_large = post(hooks_api, path, huge, github_headers(secret, b""))
     assert too_large.status_code == 413
     assert too_large.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
 def test_events_that_deploy_nothing_answer_200_with_their_reason(
-    api: Client, hook: dict[str, object]
+    hooks_api: Client, shared_hook: dict[str, object]
 ) -> None:
-    secret = str(hook["secret"])
-    path = str(hook["webhook"]["path"])  # type: ignore[index]
+    repository, application = str(shared_hook["repository"]), str(shared_hook["application"])
+    secret = str(shared_hook["secret"])
+    path = str(shared_hook["webhook"]["path"])  # type: ignore[index]
 
     ping = body_of(payload("github-ping.json"))
-    answer = post(api, path, ping, github_headers(secret, ping, event="ping"))
+    answer = post(hooks_api, path, ping, github_headers(secret, ping, event="ping"))
     assert answer.status_code == 200
     assert answer.json()["delivery"]["outcome"] == "IGNORED"
     assert "ping" in answer.json()["delivery"]["reason"]
 
-    other = body_of(github_push("Codertocat/Hello-World", SHA, ref="refs/heads/feature-x"))
-    answer = post(api, path, other, github_headers(secret, other))
+    other = body_of(github_push(repository, SHA, ref="refs/heads/feature-x"))
+    answer = post(hooks_api, path, other, github_headers(secret, other))
     assert answer.status_code == 200
     assert "branch 'feature-x' is not configured" in answer.json()["delivery"]["reason"]
 
     elsewhere = body_of(github_push("Someone/Else", SHA))
-    answer = post(api, path, elsewhere, github_headers(secret, elsewhere))
+    answer = post(hooks_api, path, elsewhere, github_headers(secret, elsewhere))
     assert answer.status_code == 200
     assert "is not this hook's" in answer.json()["delivery"]["reason"]
 
-    deleted = github_push("Codertocat/Hello-World", "0" * 40)
+    deleted = github_push(repository, "0" * 40)
     deleted["deleted"] = True
     deleted_body = body_of(deleted)
-    answer = post(api, path, deleted_body, github_headers(secret, deleted_body))
+    answer = post(hooks_api, path, deleted_body, github_headers(secret, deleted_body))
     assert answer.status_code == 200
     assert "deleted" in answer.json()["delivery"]["reason"]
 
     deployment = payload("github-deployment.json")
+    deployment["repository"]["full_name"] = repository
     deployment["deployment"]["environment"] = "production"
     dep_body = body_of(deployment)
-    answer = post(api, path, dep_body, github_headers(secret, dep_body, event="deployment"))
+    answer = post(hooks_api, path, dep_body, github_headers(secret, dep_body, event="deployment"))
     assert answer.status_code == 200
     assert "this instance serves 'test'" in answer.json()["delivery"]["reason"]
 
-    assert api.query("{ deployments { totalCount } }")["deployments"]["totalCount"] == 0
-    deliveries = api.query(DELIVERIES, {"id": hook["webhook"]["id"]})["webhookDeliveries"]  # type: ignore[index]
+    assert count(hooks_api, application) == 0
+    deliveries = hooks_api.query(DELIVERIES, {"id": shared_hook["webhook"]["id"]})[
+        "webhookDeliveries"
+    ]  # type: ignore[index]
     assert [d["outcome"] for d in deliveries] == ["IGNORED"] * 5
     assert deliveries[-1]["event"] == "ping"
     assert deliveries[-1]["payload"]["zen"]
 
 
-def test_tag_push_and_deployment_event_deploy(api: Client, hook: dict[str, object]) -> None:
-    secret = str(hook["secret"])
-    path = str(hook["webhook"]["path"])  # type: ignore[index]
-    tag = body_of(github_push("Codertocat/Hello-World", "b" * 40, ref="refs/tags/v1.2.0"))
-    answer = post(api, path, tag, github_headers(secret, tag))
+def test_tag_push_and_deployment_event_deploy(
+    hooks_api: Client, shared_hook: dict[str, object]
+) -> None:
+    repository = str(shared_hook["repository"])
+    secret = str(shared_hook["secret"])
+    path = str(shared_hook["webhook"]["path"])  # type: ignore[index]
+    tag = body_of(github_push(repository, "b" * 40, ref="refs/tags/v1.2.0"))
+    answer = post(hooks_api, path, tag, github_headers(secret, tag))
     assert answer.status_code == 202, answer.text
-    found = api.query(DEPLOYMENT, {"id": answer.json()["deployment"]["id"]})["deployment"]
+    found = hooks_api.query(DEPLOYMENT, {"id": answer.json()["deployment"]["id"]})["deployment"]
     assert (found["ref"], found["version"], found["commitSha"]) == ("v1.2.0", "v1.2.0", "b" * 40)
 
     deployment = payload("github-deployment.json")
+    deployment["repository"]["full_name"] = repository
     deployment["deployment"]["environment"] = "test"
     deployment["deployment"]["sha"] = "c" * 40
     dep_body = body_of(deployment)
-    answer = post(api, path, dep_body, github_headers(secret, dep_body, event="deployment"))
+    answer = post(hooks_api, path, dep_body, github_headers(secret, dep_body, event="deployment"))
     assert answer.status_code == 202, answer.text
-    found = api.query(DEPLOYMENT, {"id": answer.json()["deployment"]["id"]})["deployment"]
+    found = hooks_api.query(DEPLOYMENT, {"id": answer.json()["deployment"]["id"]})["deployment"]
     assert found["commitSha"] == "c" * 40
     assert found["actor"] == "Codertocat"
     # Both queued one behind the other (hooks queue by default).
     assert found["state"] == "QUEUED"
 
 
-def test_configuration_is_validated_and_the_secret_is_shown_once(api: Client) -> None:
-    bad = api.query(
+def test_configuration_is_validated_and_the_secret_is_shown_once(hooks_api: Client) -> None:
+    bad = hooks_api.query(
         """mutation { createWebhook(input: {provider: GITHUB, repository: "", application: "Bad!"})
         { webhook { id } secret userErrors { field code } } }"""
     )["createWebhook"]
     assert bad["webhook"] is None and bad["secret"] is None
     assert {e["field"] for e in bad["userErrors"]} == {"repository", "application", "branches"}
-    short = api.query(
+    short = hooks_api.query(
         """mutation { createWebhook(input: {provider: GITHUB, repository: "a/b", application: "b",
         branches: ["main"], secret: "short"}) { userErrors { field code } } }"""
     )["createWebhook"]
     assert short["userErrors"] == [{"field": "secret", "code": "INVALID_INPUT"}]
 
-    made = create_hook(api, provider="GITHUB", repository="a/b", application="b", branches=["*"])
+    made = create_hook(
+        hooks_api, provider="GITHUB", repository="a/b", application="b", branches=["*"]
+    )
     assert len(made["secret"]) >= 32
-    listed = api.query("{ webhooks { id number repository branches path } }")["webhooks"]
-    assert [w["id"] for w in listed] == [made["webhook"]["id"]]
+    listed = hooks_api.query("{ webhooks { id number repository branches path } }")["webhooks"]
+    assert made["webhook"]["id"] in [w["id"] for w in listed]
     assert made["secret"] not in str(listed)
 
-    updated = api.query(
+    updated = hooks_api.query(
         """mutation($id: ID!) { updateWebhook(input: {id: $id, branches: ["main"],
         rotateSecret: true}) { secret webhook { branches } userErrors { code } } }""",
         {"id": made["webhook"]["id"]},
@@ -234,14 +272,15 @@ def test_configuration_is_validated_and_the_secret_is_shown_once(api: Client) ->
     assert updated["webhook"]["branches"] == ["main"]
     assert updated["secret"] and updated["secret"] != made["secret"]
 
-    deleted = api.query(
+    deleted = hooks_api.query(
         """mutation($id: ID!) { deleteWebhook(input: {id: $id}) { deletedWebhookId
         userErrors { code } } }""",
         {"id": made["webhook"]["id"]},
     )["deleteWebhook"]
     assert deleted["deletedWebhookId"] == made["webhook"]["id"]
-    assert api.query("{ webhooks { id } }")["webhooks"] == []
-    gone = api.query(
+    remaining = hooks_api.query("{ webhooks { id } }")["webhooks"]
+    assert made["webhook"]["id"] not in [w["id"] for w in remaining]
+    gone = hooks_api.query(
         """mutation($id: ID!) { deleteWebhook(input: {id: $id}) { userErrors { code } } }""",
         {"id": made["webhook"]["id"]},
     )["deleteWebhook"]

@@ -7,14 +7,11 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploybot.db.engine import Database
-from tests.conftest import server_env
-from tests.servers import Client, ServerProcess
+from tests.servers import Client
 from tests.webhooks.receiver import Receiver
 
 SECRET = "notify-secret-0123456789"
@@ -29,23 +26,6 @@ CREATE = """mutation($input: CreateNotificationTargetInput!) {
   } }"""
 DELIVERIES = """query($id: ID!) { notificationDeliveries(target: $id, first: 20) {
   deliveryId state status attempts lastStatusCode lastError deployment { number } } }"""
-
-
-@pytest.fixture
-def notify_api(database: Database, empty_database_url: str, tmp_path: Path) -> Iterator[Client]:
-    """A server whose notifications retry quickly and give a receiver half a second."""
-    env = server_env(
-        tmp_path,
-        DEPLOYBOT_DATABASE_URL=empty_database_url,
-        DEPLOYBOT_NOTIFY_BACKOFF="0.2",
-        DEPLOYBOT_NOTIFY_TIMEOUT="0.5",
-        DEPLOYBOT_NOTIFY_ATTEMPTS="5",
-    )
-    server = ServerProcess(env, tmp_path, "--no-runner")
-    client = Client(server.url)
-    yield client
-    client.close()
-    server.stop()
 
 
 @pytest.fixture
@@ -69,26 +49,28 @@ def timed(api: Client, query: str, input: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def test_state_changes_are_posted_signed_and_retried(
-    notify_api: Client, receivers: tuple[Receiver, Receiver]
+    hooks_api: Client, receivers: tuple[Receiver, Receiver]
 ) -> None:
     flaky, slow = receivers
     target = create_target(
-        notify_api,
+        hooks_api,
         url=f"{flaky.url}/deploys",
         filter={"applications": ["wh-notify"], "states": ["IN_PROGRESS", "SUCCESS"]},
         secret=SECRET,
     )
     assert target["signed"] is True and target["states"] == ["IN_PROGRESS", "SUCCESS"]
-    create_target(notify_api, url=f"{slow.url}/slack", format="SLACK")
-    assert "secret" not in str(notify_api.query("{ notificationTargets { url signed } }"))
+    slack = create_target(
+        hooks_api, url=f"{slow.url}/slack", format="SLACK", filter={"applications": ["wh-notify"]}
+    )
+    assert "secret" not in str(hooks_api.query("{ notificationTargets { url signed } }"))
 
     recorded, took = timed(
-        notify_api, RECORD, {"application": "wh-notify", "version": "1.0", "state": "QUEUED"}
+        hooks_api, RECORD, {"application": "wh-notify", "version": "1.0", "state": "QUEUED"}
     )
     deployment = recorded["recordDeployment"]["deployment"]
     slowest = took
     for state in ("IN_PROGRESS", "SUCCESS"):
-        reported, took = timed(notify_api, REPORT, {"id": deployment["id"], "state": state})
+        reported, took = timed(hooks_api, REPORT, {"id": deployment["id"], "state": state})
         assert reported["reportDeploymentStatus"]["deployment"]["state"] == state
         slowest = max(slowest, took)
     # The slow receiver holds each POST for 2 s; the API never waits for it.
@@ -107,7 +89,7 @@ def test_state_changes_are_posted_signed_and_retried(
     assert body["deployment"]["number"] == deployment["number"]
     assert body["links"]["logs"].endswith(f"/deployments/{deployment['number']}/logs")
 
-    deliveries = notify_api.query(DELIVERIES, {"id": target["id"]})["notificationDeliveries"]
+    deliveries = hooks_api.query(DELIVERIES, {"id": target["id"]})["notificationDeliveries"]
     assert [(d["state"], d["status"], d["attempts"], d["lastStatusCode"]) for d in deliveries] == [
         ("SUCCESS", "DELIVERED", 3, 200),
         ("IN_PROGRESS", "DELIVERED", 3, 200),
@@ -117,18 +99,25 @@ def test_state_changes_are_posted_signed_and_retried(
     slow_seen = slow.wait_for(lambda got: len(got) >= 4, timeout=30)
     assert "x-deploybot-signature-256" not in slow_seen[0].headers
     assert "wh-notify #" in slow_seen[0].json["text"]
+    for made in (target, slack):
+        hooks_api.query(
+            """mutation($id: ID!) { deleteNotificationTarget(input: {id: $id})
+            { userErrors { code } } }""",
+            {"id": made["id"]},
+        )
 
 
-def test_targets_are_validated_and_deleted(notify_api: Client) -> None:
-    bad = notify_api.query(CREATE, {"input": {"url": "ftp://example.com/x", "secret": "short"}})[
+def test_targets_are_validated_and_deleted(hooks_api: Client) -> None:
+    bad = hooks_api.query(CREATE, {"input": {"url": "ftp://example.com/x", "secret": "short"}})[
         "createNotificationTarget"
     ]
     assert {e["field"] for e in bad["userErrors"]} == {"url", "secret"}
-    made = create_target(notify_api, url="http://127.0.0.1:9/x")
-    gone = notify_api.query(
+    made = create_target(hooks_api, url="http://127.0.0.1:9/x")
+    gone = hooks_api.query(
         """mutation($id: ID!) { deleteNotificationTarget(input: {id: $id}) {
         deletedNotificationTargetId userErrors { code } } }""",
         {"id": made["id"]},
     )["deleteNotificationTarget"]
     assert gone["deletedNotificationTargetId"] == made["id"]
-    assert notify_api.query("{ notificationTargets { id } }")["notificationTargets"] == []
+    remaining = hooks_api.query("{ notificationTargets { id } }")["notificationTargets"]
+    assert made["id"] not in [t["id"] for t in remaining]

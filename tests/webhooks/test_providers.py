@@ -149,3 +149,22 @@ def test_travis_rsa_signature_and_build_status() -> None:
         travis.parse(request(b"payload=%7Bnot-json", {}))
     with pytest.raises(BadPayload):
         travis.parse(request(b'{"json": "instead of a form"}', {}))
+
+
+def test_docker_hub_tokens_stay_out_of_the_access_log() -> None:
+    import logging
+
+    from deploybot.web.hooks import RedactHookTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5555", "POST", "/hooks/dockerhub/7/s3cr3t-token?x=1", "1.1", 202),
+        None,
+    )
+    assert RedactHookTokens().filter(record)
+    assert "s3cr3t-token" not in record.getMessage()
+    assert "/hooks/dockerhub/7/***?x=1" in record.getMessage()

@@ -10,6 +10,7 @@ for a body that is not the provider's, 409/422 when the deploy itself is refused
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -33,6 +34,20 @@ _STATUS = {
     ErrorCode.DEPLOYMENT_IN_PROGRESS: 409,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 409,
 }
+
+
+_TOKEN_PATH = re.compile(r"(/hooks/[a-z]+/\d+/)[^/?\s]+")
+
+
+class RedactHookTokens(logging.Filter):
+    """Keeps Docker Hub's URL tokens (its only credential) out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("/hooks/" in str(a) for a in record.args):
+            record.args = tuple(
+                _TOKEN_PATH.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 class TooLarge(Exception):
