@@ -14,6 +14,7 @@ of `--files` files, configures a GitHub hook, then:
 A script that prints figures, not a test.
 
     PYTHONPATH=src .venv/bin/python bench/webhooks.py [--deliveries 200] [--starts 20]
+        [--files 2000] [--no-runner]
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=200)
     parser.add_argument("--starts", type=int, default=20)
     parser.add_argument("--files", type=int, default=2000, help="files in the repository")
+    parser.add_argument(
+        "--no-runner",
+        action="store_true",
+        help="phase 1 only, on a server without runner: the webhook path alone",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -88,7 +94,8 @@ def main() -> None:
         git.create_repo("hello")
         files = {f"src/file{i}.txt": f"{i}\n" * 50 for i in range(args.files)}
         git.commit("hello", {"Dockerfile": "FROM scratch\n", **files})
-        server = ServerProcess(server_env(tmp, DEPLOYBOT_RUNNER_POLL_INTERVAL="1"), tmp)
+        extra = ("--no-runner",) if args.no_runner else ()
+        server = ServerProcess(server_env(tmp, DEPLOYBOT_RUNNER_POLL_INTERVAL="1"), tmp, *extra)
         client = Client(server.url)
         try:
             made = client.query(
@@ -112,6 +119,10 @@ def main() -> None:
                 response = client.http.post(path, content=body, headers=headers)
                 answers.append(time.perf_counter() - started)
                 assert response.status_code == 202, response.text
+            if args.no_runner:
+                print(f"repository: {args.files} files; SQLite; no runner; load {load()}")
+                report("request -> 202", answers)
+                return
             # Let the runner work off what the first phase queued (newer ones cancel older).
             time.sleep(3)
             starts: list[float] = []

@@ -272,20 +272,22 @@ def _matches(target: Any, record: DeploymentRecord) -> bool:
 async def enqueue(db: Database, settings: Settings, deployment_id: int, state: str) -> int:
     """The deliveries one state change makes (targets that match, Docker Hub's callback);
     answers how many were new."""
+    async with db.connection() as connection:
+        targets = list(
+            await connection.execute(
+                select(notification_target_table).where(
+                    notification_target_table.c.environment == settings.environment
+                )
+            )
+        )
+    if not targets and DeploymentState(state) not in FINAL_STATES:
+        return 0  # nothing to tell anyone: no need to read the deployment
     record = await history.get_deployment(db, deployment_id)
     if record is None or record.state.value != state:
         return 0  # gone, or already in another state: that change has its own event
     base = settings.public_url.rstrip("/")
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    async with db.connection() as connection:
-        targets = list(
-            await connection.execute(
-                select(notification_target_table).where(
-                    notification_target_table.c.environment == record.environment
-                )
-            )
-        )
     for target in targets:
         if not _matches(target, record):
             continue
