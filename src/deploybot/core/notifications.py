@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,7 +26,11 @@ from deploybot.config import Settings
 from deploybot.core import history
 from deploybot.core.webhooks import callback_of
 from deploybot.db.engine import Database
-from deploybot.db.models import notification_delivery_table, notification_target_table
+from deploybot.db.models import (
+    deployment_table,
+    notification_delivery_table,
+    notification_target_table,
+)
 from deploybot.domain import DeploymentState
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
@@ -371,15 +375,39 @@ class Notifier:
     async def _listen(self, ready: asyncio.Event) -> None:
         async with self.bus.subscribe() as subscription:
             ready.set()
+            heard_until = utcnow()
             while True:
                 event = await subscription.queue.get()
+                if subscription.overflowed:
+                    # Events were dropped: what changed since is in the database.
+                    subscription.overflowed = False
+                    await self._catch_up(heard_until)
+                heard_until = utcnow()
                 if event.kind not in ("created", "changed") or event.state is None:
                     continue
-                try:
-                    if await enqueue(self.db, self.settings, event.deployment_id, event.state):
-                        self._wake.set()
-                except Exception:
-                    logger.exception("could not queue notifications of %s", event)
+                await self._enqueue(event.deployment_id, event.state)
+
+    async def _enqueue(self, deployment_id: int, state: str) -> None:
+        try:
+            if await enqueue(self.db, self.settings, deployment_id, state):
+                self._wake.set()
+        except Exception:
+            logger.exception("could not queue notifications of #%s (%s)", deployment_id, state)
+
+    async def _catch_up(self, since: datetime) -> None:
+        """The current state of every deployment changed since `since` (a margin early)."""
+        c = deployment_table.c
+        async with self.db.connection() as connection:
+            changed = list(
+                await connection.execute(
+                    select(c.id, c.state).where(
+                        c.environment == self.settings.environment,
+                        c.updated_at >= since - timedelta(seconds=5),
+                    )
+                )
+            )
+        for row in changed:
+            await self._enqueue(int(row.id), row.state.value)
 
     async def _send_loop(self) -> None:
         while True:
