@@ -285,3 +285,37 @@ def test_configuration_is_validated_and_the_secret_is_shown_once(hooks_api: Clie
         {"id": made["webhook"]["id"]},
     )["deleteWebhook"]
     assert gone["userErrors"] == [{"code": "WEBHOOK_NOT_FOUND"}]
+
+
+def test_a_refused_deploy_is_a_rejected_delivery_and_a_redelivery_retries_it(
+    hooks_api: Client,
+) -> None:
+    made = create_hook(
+        hooks_api,
+        provider="GITHUB",
+        repository="Codertocat/No-Url",
+        application="wh-nourl",
+        branches=["main"],
+    )
+    secret, path = str(made["secret"]), str(made["webhook"]["path"])
+    data = github_push("Codertocat/No-Url", SHA)
+    del data["repository"]["clone_url"]  # nowhere to fetch from: the deploy is refused
+    body = body_of(data)
+    headers = github_headers(secret, body)
+    refused = post(hooks_api, path, body, headers)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "INVALID_INPUT"
+    deliveries = hooks_api.query(DELIVERIES, {"id": made["webhook"]["id"]})["webhookDeliveries"]
+    assert [(d["outcome"], d["deployment"]) for d in deliveries] == [("REJECTED", None)]
+    assert "repositoryUrl" in deliveries[0]["reason"]
+
+    # Fixed (the hook now says where to fetch from), GitHub's "Redeliver" deploys.
+    hooks_api.query(
+        """mutation($id: ID!) { updateWebhook(input: {id: $id,
+        repositoryUrl: "git://127.0.0.1:1/nourl.git"}) { userErrors { code } } }""",
+        {"id": made["webhook"]["id"]},
+    )
+    retried = post(hooks_api, path, body, headers)
+    assert retried.status_code == 202, retried.text
+    deliveries = hooks_api.query(DELIVERIES, {"id": made["webhook"]["id"]})["webhookDeliveries"]
+    assert [d["outcome"] for d in deliveries] == ["DEPLOYED"]
