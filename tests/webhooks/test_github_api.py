@@ -263,6 +263,11 @@ def test_configuration_is_validated_and_the_secret_is_shown_once(hooks_api: Clie
     listed = hooks_api.query("{ webhooks { id number repository branches path } }")["webhooks"]
     assert made["webhook"]["id"] in [w["id"] for w in listed]
     assert made["secret"] not in str(listed)
+    as_node = hooks_api.query(
+        "query($id: ID!) { node(id: $id) { id ... on Webhook { repository branches } } }",
+        {"id": made["webhook"]["id"]},
+    )["node"]
+    assert as_node == {"id": made["webhook"]["id"], "repository": "a/b", "branches": ["*"]}
 
     updated = hooks_api.query(
         """mutation($id: ID!) { updateWebhook(input: {id: $id, branches: ["main"],

@@ -217,7 +217,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Deployment, Release],
+    types=[Deployment, Release, Webhook],
     execution_context_class=Executor,
     extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
 )

@@ -12,7 +12,7 @@ from deploybot.core.webhooks import hook_path
 from deploybot.ids import encode_id
 from deploybot.inputs import WebhookOptions, WebhookRequest
 from deploybot.records import WebhookDeliveryRecord, WebhookRecord
-from deploybot.schema.common import UserError
+from deploybot.schema.common import Node, UserError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import Deployment, linked_deployment
 from deploybot.schema.enums import DeploymentStrategy, WebhookProvider
@@ -32,7 +32,7 @@ class WebhookDeliveryOutcome(enum.Enum):
 
 
 @strawberry.type(description="A provider's webhook: the pushes it accepts and how they deploy.")
-class Webhook:
+class Webhook(Node):
     id: strawberry.ID
     number: int
     provider: WebhookProvider
