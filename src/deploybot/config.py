@@ -177,6 +177,23 @@ class Settings(BaseSettings):
         le=5.0,
         description="Seconds between re-checks of an open WebSocket's token",
     )
+    webhook_max_body: int = Field(
+        default=25 * 1024 * 1024,
+        gt=0,
+        description="Largest webhook body accepted, in bytes (GitHub caps its payloads at 25 MB)",
+    )
+    notify_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a notification receiver has to answer"
+    )
+    notify_attempts: int = Field(
+        default=6, ge=1, description="Tries of a notification before it counts as failed"
+    )
+    notify_backoff: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds before the second try of a notification; doubles after each try"
+        " (30 s, 1, 2, 4, 8 min: six tries over a quarter of an hour)",
+    )
 
     @field_validator("release_trains")
     @classmethod

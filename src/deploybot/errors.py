@@ -42,6 +42,12 @@ class ErrorCode(enum.StrEnum):
     NOT_EXTERNAL = "NOT_EXTERNAL"
     # Secrets deploybot keeps (issue 15).
     SECRET_NOT_FOUND = "SECRET_NOT_FOUND"
+    # Provider webhooks and notifications (issue 12).
+    WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    PAYLOAD_INVALID = "PAYLOAD_INVALID"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    NOTIFICATION_TARGET_NOT_FOUND = "NOTIFICATION_TARGET_NOT_FOUND"
 
 
 class DeploybotError(Exception):

@@ -17,7 +17,7 @@ from tests.conftest import both_databases
 
 
 def test_single_head() -> None:
-    assert migrate.heads() == ["0010_rest"]
+    assert migrate.heads() == ["0011_webhooks"]
 
 
 @both_databases

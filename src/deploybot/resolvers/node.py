@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
+from deploybot.errors import DeploybotError
 from deploybot.ids import InvalidId, decode_id
 from deploybot.inputs import DeploymentRef, ReleaseRef
 from deploybot.schema.common import Node, PublicError
 from deploybot.schema.context import Info
 from deploybot.schema.deployments import Deployment
 from deploybot.schema.releases import Release
+from deploybot.schema.webhooks import Webhook
 
 
 async def node(info: Info, id: strawberry.ID) -> Node | None:
@@ -24,4 +26,10 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if gid.type_name == "Release":
         release = await backend.release(ReleaseRef(gid.environment, gid.key))
         return Release.from_record(release) if release else None
+    if gid.type_name == "Webhook":
+        try:
+            hook = await backend.webhook(gid.key)
+        except DeploybotError as exc:
+            raise PublicError.from_exception(exc) from exc
+        return Webhook.from_record(hook) if hook and hook.environment == gid.environment else None
     return None

@@ -22,8 +22,10 @@ from deploybot.resolvers import (
 )
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
+from deploybot.resolvers import notifications as notification_resolvers
 from deploybot.resolvers import releases as release_resolvers
 from deploybot.resolvers import secrets as secret_resolvers
+from deploybot.resolvers import webhooks as webhook_resolvers
 from deploybot.schema.access import (
     ApiToken,
     AuditEventConnection,
@@ -43,6 +45,12 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.notifications import (
+    CreateNotificationTargetPayload,
+    DeleteNotificationTargetPayload,
+    NotificationDelivery,
+    NotificationTarget,
+)
 from deploybot.schema.permissions import (
     RequiresAdmin,
     RequiresDeploy,
@@ -56,6 +64,13 @@ from deploybot.schema.policy import DeployPolicy, UpdateDeployPolicyPayload
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 from deploybot.schema.secrets import DeleteSecretPayload, KeptSecret, SetSecretPayload
+from deploybot.schema.webhooks import (
+    CreateWebhookPayload,
+    DeleteWebhookPayload,
+    UpdateWebhookPayload,
+    Webhook,
+    WebhookDelivery,
+)
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -133,6 +148,26 @@ class Query:
         description="The audit trail (admin): who did what, when, how it ended; newest first.",
         extensions=allowed(RequiresAdmin),
     )
+    webhooks: list[Webhook] = strawberry.field(
+        resolver=webhook_resolvers.webhooks,
+        description="The provider webhooks configured here (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
+    webhook_deliveries: list[WebhookDelivery] = strawberry.field(
+        resolver=webhook_resolvers.webhook_deliveries,
+        description="A webhook's latest deliveries, newest first (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
+    notification_targets: list[NotificationTarget] = strawberry.field(
+        resolver=notification_resolvers.notification_targets,
+        description="Where deployments' state changes are POSTed (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
+    notification_deliveries: list[NotificationDelivery] = strawberry.field(
+        resolver=notification_resolvers.notification_deliveries,
+        description="A notification target's latest deliveries and their outcome (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
 
 
 @strawberry.type
@@ -206,6 +241,31 @@ class Mutation:
         description="Revoke an API token (admin); servers refuse it within seconds.",
         extensions=allowed_mutation(RequiresAdmin),
     )
+    create_webhook: CreateWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.create_webhook,
+        description="Configure a provider webhook; its secret is answered this once (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    update_webhook: UpdateWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.update_webhook,
+        description="Change a webhook's configuration, or rotate its secret (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    delete_webhook: DeleteWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.delete_webhook,
+        description="Remove a webhook and its deliveries (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    create_notification_target: CreateNotificationTargetPayload = strawberry.mutation(
+        resolver=notification_resolvers.create_notification_target,
+        description="POST each matching deployment state change to a URL, signed (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    delete_notification_target: DeleteNotificationTargetPayload = strawberry.mutation(
+        resolver=notification_resolvers.delete_notification_target,
+        description="Stop notifying a URL (its pending deliveries are dropped) (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
 
 
 @strawberry.type
@@ -269,7 +329,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Deployment, Release],
+    types=[Deployment, Release, Webhook],
     execution_context_class=Executor,
     extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
 )

@@ -15,14 +15,19 @@ TEXT = "text/plain; charset=utf-8"
 
 
 async def raw_logs(request: Request) -> Response:
-    backend = bound_backend(request)  # 401 before anything else is looked at
+    bound_backend(request)  # 401 before anything else is looked at
     raw_id = request.path_params["id"]
     if not raw_id.isdigit():
         return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
-    ref = DeploymentRef(None, int(raw_id))
+    return await log_response(request, DeploymentRef(None, int(raw_id)))
+
+
+async def log_response(request: Request, ref: DeploymentRef) -> Response:
+    """The raw log of `ref`, or (`?follow=true`) its live stream."""
     follow = request.query_params.get("follow", "false").lower()
     if follow not in ("true", "false", "1", "0"):
         return error_response(400, "INVALID_INPUT", "follow must be true or false")
+    backend = bound_backend(request)
     try:
         if follow in ("false", "0"):
             return StreamingResponse(await backend.raw_log(ref), media_type=TEXT)
