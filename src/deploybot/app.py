@@ -15,7 +15,9 @@ from starlette.routing import Route, WebSocketRoute
 from deploybot.config import Settings, get_settings
 from deploybot.instance import Instance
 from deploybot.runner.worker import Runner
+from deploybot.schema import limits as query_limits
 from deploybot.schema import schema
+from deploybot.web.body_size import BodySizeLimit
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz
@@ -42,6 +44,7 @@ def create_app(
     embedded_runner: bool = True,
 ) -> Starlette:
     instance = Instance(settings or get_settings())
+    query_limits.configure(query_limits.QueryLimits.from_settings(instance.settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,7 +66,11 @@ def create_app(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
-            Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                BodySizeLimit(GraphQLApp(), instance.settings.graphql_max_body_bytes),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", GraphQLWebSocket(schema, context_for, limits)),
         ],
         lifespan=lifespan,

@@ -37,16 +37,28 @@ class ErrorCode(enum.StrEnum):
     RELEASE_EXISTS = "RELEASE_EXISTS"
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
     NOT_EXTERNAL = "NOT_EXTERNAL"
+    # Limits (issue 10).
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 class DeploybotError(Exception):
     """An expected failure: a code, a message, and the input field it concerns (if any)."""
 
-    def __init__(self, code: ErrorCode, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after
+        """Seconds to wait before the same call can succeed (RATE_LIMITED)."""
 
 
 class ValidationFailed(Exception):

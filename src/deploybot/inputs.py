@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from deploybot.domain import DeploymentState, DeploymentStrategy, DeploymentTrigger, StepName
-from deploybot.ids import decode_id
+from deploybot.ids import decode_id, parse_key
 
 DEFAULT_CANARY_PERIOD = 10.0
 
@@ -28,9 +28,10 @@ class DeploymentRef(NamedTuple):
 
     @classmethod
     def parse(cls, value: str) -> DeploymentRef | None:
-        """A global ID or a bare number; None for another type's ID; InvalidId if neither."""
-        if value.isdigit():
-            return cls(None, int(value))
+        """A global ID or a bare number; None for another type's ID; InvalidId if neither
+        (or if the number is out of range: 1..2**63-1, what the database can hold)."""
+        if value.isascii() and value.isdigit():
+            return cls(None, parse_key(value, "deployment number"))
         gid = decode_id(value)
         if gid.type_name != "Deployment":
             return None

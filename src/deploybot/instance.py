@@ -16,6 +16,7 @@ from functools import cached_property
 from deploybot.access import Principal
 from deploybot.backend.local import LocalBackend
 from deploybot.config import Settings
+from deploybot.core.rate_limits import RateLimits
 from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.events.bus import EventBus
@@ -50,6 +51,7 @@ class Instance:
             inspector=Preflight(self.settings, self.swarm),
             swarm=SwarmStatus(self.swarm),
             service_logs=self.service_logs,
+            rate_limits=RateLimits.from_settings(self.settings, self.db),
         )
 
     def backend_for(self, principal: Principal) -> LocalBackend:

@@ -17,7 +17,7 @@ from tests.conftest import both_databases
 
 
 def test_single_head() -> None:
-    assert migrate.heads() == ["0004_releases"]
+    assert migrate.heads() == ["0007_rate_limits"]
 
 
 @both_databases
@@ -44,6 +44,7 @@ async def test_upgrade_empty_database_to_head(empty_database_url: str) -> None:
             "deployment_result",
             "application",
             "release",
+            "rate_limit_counter",
         } <= tables
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:

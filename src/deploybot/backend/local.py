@@ -9,7 +9,7 @@ module that owns the rule.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ from deploybot.core import (
     validation,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
+from deploybot.core.rate_limits import RateLimitKind, RateLimits
+from deploybot.core.requests import application_of
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState, Interval
 from deploybot.errors import DeploybotError, ErrorCode
@@ -78,6 +80,8 @@ class LocalBackend:
     service_logs: ServiceLogSource | None = None
     principal: Principal = LOCAL_USER
     """Who is calling; `Instance.backend_for` binds one per request."""
+    rate_limits: RateLimits = field(default_factory=RateLimits.off)
+    """Per-caller limits of deploys, status reads and list reads (shared by the process)."""
 
     @property
     def environment(self) -> str:
@@ -86,6 +90,12 @@ class LocalBackend:
     @property
     def guard(self) -> Guard:
         return Guard(self.principal, self.settings.environment)
+
+    async def _limit(self, kind: RateLimitKind, *scope: str) -> None:
+        """RATE_LIMITED when the caller made too many calls of this kind lately."""
+        if self.rate_limits.enabled:
+            caller = self.principal.key or self.principal.name
+            await self.rate_limits.hit(kind, caller, *scope)
 
     def _own(self, ref: DeploymentRef | ReleaseRef) -> bool:
         return ref.environment is None or ref.environment == self.environment
@@ -109,6 +119,7 @@ class LocalBackend:
     # --- deployments: changing them ---------------------------------------------------------
 
     async def deploy(self, request: DeployRequest) -> DeploymentRecord:
+        await self._limit(RateLimitKind.DEPLOY, application_of(request))
         return await admission.create_deployment(
             self.db, self.bus, self.settings, self.inspector, request, swarm=self.swarm
         )
@@ -119,6 +130,7 @@ class LocalBackend:
         )
 
     async def rollback(self, request: RollbackRequest) -> DeploymentRecord:
+        await self._limit(RateLimitKind.DEPLOY, request.application)
         return await rollbacks.create_rollback(
             self.db, self.bus, self.settings, self.inspector, request
         )
@@ -150,6 +162,7 @@ class LocalBackend:
     # --- deployments: reading them ----------------------------------------------------------
 
     async def deployment(self, ref: DeploymentRef) -> DeploymentRecord | None:
+        await self._limit(RateLimitKind.STATUS)
         if not self._own(ref):
             return None
         return await history.get_deployment(self.db, ref.number)
@@ -161,6 +174,7 @@ class LocalBackend:
         *,
         fields: Collection[str] | None = None,
     ) -> Page[DeploymentRecord]:
+        await self._limit(RateLimitKind.LIST)
         return await history.list_deployments(self.db, filter, page, fields=fields)
 
     async def count_deployments(self, filter: DeploymentFilter | None) -> int:
@@ -199,6 +213,7 @@ class LocalBackend:
         return await logs.count_lines(self.db, ref.number) if self._own(ref) else 0
 
     async def raw_log(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        await self._limit(RateLimitKind.STATUS)
         number = self._number(ref, f"deployment {ref.number} not found")
         if await history.get_deployment(self.db, number) is None:
             raise DeploybotError(
@@ -231,6 +246,7 @@ class LocalBackend:
         by_release_time: bool,
         descending: bool,
     ) -> Page[ReleaseRecord]:
+        await self._limit(RateLimitKind.LIST)
         return await releases.list_releases(
             self.db,
             filter,
@@ -254,10 +270,12 @@ class LocalBackend:
     # --- applications and history's views ---------------------------------------------------
 
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None:
+        await self._limit(RateLimitKind.STATUS)
         env = self._environment(environment)
         return await applications.application_status(self.db, self.swarm, name, env)
 
     async def applications(self, environment: str | None) -> list[ApplicationStatus]:
+        await self._limit(RateLimitKind.LIST)
         env = self._environment(environment)
         names = await applications.application_names(self.db, self.swarm, env)
         found = [await applications.application_status(self.db, self.swarm, n, env) for n in names]

@@ -12,7 +12,7 @@ async def application(info: Info, name: str, environment: str | None = None) -> 
     try:
         status = await info.context.backend.application(name, environment)
     except DeploybotError as exc:
-        raise PublicError(exc.message) from exc
+        raise PublicError.from_exception(exc) from exc
     return Application.of(status) if status else None
 
 
@@ -20,5 +20,5 @@ async def applications(info: Info, environment: str | None = None) -> list[Appli
     try:
         found = await info.context.backend.applications(environment)
     except DeploybotError as exc:
-        raise PublicError(exc.message) from exc
+        raise PublicError.from_exception(exc) from exc
     return [Application.of(status) for status in found]

@@ -33,7 +33,7 @@ def deployment_ref(value: str) -> DeploymentRef | None:
     try:
         return DeploymentRef.parse(value)
     except InvalidId as exc:
-        raise PublicError(str(exc)) from exc
+        raise PublicError(str(exc), ErrorCode.INVALID_INPUT.value) from exc
 
 
 def field_ref(value: str, field: str, missing: str) -> DeploymentRef:
@@ -124,7 +124,7 @@ async def deployments(
             fields=selected_columns(info),
         )
     except DeploybotError as exc:
-        raise PublicError(exc.message) from exc
+        raise PublicError.from_exception(exc) from exc
     base_url = info.context.base_url
     edges = [
         DeploymentEdge(cursor=edge.cursor, node=Deployment.from_record(edge.node, base_url))

@@ -54,7 +54,7 @@ async def releases(
             descending=order.direction is OrderDirection.DESC,
         )
     except DeploybotError as exc:
-        raise PublicError(exc.message) from exc
+        raise PublicError.from_exception(exc) from exc
     edges = [ReleaseEdge(cursor=e.cursor, node=Release.from_record(e.node)) for e in page.edges]
     return ReleaseConnection(
         edges=edges,

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
+from deploybot.errors import DeploybotError
 from deploybot.resolvers import (
     admission,
     applications,
@@ -32,6 +33,7 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.limits import QueryLimitsExtension, tag_token_limit
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 
@@ -145,16 +147,21 @@ class Schema(strawberry.Schema):
     ) -> None:
         for index, error in enumerate(errors):
             original = error.original_error
+            if isinstance(original, DeploybotError):
+                original = PublicError.from_exception(original)
             if isinstance(original, PublicError) and original.code:
                 errors[index] = GraphQLError(
                     error.message,
                     nodes=error.nodes,
                     path=error.path,
                     original_error=original,
-                    extensions={**(error.extensions or {}), "code": original.code},
+                    extensions={**(error.extensions or {}), **original.extensions},
                 )
                 continue
-            if original is None or isinstance(original, PublicError):
+            if original is None:
+                tag_token_limit(error)
+                continue
+            if isinstance(original, PublicError):
                 continue
             logger.error("unexpected error in %s", error.path, exc_info=original)
             errors[index] = GraphQLError(
@@ -168,5 +175,9 @@ schema = Schema(
     subscription=Subscription,
     types=[Deployment, Release],
     execution_context_class=Executor,
-    extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
+    extensions=[
+        QueryLimitsExtension,
+        lambda: ParserCache(maxsize=1000),
+        lambda: ValidationCache(maxsize=1000),
+    ],
 )

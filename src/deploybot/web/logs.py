@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from deploybot.errors import DeploybotError
+from deploybot.ids import InvalidId, parse_key
 from deploybot.inputs import DeploymentRef
 from deploybot.web.errors import error_response, expected_failure
 from deploybot.web.requests import instance_of
@@ -15,10 +16,10 @@ TEXT = "text/plain; charset=utf-8"
 
 
 async def raw_logs(request: Request) -> Response:
-    raw_id = request.path_params["id"]
-    if not raw_id.isdigit():
-        return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
-    ref = DeploymentRef(None, int(raw_id))
+    try:
+        ref = DeploymentRef(None, parse_key(request.path_params["id"], "deployment number"))
+    except InvalidId as exc:
+        return error_response(400, "INVALID_INPUT", str(exc))
     follow = request.query_params.get("follow", "false").lower()
     if follow not in ("true", "false", "1", "0"):
         return error_response(400, "INVALID_INPUT", "follow must be true or false")
