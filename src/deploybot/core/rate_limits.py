@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from sqlalchemy import text
+from sqlalchemy import Float, Integer, String, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from deploybot.config import Settings, parse_rate_limit
@@ -41,7 +41,7 @@ class RateLimitKind(enum.StrEnum):
 _UPSERT = text(
     """
     INSERT INTO rate_limit_counter AS c (key, count, expires_at)
-    VALUES (:key, :amount, :now + :expiry)
+    VALUES (:key, :amount, :expires)
     ON CONFLICT (key) DO UPDATE SET
       count = CASE WHEN c.expires_at <= :now THEN excluded.count
                    ELSE c.count + excluded.count END,
@@ -49,6 +49,11 @@ _UPSERT = text(
                         ELSE c.expires_at END
     RETURNING count
     """
+).bindparams(
+    bindparam("key", type_=String),
+    bindparam("amount", type_=Integer),
+    bindparam("now", type_=Float),
+    bindparam("expires", type_=Float),
 )
 
 
@@ -77,7 +82,7 @@ class DatabaseCounterStorage(Storage):
         now = time.time()
         async with self.db.connection() as conn:
             result = await conn.execute(
-                _UPSERT, {"key": key, "amount": amount, "now": now, "expiry": float(expiry)}
+                _UPSERT, {"key": key, "amount": amount, "now": now, "expires": now + expiry}
             )
             count = int(result.scalar_one())
             self._writes += 1

@@ -33,7 +33,7 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
-from deploybot.schema.limits import QueryLimitsExtension, tag_token_limit
+from deploybot.schema.limits import QueryLimitsExtension, tag_request_error
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 
@@ -159,7 +159,7 @@ class Schema(strawberry.Schema):
                 )
                 continue
             if original is None:
-                tag_token_limit(error)
+                tag_request_error(error)
                 continue
             if isinstance(original, PublicError):
                 continue

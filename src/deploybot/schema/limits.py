@@ -158,10 +158,19 @@ def is_token_limit(error: GraphQLError) -> bool:
     return isinstance(error, GraphQLSyntaxError) and "tokens. Parsing aborted" in error.message
 
 
-def tag_token_limit(error: GraphQLError) -> GraphQLError:
-    """The parser's "more than N tokens" error, with its code (other errors as they are)."""
+_BAD_VALUE = ("cannot represent", "got invalid value", "Expected value of type")
+
+
+def tag_request_error(error: GraphQLError) -> GraphQLError:
+    """GraphQL's own request errors, with a code where one applies: the token limit
+    (QUERY_TOO_COMPLEX) and values out of their type's range, such as an Int above
+    2**31-1 (INVALID_INPUT)."""
+    if error.extensions and "code" in error.extensions:
+        return error
     if is_token_limit(error):
         error.extensions = {**(error.extensions or {}), "code": TOO_COMPLEX}
+    elif any(part in error.message for part in _BAD_VALUE):
+        error.extensions = {**(error.extensions or {}), "code": ErrorCode.INVALID_INPUT.value}
     return error
 
 
@@ -173,7 +182,7 @@ def parse_limited(query: str) -> DocumentNode:
     try:
         return parse(query, max_tokens=limit)
     except GraphQLError as exc:
-        raise tag_token_limit(exc) from None
+        raise tag_request_error(exc) from None
 
 
 # --- the node estimate ------------------------------------------------------------------
