@@ -158,8 +158,11 @@ class Schema(strawberry.Schema):
                     extensions={**(error.extensions or {}), **original.extensions},
                 )
                 continue
-            if original is None:
-                tag_request_error(error)
+            if original is None or isinstance(original, GraphQLError):
+                # GraphQL's own errors (a variable's value its type cannot represent).
+                errors[index] = tag_request_error(
+                    error if original is None else _public(error, original)
+                )
                 continue
             if isinstance(original, PublicError):
                 continue
@@ -167,6 +170,12 @@ class Schema(strawberry.Schema):
             errors[index] = GraphQLError(
                 "Internal server error", nodes=error.nodes, path=error.path
             )
+
+
+def _public(error: GraphQLError, original: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        error.message, nodes=error.nodes, path=error.path, extensions=original.extensions
+    )
 
 
 schema = Schema(

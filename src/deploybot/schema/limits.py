@@ -158,7 +158,12 @@ def is_token_limit(error: GraphQLError) -> bool:
     return isinstance(error, GraphQLSyntaxError) and "tokens. Parsing aborted" in error.message
 
 
-_BAD_VALUE = ("cannot represent", "got invalid value", "Expected value of type")
+_BAD_VALUE = (
+    "cannot represent",
+    "got invalid value",
+    "has invalid value",
+    "Expected value of type",
+)
 
 
 def tag_request_error(error: GraphQLError) -> GraphQLError:
