@@ -139,6 +139,7 @@ async def fan_out(subscribers: int, processes: int, rate: int, duration: float) 
         "DEPLOYBOT_DATABASE_URL": url,
         "DEPLOYBOT_ENVIRONMENT": "test",
         "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
+        "DEPLOYBOT_RATE_LIMIT_ENABLED": "false",
     }
     server = ServerProcess(env, tmp, "--no-runner", "--log-level", "warning")
     clients: list[subprocess.Popen[bytes]] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ mutation($app: String!) {
 LIST = "{ deployments(first: 1) { totalCount } }"
 
 
-def _limits(db: Database, **settings: object) -> RateLimits:
+def _limits(db: Database, **settings: Any) -> RateLimits:
     return RateLimits.from_settings(Settings(database_url=db.url, **settings), db)
 
 

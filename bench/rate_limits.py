@@ -1,0 +1,136 @@
+"""What a rate-limit check costs per request: µs per check in this process, with the
+memory storage (SQLite, one API process) and the PostgreSQL counter table (several API
+processes), one caller after another and many at once; then the same small query through
+a running `deploybot serve` with the limits off and on. A script that prints figures.
+
+    PYTHONPATH=src .venv/bin/python bench/rate_limits.py [--checks 5000] [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import ServerProcess  # noqa: E402
+
+from deploybot.config import Settings  # noqa: E402
+from deploybot.core.rate_limits import RateLimitKind, RateLimits  # noqa: E402
+from deploybot.db import migrate  # noqa: E402
+from deploybot.db.engine import Database  # noqa: E402
+
+PG = os.environ.get("DEPLOYBOT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:55432")
+HIGH = "1000000000/minute"
+QUERY = '{ deployment(id: "1") { id } }'
+
+
+async def _checks(limits: RateLimits, checks: int, callers: int, concurrency: int) -> float:
+    """µs per check (wall time / checks) with `concurrency` checks in flight."""
+    keys = [f"token:{n}" for n in range(callers)]
+    queue = iter(range(checks))
+
+    async def worker() -> None:
+        for n in queue:
+            await limits.hit(RateLimitKind.STATUS, keys[n % callers])
+
+    await limits.hit(RateLimitKind.STATUS, "warm-up")
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.perf_counter() - started) / checks * 1e6
+
+
+async def in_process(checks: int, pg_url: str, sqlite_url: str) -> None:
+    for label, url in (("memory (SQLite)", sqlite_url), ("PostgreSQL table", pg_url)):
+        db = Database(url)
+        await migrate.upgrade(db)
+        limits = RateLimits.from_settings(Settings(database_url=url, rate_limit_status=HIGH), db)
+        try:
+            for concurrency in (1, 16):
+                us = await _checks(limits, checks, callers=50, concurrency=concurrency)
+                print(f"  {label:<18} {concurrency:>2} in flight: {us:8.1f} µs per check")
+        finally:
+            await db.dispose()
+
+
+def _latencies(url: str, requests: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for _ in range(50):
+            http.post("/graphql", json={"query": QUERY})
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = http.post("/graphql", json={"query": QUERY})
+            out.append((time.perf_counter() - started) * 1e6)
+            assert response.status_code == 200 and "errors" not in response.json(), response.text
+    return out
+
+
+def through_http(requests: int, pg_url: str, sqlite_url: str) -> None:
+    for label, url in (("SQLite", sqlite_url), ("PostgreSQL", pg_url)):
+        medians = {}
+        for enabled in ("false", "true"):
+            tmp = Path(tempfile.mkdtemp(prefix="bench-rl-"))
+            env = {
+                "DEPLOYBOT_DATABASE_URL": url,
+                "DEPLOYBOT_ENVIRONMENT": "bench",
+                "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
+                "DEPLOYBOT_RATE_LIMIT_ENABLED": enabled,
+                "DEPLOYBOT_RATE_LIMIT_STATUS": HIGH,
+                "PYTHONPATH": str(ROOT / "src"),
+            }
+            server = ServerProcess(env, tmp, "--no-runner", "--log-level", "warning")
+            try:
+                medians[enabled] = statistics.median(_latencies(server.url, requests))
+            finally:
+                server.stop()
+        off, on = medians["false"], medians["true"]
+        print(
+            f"  {label:<10} median request: limits off {off:7.0f} µs, on {on:7.0f} µs"
+            f" (+{on - off:5.0f} µs)"
+        )
+
+
+async def _pg_database() -> tuple[str, str]:
+    name = f"deploybot_bench_rl_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return name, f"postgresql+asyncpg://{PG.split('://', 1)[1]}/{name}"
+
+
+async def _drop(name: str) -> None:
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checks", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args()
+    name, pg_url = asyncio.run(_pg_database())
+    sqlite_url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='bench-rl-')}/deploybot.db"
+    try:
+        print("one rate-limit check, in process:")
+        asyncio.run(in_process(args.checks, pg_url, sqlite_url))
+        print(f"one GraphQL request ({QUERY}), one client, {args.requests} requests:")
+        through_http(args.requests, pg_url, sqlite_url)
+    finally:
+        asyncio.run(_drop(name))
+
+
+if __name__ == "__main__":
+    main()
