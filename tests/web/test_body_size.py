@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import websockets
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
 
 from deploybot.web.body_size import BodySizeLimit
-from tests.conftest import server_env
+from tests.conftest import server_env, ws_url
 from tests.servers import ServerProcess
 
 LIMIT = 64 * 1024
@@ -95,6 +96,23 @@ def test_bodies_within_the_limit_are_served(server: ServerProcess) -> None:
         too_big = http.post("/graphql", json={"query": "{ __typename }" + " " * LIMIT})
         assert too_big.status_code == 413
         assert http.post("/graphql", json={"query": "{ __typename }"}).status_code == 200
+
+
+async def test_a_websocket_message_above_the_limit_closes_the_socket(
+    server: ServerProcess,
+) -> None:
+    async with websockets.connect(
+        ws_url(server),
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        max_size=None,
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        query = "{ __typename }" + " " * LIMIT
+        await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": query}}))
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1009  # message too big
 
 
 async def _echo(request: Request) -> Response:
