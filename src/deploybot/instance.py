@@ -70,6 +70,8 @@ class Instance:
             yield self
         finally:
             await self.hub.close()
+            if "backend" in self.__dict__:  # built: its rate limits may hold a connection
+                await self.backend.rate_limits.close()
             await self.swarm.close()
             if self.relay is not None:
                 await self.relay.stop()

@@ -6,7 +6,7 @@ processes sharing one PostgreSQL database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,30 @@ mutation($app: String!) {
 LIST = "{ deployments(first: 1) { totalCount } }"
 
 
-def _limits(db: Database, **settings: Any) -> RateLimits:
-    return RateLimits.from_settings(Settings(database_url=db.url, **settings), db)
+LimitsFactory = Callable[..., RateLimits]
+
+
+@pytest.fixture
+async def make_limits(database: Database) -> AsyncIterator[LimitsFactory]:
+    """RateLimits over the test's database with some settings; closed afterwards."""
+    made: list[RateLimits] = []
+
+    def make(**settings: Any) -> RateLimits:
+        made.append(
+            RateLimits.from_settings(Settings(database_url=database.url, **settings), database)
+        )
+        return made[-1]
+
+    yield make
+    for limits in made:
+        await limits.close()
 
 
 @both_databases
-async def test_sixth_deploy_of_an_application_is_refused(database: Database) -> None:
-    limits = _limits(database)
+async def test_sixth_deploy_of_an_application_is_refused(
+    database: Database, make_limits: LimitsFactory
+) -> None:
+    limits = make_limits()
     shared = isinstance(limits.limiter.storage if limits.limiter else None, DatabaseCounterStorage)
     assert shared is not database.is_sqlite  # PostgreSQL: the table; SQLite: memory
     for _ in range(5):
@@ -57,8 +74,8 @@ async def test_sixth_deploy_of_an_application_is_refused(database: Database) -> 
 
 
 @both_databases
-async def test_a_window_ends_and_the_count_starts_again(database: Database) -> None:
-    limits = _limits(database, rate_limit_status="2/second")
+async def test_a_window_ends_and_the_count_starts_again(make_limits: LimitsFactory) -> None:
+    limits = make_limits(rate_limit_status="2/second")
     await limits.hit(RateLimitKind.STATUS, "10.0.0.1")
     await limits.hit(RateLimitKind.STATUS, "10.0.0.1")
     with pytest.raises(DeploybotError) as refused:
@@ -69,8 +86,8 @@ async def test_a_window_ends_and_the_count_starts_again(database: Database) -> N
 
 
 @both_databases
-async def test_concurrent_hits_are_counted_exactly(database: Database) -> None:
-    limits = _limits(database, rate_limit_list="7/minute", rate_limit_storage="database")
+async def test_concurrent_hits_are_counted_exactly(make_limits: LimitsFactory) -> None:
+    limits = make_limits(rate_limit_list="7/minute", rate_limit_storage="database")
     results = await asyncio.gather(
         *(limits.hit(RateLimitKind.LIST, "ci") for _ in range(20)), return_exceptions=True
     )
@@ -79,12 +96,12 @@ async def test_concurrent_hits_are_counted_exactly(database: Database) -> None:
     assert {r.code for r in refused} == {ErrorCode.RATE_LIMITED}
 
 
-async def test_turned_off_as_a_whole_or_one_by_one(database: Database) -> None:
-    off = _limits(database, rate_limit_enabled=False)
+async def test_turned_off_as_a_whole_or_one_by_one(make_limits: LimitsFactory) -> None:
+    off = make_limits(rate_limit_enabled=False)
     assert not off.enabled
     for _ in range(10):
         await off.hit(RateLimitKind.DEPLOY, "x", "shop")
-    one_off = _limits(database, rate_limit_deploy="off", rate_limit_list="1/minute")
+    one_off = make_limits(rate_limit_deploy="off", rate_limit_list="1/minute")
     for _ in range(10):
         await one_off.hit(RateLimitKind.DEPLOY, "x", "shop")
     await one_off.hit(RateLimitKind.LIST, "x")
