@@ -20,8 +20,10 @@ from deploybot.first_start import prepare_access
 from deploybot.instance import Instance
 from deploybot.rest import rest_routes
 from deploybot.runner.worker import Runner
+from deploybot.schema import limits as query_limits
 from deploybot.schema import schema
 from deploybot.web.auth import NotAuthenticated, TokenAuthMiddleware, not_authenticated
+from deploybot.web.body_size import BodySizeLimit
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz
@@ -65,6 +67,7 @@ def create_app(
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactHookTokens) for f in access_log.filters):
         access_log.addFilter(RedactHookTokens())
+    query_limits.configure(query_limits.QueryLimits.from_settings(instance.settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,12 +92,16 @@ def create_app(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
+            Route(
+                "/graphql",
+                BodySizeLimit(GraphQLApp(), instance.settings.graphql_max_body_bytes),
+                methods=["GET", "POST"],
+            ),
             Route("/", dashboard),
             Mount("/static", static_files(), name="static"),
             Route("/hooks/{provider}/{id}", receive_hook, methods=["POST"]),
             Route("/hooks/{provider}/{id}/{token}", receive_hook, methods=["POST"]),
             *provider_routes(),
-            Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
             WebSocketRoute(
                 "/graphql", GraphQLWebSocket(schema, context_for, instance.authenticate, limits)
             ),

@@ -96,6 +96,8 @@ def serve(
         port=port,
         log_level=log_level,
         ws_per_message_deflate=settings.ws_compression,
+        # A WebSocket message is a request too: the same bound as /graphql's bodies.
+        ws_max_size=settings.graphql_max_body_bytes,
     )
 
 

@@ -6,6 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import limits
+from limits import RateLimitItem
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -195,6 +197,60 @@ class Settings(BaseSettings):
         " (30 s, 1, 2, 4, 8 min: six tries over a quarter of an hour)",
     )
 
+    rate_limit_enabled: bool = Field(
+        default=True, description="Rate limits per caller; false turns every one off"
+    )
+    rate_limit_deploy: str = Field(
+        default="5/minute",
+        description="deploy and rollback, per caller and application (`limits` notation, "
+        "e.g. `5/minute`, `10 per hour`; `off` for none)",
+    )
+    rate_limit_status: str = Field(
+        default="100/minute",
+        description="status reads per caller: application(name), deployment(id), raw logs",
+    )
+    rate_limit_list: str = Field(
+        default="50/minute",
+        description="list reads per caller: deployments, releases, applications",
+    )
+    rate_limit_storage: str = Field(
+        default="auto",
+        description="Where the counters live: `memory` (this process), `database` (a table "
+        "of the PostgreSQL database, shared by every API process), `auto` (database on "
+        "PostgreSQL, memory on SQLite)",
+    )
+    graphql_max_body_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest request body /graphql reads (413 above)"
+    )
+    graphql_max_depth: int = Field(
+        default=12, gt=0, description="Deepest selection nesting a GraphQL document may have"
+    )
+    graphql_max_aliases: int = Field(
+        default=100, ge=0, description="Aliased fields one GraphQL document may have"
+    )
+    graphql_max_tokens: int = Field(
+        default=2000, gt=0, description="Tokens one GraphQL document may have (parsing stops)"
+    )
+    graphql_max_nodes: int = Field(
+        default=50_000,
+        gt=0,
+        description="Nodes one request may ask for: the sum over connections of the product "
+        "of `first`/`last` along their path (GitHub's estimate)",
+    )
+
+    @field_validator("rate_limit_deploy", "rate_limit_status", "rate_limit_list")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: str) -> str:
+        if value not in ("auto", "memory", "database"):
+            raise ValueError("rate_limit_storage is auto, memory or database")
+        return value
+
     @field_validator("release_trains")
     @classmethod
     def _check_release_trains(cls, value: str) -> str:
@@ -246,3 +302,13 @@ def parse_release_trains(value: str) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def parse_rate_limit(value: str) -> RateLimitItem | None:
+    """`5/minute`, `100 per minute`, `10/30 seconds` → a `limits` item; `off` → None."""
+    if value.strip().lower() in ("off", "none", "0", ""):
+        return None
+    try:
+        return limits.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"not a rate limit: {value!r} (e.g. `5/minute`, or `off`)") from exc

@@ -48,16 +48,27 @@ class ErrorCode(enum.StrEnum):
     PAYLOAD_INVALID = "PAYLOAD_INVALID"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     NOTIFICATION_TARGET_NOT_FOUND = "NOTIFICATION_TARGET_NOT_FOUND"
+    # Limits (issue 10).
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
 class DeploybotError(Exception):
     """An expected failure: a code, a message, and the input field it concerns (if any)."""
 
-    def __init__(self, code: ErrorCode, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after
+        """Seconds to wait before the same call can succeed (RATE_LIMITED)."""
 
 
 class ValidationFailed(Exception):

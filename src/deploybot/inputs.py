@@ -28,9 +28,10 @@ class DeploymentRef(NamedTuple):
 
     @classmethod
     def parse(cls, value: str) -> DeploymentRef | None:
-        """A global ID or a bare number; None for another type's ID; InvalidId if neither."""
+        """A global ID or a bare number; None for another type's ID; InvalidId if neither
+        (or if the number is out of range: 1..2**63-1, what the database can hold)."""
         if value.isascii() and value.isdigit():
-            return cls(None, parse_key(value))
+            return cls(None, parse_key(value, "deployment number"))
         gid = decode_id(value)
         if gid.type_name != "Deployment":
             return None

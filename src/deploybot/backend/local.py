@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from deploybot.core import (
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
 from deploybot.core.policy import PolicyChange, StoredPolicy
+from deploybot.core.rate_limits import RateLimitKind, RateLimits
 from deploybot.core.requests import application_of
 from deploybot.db.engine import Database
 from deploybot.domain import ApplicationState, DeploymentState, Interval
@@ -111,6 +112,8 @@ class LocalBackend:
     """Who is calling; `Instance.backend_for` binds one per request."""
     token_cache: tokens.TokenCache | None = None
     """The instance's token cache (emptied when a token is revoked here)."""
+    rate_limits: RateLimits = field(default_factory=RateLimits.off)
+    """Per-caller limits of deploys, status reads and list reads (shared by the process)."""
 
     @property
     def environment(self) -> str:
@@ -172,6 +175,12 @@ class LocalBackend:
     def _target(self, application: str) -> str:
         return f"{self.environment}/{application}"
 
+    async def _limit(self, kind: RateLimitKind, *scope: str) -> None:
+        """RATE_LIMITED when the caller made too many calls of this kind lately."""
+        if self.rate_limits.enabled:
+            caller = self.principal.key or self.principal.name
+            await self.rate_limits.hit(kind, caller, *scope)
+
     def _own(self, ref: DeploymentRef | ReleaseRef) -> bool:
         return ref.environment is None or ref.environment == self.environment
 
@@ -197,6 +206,7 @@ class LocalBackend:
         application = application_of(request)
 
         async def run() -> DeploymentRecord:
+            await self._limit(RateLimitKind.DEPLOY, application)
             self.guard.require(
                 Action.DEPLOY, application, request.repository_url, field="application"
             )
@@ -217,6 +227,7 @@ class LocalBackend:
 
     async def rollback(self, request: RollbackRequest) -> DeploymentRecord:
         async def run() -> DeploymentRecord:
+            await self._limit(RateLimitKind.DEPLOY, request.application)
             self.guard.require(Action.DEPLOY, request.application, field="application")
             asked = dataclasses.replace(request, requested_by=self.principal.label)
             return await rollbacks.create_rollback(
@@ -284,6 +295,7 @@ class LocalBackend:
 
     async def deployment(self, ref: DeploymentRef) -> DeploymentRecord | None:
         self.guard.require_anywhere(Action.READ)
+        await self._limit(RateLimitKind.STATUS)
         if not self._own(ref):
             return None
         return self._readable(await history.get_deployment(self.db, ref.number))
@@ -295,6 +307,7 @@ class LocalBackend:
         *,
         fields: Collection[str] | None = None,
     ) -> Page[DeploymentRecord]:
+        await self._limit(RateLimitKind.LIST)
         return await history.list_deployments(self.db, self._scoped(filter), page, fields=fields)
 
     async def count_deployments(self, filter: DeploymentFilter | None) -> int:
@@ -335,6 +348,7 @@ class LocalBackend:
         return await logs.count_lines(self.db, ref.number) if self._own(ref) else 0
 
     async def raw_log(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        await self._limit(RateLimitKind.STATUS)
         self.guard.require_anywhere(Action.READ)
         found = await self._visible(ref, f"deployment {ref.number} not found")
         return logs.raw_text(self.db, found.id)
@@ -390,6 +404,7 @@ class LocalBackend:
         by_release_time: bool,
         descending: bool,
     ) -> Page[ReleaseRecord]:
+        await self._limit(RateLimitKind.LIST)
         return await releases.list_releases(
             self.db,
             self._release_scope(filter),
@@ -416,6 +431,7 @@ class LocalBackend:
     # --- applications and history's views ---------------------------------------------------
 
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None:
+        await self._limit(RateLimitKind.STATUS)
         env = self._environment(environment)
         self.guard.require_anywhere(Action.READ)
         if not self.guard.may(Action.READ, name):
@@ -423,6 +439,7 @@ class LocalBackend:
         return await applications.application_status(self.db, self.swarm, name, env)
 
     async def applications(self, environment: str | None) -> list[ApplicationStatus]:
+        await self._limit(RateLimitKind.LIST)
         env = self._environment(environment)
         self.guard.require_anywhere(Action.READ)
         names = await applications.application_names(self.db, self.swarm, env)

@@ -324,6 +324,18 @@ class AuditEvent(SQLModel, table=True):
     message: str | None = Field(default=None, sa_type=Text)
 
 
+class RateLimitCounter(SQLModel, table=True):
+    """A fixed-window counter of the rate limits, shared by the API processes of one
+    PostgreSQL database (`core.rate_limits`); a row per caller, limit and application."""
+
+    __tablename__ = "rate_limit_counter"
+
+    key: str = Field(sa_type=String(512), primary_key=True)
+    count: int = Field(default=0, nullable=False)
+    expires_at: float = Field(nullable=False, index=True)
+    """Epoch seconds at which the window ends (the next hit starts a new one)."""
+
+
 metadata = SQLModel.metadata
 
 # The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.

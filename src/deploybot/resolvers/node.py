@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from deploybot.errors import DeploybotError
+from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.ids import InvalidId, decode_id
 from deploybot.inputs import DeploymentRef, ReleaseRef
 from deploybot.schema.common import Node, PublicError
@@ -18,7 +18,7 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     try:
         gid = decode_id(id)
     except InvalidId as exc:
-        raise PublicError(str(exc)) from exc
+        raise PublicError(str(exc), ErrorCode.INVALID_INPUT.value) from exc
     backend = info.context.backend
     if gid.type_name == "Deployment":
         found = await backend.deployment(DeploymentRef(gid.environment, gid.key))

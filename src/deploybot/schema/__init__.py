@@ -45,6 +45,7 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.limits import QueryLimitsExtension, tag_request_error
 from deploybot.schema.notifications import (
     CreateNotificationTargetPayload,
     DeleteNotificationTargetPayload,
@@ -306,7 +307,7 @@ class Schema(strawberry.Schema):
     ) -> None:
         for index, error in enumerate(errors):
             original = error.original_error
-            if isinstance(original, DeploybotError):  # a backend refusal no resolver caught
+            if isinstance(original, DeploybotError):
                 original = PublicError.from_exception(original)
             if isinstance(original, PublicError) and original.code:
                 errors[index] = GraphQLError(
@@ -314,15 +315,27 @@ class Schema(strawberry.Schema):
                     nodes=error.nodes,
                     path=error.path,
                     original_error=original,
-                    extensions={**(error.extensions or {}), "code": original.code},
+                    extensions={**(error.extensions or {}), **original.extensions},
                 )
                 continue
-            if original is None or isinstance(original, PublicError):
+            if original is None or isinstance(original, GraphQLError):
+                # GraphQL's own errors (a variable's value its type cannot represent).
+                errors[index] = tag_request_error(
+                    error if original is None else _public(error, original)
+                )
+                continue
+            if isinstance(original, PublicError):
                 continue
             logger.error("unexpected error in %s", error.path, exc_info=original)
             errors[index] = GraphQLError(
                 "Internal server error", nodes=error.nodes, path=error.path
             )
+
+
+def _public(error: GraphQLError, original: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        error.message, nodes=error.nodes, path=error.path, extensions=original.extensions
+    )
 
 
 schema = Schema(
@@ -331,5 +344,9 @@ schema = Schema(
     subscription=Subscription,
     types=[Deployment, Release, Webhook],
     execution_context_class=Executor,
-    extensions=[lambda: ParserCache(maxsize=1000), lambda: ValidationCache(maxsize=1000)],
+    extensions=[
+        QueryLimitsExtension,
+        lambda: ParserCache(maxsize=1000),
+        lambda: ValidationCache(maxsize=1000),
+    ],
 )

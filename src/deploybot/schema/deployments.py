@@ -262,11 +262,11 @@ class Deployment(Node):
         self, info: Info, first: int = 100, after: str | None = None
     ) -> LogLineConnection:
         if not 1 <= first <= 1000:
-            raise PublicError("first must be between 1 and 1000")
+            raise PublicError("first must be between 1 and 1000", ErrorCode.INVALID_INPUT.value)
         try:
             after_seq = decode_cursor(after) if after else 0
         except InvalidId as exc:
-            raise PublicError(str(exc)) from exc
+            raise PublicError(str(exc), ErrorCode.INVALID_INPUT.value) from exc
         found = await info.context.backend.log_lines(self.key, after=after_seq, first=first + 1)
         more = len(found) > first
         lines = [LogLine.from_record(line) for line in found[:first]]

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from deploybot.errors import DeploybotError
+from deploybot.ids import InvalidId, parse_key
 from deploybot.inputs import DeploymentRef
 from deploybot.web.auth import bound_backend
 from deploybot.web.errors import error_response, expected_failure
@@ -16,10 +17,11 @@ TEXT = "text/plain; charset=utf-8"
 
 async def raw_logs(request: Request) -> Response:
     bound_backend(request)  # 401 before anything else is looked at
-    raw_id = request.path_params["id"]
-    if not raw_id.isdigit():
-        return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
-    return await log_response(request, DeploymentRef(None, int(raw_id)))
+    try:
+        ref = DeploymentRef(None, parse_key(request.path_params["id"], "deployment number"))
+    except InvalidId as exc:
+        return error_response(400, "INVALID_INPUT", str(exc))
+    return await log_response(request, ref)
 
 
 async def log_response(request: Request, ref: DeploymentRef) -> Response:
