@@ -67,6 +67,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds without a heartbeat after which another host's runner counts as lost",
     )
+    log_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Cut finished deployments' logs to their first and last lines after this "
+        "many days (unset: keep every line)",
+    )
+    log_max_lines: int | None = Field(
+        default=None,
+        ge=10,
+        description="Keep at most this many lines of a finished deployment's log (its first and "
+        "last halves; unset: no limit)",
+    )
+    log_keep_lines: int = Field(
+        default=100, ge=1, description="Lines kept at each end of a log past its retention days"
+    )
+    log_prune_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between the runner's log retention passes"
+    )
     ws_compression: bool = Field(
         default=False,
         description="Offer permessage-deflate on WebSockets. Off by default: a frame shared "

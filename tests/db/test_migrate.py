@@ -47,6 +47,7 @@ async def test_upgrade_empty_database_to_head(empty_database_url: str) -> None:
             "deploy_policy",
             "kept_secret",
             "rate_limit_counter",
+            "log_retention",
         } <= tables
         assert diff == [], f"models and migrations disagree: {diff}"
     finally:

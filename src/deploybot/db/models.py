@@ -143,6 +143,22 @@ class Deployment(SQLModel, table=True):
     finished_at: datetime | None = _ts()
 
 
+class LogRetention(SQLModel, table=True):
+    """What log retention did to a finished deployment's log: the rule applied last
+    (`count`, then `age` once the deployment is old enough) and how many lines went."""
+
+    __tablename__ = "log_retention"
+
+    deployment_id: int = Field(
+        sa_column=Column(
+            BigIntKey, ForeignKey("deployment.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    rule: str = Field(sa_type=String(10))
+    pruned_lines: int = Field(default=0, sa_type=BigIntKey)
+    pruned_at: datetime | None = _ts()
+
+
 class DeploymentStep(SQLModel, table=True):
     """A named phase of a deployment (fetch, build, push, rollout, converge, ...)."""
 
@@ -342,6 +358,7 @@ metadata = SQLModel.metadata
 deployment_table: Table = metadata.tables["deployment"]
 step_table: Table = metadata.tables["deployment_step"]
 log_table: Table = metadata.tables["log_line"]
+log_retention_table: Table = metadata.tables["log_retention"]
 service_table: Table = metadata.tables["service_rollout"]
 result_table: Table = metadata.tables["deployment_result"]
 application_table: Table = metadata.tables["application"]
