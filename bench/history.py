@@ -210,8 +210,11 @@ def main() -> None:
     proc = start(
         [python, "-m", "deploybot", "serve", "--port", str(port), "--no-runner", "--no-migrate",
          "--log-level", "warning"],
-        port, {"DEPLOYBOT_DATABASE_URL": url, "DEPLOYBOT_ENVIRONMENT": "production",
-         "DEPLOYBOT_ADMIN_TOKEN": TOKEN},
+        port,
+        # A throughput benchmark: per-caller rate limits would refuse it (bench/rate_limits.py
+        # measures what a check costs).
+        {"DEPLOYBOT_DATABASE_URL": url, "DEPLOYBOT_ENVIRONMENT": "production",
+         "DEPLOYBOT_ADMIN_TOKEN": TOKEN, "DEPLOYBOT_RATE_LIMIT_ENABLED": "false"},
         logs / "deploybot.log",
     )  # fmt: skip
     try:

@@ -141,6 +141,7 @@ async def fan_out(subscribers: int, processes: int, rate: int, duration: float) 
         "DEPLOYBOT_ENVIRONMENT": "test",
         "DEPLOYBOT_ADMIN_TOKEN": ADMIN_TOKEN,
         "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
+        "DEPLOYBOT_RATE_LIMIT_ENABLED": "false",
     }
     server = ServerProcess(env, tmp, "--no-runner", "--log-level", "warning")
     clients: list[subprocess.Popen[bytes]] = []

@@ -1,5 +1,6 @@
 """The client's exit code 8 when the server refuses the token: none, an unknown one, or
-one whose grants do not cover the request (a real server with token authentication)."""
+one whose grants do not cover the request (a real server with token authentication);
+rate-limited requests and refused webhooks as `/metrics` counts them."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import server_env
-from tests.servers import ServerProcess
+from tests.servers import ADMIN_TOKEN, ServerProcess
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("client-auth")
-    process = ServerProcess(server_env(tmp), tmp, "--no-runner")
+    env = server_env(
+        tmp, DEPLOYBOT_RATE_LIMIT_ENABLED="true", DEPLOYBOT_RATE_LIMIT_STATUS="1/minute"
+    )
+    process = ServerProcess(env, tmp, "--no-runner")
     yield process
     process.stop()
 
@@ -60,3 +65,18 @@ def test_refused_tokens_exit_8(server: ServerProcess) -> None:
     assert "FORBIDDEN" in refused.stderr
     follow = client(server, "dbt_not-a-token", "logs", "1", "-f")
     assert follow.returncode == 8
+
+
+def test_rate_limited_requests_and_refused_webhooks_are_counted(server: ServerProcess) -> None:
+    first = client(server, ADMIN_TOKEN, "status", "cl-nothing")
+    assert first.returncode == 10  # no such application (one status read)
+    limited = client(server, ADMIN_TOKEN, "status", "cl-nothing")
+    assert limited.returncode == 6 and "RATE_LIMITED" in limited.stderr
+    hook = httpx.post(f"{server.url}/hooks/github/999999", content=b"{}", timeout=30)
+    assert hook.status_code == 404
+    scraped = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert 'deploybot_rate_limited_requests_total{limit="status"} 1.0' in scraped
+    assert (
+        'deploybot_webhook_deliveries_total{outcome="webhook_not_found",provider="github"} 1.0'
+        in scraped
+    )

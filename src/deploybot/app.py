@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -14,20 +15,36 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from deploybot.config import Settings, get_settings
+from deploybot.core.notifications import Notifier
 from deploybot.first_start import prepare_access
 from deploybot.instance import Instance
 from deploybot.rest import rest_routes
 from deploybot.runner.worker import Runner
+from deploybot.schema import limits as query_limits
 from deploybot.schema import schema
 from deploybot.web.auth import NotAuthenticated, TokenAuthMiddleware, not_authenticated
+from deploybot.web.body_size import BodySizeLimit
 from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz, readyz
+from deploybot.web.hooks import RedactHookTokens, receive_hook
 from deploybot.web.logs import raw_logs
 from deploybot.web.metrics import metrics
 from deploybot.web.pages import dashboard, static_files
+from deploybot.web.providers import provider_routes
 from deploybot.web.request_ids import RequestIds
 from deploybot.web.websocket import GraphQLWebSocket, Limits
+
+
+@contextlib.asynccontextmanager
+async def _notifier(instance: Instance) -> AsyncIterator[None]:
+    """Notifications out, from this process's event bus (off the request path)."""
+    notifier = Notifier(instance.db, instance.bus, instance.settings)
+    await notifier.start()
+    try:
+        yield
+    finally:
+        await notifier.stop()
 
 
 @contextlib.asynccontextmanager
@@ -49,12 +66,17 @@ def create_app(
     embedded_runner: bool = True,
 ) -> Starlette:
     instance = Instance(settings or get_settings())
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactHookTokens) for f in access_log.filters):
+        access_log.addFilter(RedactHookTokens())
+    query_limits.configure(query_limits.QueryLimits.from_settings(instance.settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(instance.running(migrations=run_migrations))
             await prepare_access(instance)
+            await stack.enter_async_context(_notifier(instance))
             if embedded_runner:
                 await stack.enter_async_context(_embedded_runner(instance))
             # Everything built at start-up lives as long as the process: move it out of
@@ -74,9 +96,16 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route(
+                "/graphql",
+                BodySizeLimit(GraphQLApp(), instance.settings.graphql_max_body_bytes),
+                methods=["GET", "POST"],
+            ),
             Route("/", dashboard),
             Mount("/static", static_files(), name="static"),
-            Route("/graphql", GraphQLApp(), methods=["GET", "POST"]),
+            Route("/hooks/{provider}/{id}", receive_hook, methods=["POST"]),
+            Route("/hooks/{provider}/{id}/{token}", receive_hook, methods=["POST"]),
+            *provider_routes(),
             WebSocketRoute(
                 "/graphql", GraphQLWebSocket(schema, context_for, instance.authenticate, limits)
             ),

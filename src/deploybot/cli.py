@@ -98,6 +98,8 @@ def serve(
         log_level=log_level,
         log_config=None,
         ws_per_message_deflate=settings.ws_compression,
+        # A WebSocket message is a request too: the same bound as /graphql's bodies.
+        ws_max_size=settings.graphql_max_body_bytes,
     )
 
 

@@ -6,6 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import limits
+from limits import RateLimitItem
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +66,24 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="Seconds without a heartbeat after which another host's runner counts as lost",
+    )
+    log_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Cut finished deployments' logs to their first and last lines after this "
+        "many days (unset: keep every line)",
+    )
+    log_max_lines: int | None = Field(
+        default=None,
+        ge=10,
+        description="Keep at most this many lines of a finished deployment's log (its first and "
+        "last halves; unset: no limit)",
+    )
+    log_keep_lines: int = Field(
+        default=100, ge=1, description="Lines kept at each end of a log past its retention days"
+    )
+    log_prune_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between the runner's log retention passes"
     )
     ws_compression: bool = Field(
         default=False,
@@ -185,6 +205,77 @@ class Settings(BaseSettings):
         le=5.0,
         description="Seconds between re-checks of an open WebSocket's token",
     )
+    webhook_max_body: int = Field(
+        default=25 * 1024 * 1024,
+        gt=0,
+        description="Largest webhook body accepted, in bytes (GitHub caps its payloads at 25 MB)",
+    )
+    notify_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a notification receiver has to answer"
+    )
+    notify_attempts: int = Field(
+        default=6, ge=1, description="Tries of a notification before it counts as failed"
+    )
+    notify_backoff: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds before the second try of a notification; doubles after each try"
+        " (30 s, 1, 2, 4, 8 min: six tries over a quarter of an hour)",
+    )
+
+    rate_limit_enabled: bool = Field(
+        default=True, description="Rate limits per caller; false turns every one off"
+    )
+    rate_limit_deploy: str = Field(
+        default="5/minute",
+        description="deploy and rollback, per caller and application (`limits` notation, "
+        "e.g. `5/minute`, `10 per hour`; `off` for none)",
+    )
+    rate_limit_status: str = Field(
+        default="100/minute",
+        description="status reads per caller: application(name), deployment(id), raw logs",
+    )
+    rate_limit_list: str = Field(
+        default="50/minute",
+        description="list reads per caller: deployments, releases, applications",
+    )
+    rate_limit_storage: str = Field(
+        default="auto",
+        description="Where the counters live: `memory` (this process), `database` (a table "
+        "of the PostgreSQL database, shared by every API process), `auto` (database on "
+        "PostgreSQL, memory on SQLite)",
+    )
+    graphql_max_body_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest request body /graphql reads (413 above)"
+    )
+    graphql_max_depth: int = Field(
+        default=12, gt=0, description="Deepest selection nesting a GraphQL document may have"
+    )
+    graphql_max_aliases: int = Field(
+        default=100, ge=0, description="Aliased fields one GraphQL document may have"
+    )
+    graphql_max_tokens: int = Field(
+        default=2000, gt=0, description="Tokens one GraphQL document may have (parsing stops)"
+    )
+    graphql_max_nodes: int = Field(
+        default=50_000,
+        gt=0,
+        description="Nodes one request may ask for: the sum over connections of the product "
+        "of `first`/`last` along their path (GitHub's estimate)",
+    )
+
+    @field_validator("rate_limit_deploy", "rate_limit_status", "rate_limit_list")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: str) -> str:
+        if value not in ("auto", "memory", "database"):
+            raise ValueError("rate_limit_storage is auto, memory or database")
+        return value
 
     @field_validator("release_trains")
     @classmethod
@@ -237,3 +328,13 @@ def parse_release_trains(value: str) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def parse_rate_limit(value: str) -> RateLimitItem | None:
+    """`5/minute`, `100 per minute`, `10/30 seconds` → a `limits` item; `off` → None."""
+    if value.strip().lower() in ("off", "none", "0", ""):
+        return None
+    try:
+        return limits.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"not a rate limit: {value!r} (e.g. `5/minute`, or `off`)") from exc

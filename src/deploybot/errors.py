@@ -42,16 +42,33 @@ class ErrorCode(enum.StrEnum):
     NOT_EXTERNAL = "NOT_EXTERNAL"
     # Secrets deploybot keeps (issue 15).
     SECRET_NOT_FOUND = "SECRET_NOT_FOUND"
+    # Provider webhooks and notifications (issue 12).
+    WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    PAYLOAD_INVALID = "PAYLOAD_INVALID"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    NOTIFICATION_TARGET_NOT_FOUND = "NOTIFICATION_TARGET_NOT_FOUND"
+    # Limits (issue 10).
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
 class DeploybotError(Exception):
     """An expected failure: a code, a message, and the input field it concerns (if any)."""
 
-    def __init__(self, code: ErrorCode, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after
+        """Seconds to wait before the same call can succeed (RATE_LIMITED)."""
 
 
 class ValidationFailed(Exception):

@@ -192,6 +192,10 @@ class DeploymentFilter(Filter):
     created_before: datetime | None = None
     scope: Scope | None = None
     """What the caller may read (None: everything); set by the backend, never by clients."""
+    providers: Sequence[str] | None = None
+    """Deployments a provider's webhook made (github, gitlab, bitbucket, dockerhub, travis)."""
+    provider_repository: str | None = None
+    """owner/name as the provider names it."""
 
     table = deployment_table
 
@@ -212,6 +216,9 @@ class DeploymentFilter(Filter):
         found += _any_of("ref", self.refs)
         found += _any_of("state", self.states)
         found += _any_of("trigger", self.triggers)
+        found += _any_of("provider", self.providers)
+        if self.provider_repository:
+            found.append(Condition("provider_repository", "eq", self.provider_repository))
         found += _between("created_at", self.created_after, self.created_before)
         return found + _scoped(self.scope)
 

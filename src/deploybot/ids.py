@@ -16,6 +16,25 @@ class InvalidId(ValueError):
     pass
 
 
+MAX_KEY = 2**63 - 1
+"""The largest key the database can hold (BIGINT): a larger one names nothing."""
+
+
+def parse_key(text: str, what: str = "ID") -> int:
+    """A serial number (1..MAX_KEY) written in ASCII digits, or InvalidId."""
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidId(f"not a valid {what}: {text!r}")
+    if len(text) > 19 or not 0 < int(text) <= MAX_KEY:
+        raise InvalidId(f"{what} out of range (1..{MAX_KEY}): {text[:40]!r}")
+    return int(text)
+
+
+def _bounded(value: int, what: str) -> int:
+    if not -MAX_KEY <= value <= MAX_KEY:
+        raise InvalidId(f"not a valid {what}: out of range")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class GlobalId:
     type_name: str
@@ -32,17 +51,6 @@ def _b64decode(value: str, what: str) -> str:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidId(f"not a valid {what}: {value!r}") from exc
-
-
-MAX_KEY = 2**63 - 1
-"""Keys are 64-bit integers in both databases; a larger number names nothing."""
-
-
-def parse_key(text: str, what: str = "ID") -> int:
-    """A non-negative 64-bit key written in ASCII digits, else InvalidId."""
-    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()) or int(text) > MAX_KEY:
-        raise InvalidId(f"not a valid {what}: {text[:40]!r} (a number up to {MAX_KEY})")
-    return int(text)
 
 
 def encode_id(type_name: str, environment: str, key: int) -> str:
@@ -62,9 +70,9 @@ def encode_cursor(key: int) -> str:
 
 def decode_cursor(value: str) -> int:
     raw = _b64decode(value, "cursor")
-    if not raw.startswith("k:"):
+    if not raw.startswith("k:") or not (raw[2:].isascii() and raw[2:].isdigit()):
         raise InvalidId(f"not a valid cursor: {value!r}")
-    return parse_key(raw[2:], "cursor")
+    return _bounded(int(raw[2:]), "cursor")
 
 
 def encode_keyset(*parts: int) -> str:
@@ -76,12 +84,9 @@ def encode_keyset(*parts: int) -> str:
 def decode_keyset(value: str, size: int) -> tuple[int, ...]:
     raw = _b64decode(value, "cursor")
     parts = raw[2:].split(":")
-    if not raw.startswith("s:") or len(parts) != size:
+    if not raw.startswith("s:") or len(parts) != size or not all(p.isascii() for p in parts):
         raise InvalidId(f"not a valid cursor: {value!r}")
     try:
-        keys = tuple(int(p) for p in parts)
+        return tuple(_bounded(int(p), "cursor") for p in parts)
     except ValueError:
         raise InvalidId(f"not a valid cursor: {value!r}") from None
-    if any(abs(k) > MAX_KEY for k in keys):
-        raise InvalidId(f"not a valid cursor: {value!r}")
-    return keys

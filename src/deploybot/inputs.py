@@ -28,9 +28,10 @@ class DeploymentRef(NamedTuple):
 
     @classmethod
     def parse(cls, value: str) -> DeploymentRef | None:
-        """A global ID or a bare number; None for another type's ID; InvalidId if neither."""
+        """A global ID or a bare number; None for another type's ID; InvalidId if neither
+        (or if the number is out of range: 1..2**63-1, what the database can hold)."""
         if value.isascii() and value.isdigit():
-            return cls(None, parse_key(value))
+            return cls(None, parse_key(value, "deployment number"))
         gid = decode_id(value)
         if gid.type_name != "Deployment":
             return None
@@ -152,6 +153,8 @@ class DeployRequest:
     strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
     trigger: DeploymentTrigger = DeploymentTrigger.API
     provider: str | None = None
+    provider_repository: str | None = None
+    """owner/name as the provider names it (deployments a webhook made)."""
     actor: str | None = None
     requested_by: str | None = None
     """The principal that asked (set by the backend from the caller, never by the client)."""
@@ -252,3 +255,65 @@ class SecretRef:
     application: str
     name: str
     environment: str | None = None
+
+
+# --- webhooks and notifications -----------------------------------------------------------------
+
+
+@dataclass
+class WebhookOptions:
+    """How a webhook's events deploy: the options of the `deploy` they become."""
+
+    stack_file: str | None = None
+    strategy: DeploymentStrategy = DeploymentStrategy.ROLLING
+    queue: bool = True
+    service: str | None = None
+    image_repository: str | None = None
+    """Docker Hub: the image to deploy (default the payload's `repo_name`)."""
+    rollout: RolloutOptions = field(default_factory=RolloutOptions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack_file": self.stack_file,
+            "strategy": self.strategy.value,
+            "queue": self.queue,
+            "service": self.service,
+            "image_repository": self.image_repository,
+            "rollout": self.rollout.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookOptions:
+        return cls(
+            stack_file=data.get("stack_file"),
+            strategy=DeploymentStrategy(data.get("strategy") or "ROLLING"),
+            queue=bool(data.get("queue", True)),
+            service=data.get("service"),
+            image_repository=data.get("image_repository"),
+            rollout=RolloutOptions.from_json(data.get("rollout")),
+        )
+
+
+@dataclass
+class WebhookRequest:
+    """Create a webhook, or (fields left None) change some of an existing one's."""
+
+    provider: str | None = None
+    repository: str | None = None
+    application: str | None = None
+    repository_url: str | None = None
+    branches: list[str] | None = None
+    tags: list[str] | None = None
+    options: WebhookOptions | None = None
+    secret: str | None = None
+    public_key: str | None = None
+    rotate_secret: bool = False
+
+
+@dataclass
+class NotificationTargetRequest:
+    url: str
+    applications: list[str] = field(default_factory=list)
+    states: list[DeploymentState] = field(default_factory=list)
+    format: str = "GENERIC"
+    secret: str | None = None

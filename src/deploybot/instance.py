@@ -20,6 +20,7 @@ from sqlalchemy import text
 from deploybot.access import LOCAL_USER, Principal
 from deploybot.backend.local import LocalBackend
 from deploybot.config import Settings
+from deploybot.core.rate_limits import RateLimits
 from deploybot.core.tokens import TokenCache
 from deploybot.db import migrate
 from deploybot.db.engine import Database
@@ -68,6 +69,7 @@ class Instance:
             swarm=SwarmStatus(self.swarm),
             service_logs=self.service_logs,
             token_cache=self.tokens,
+            rate_limits=RateLimits.from_settings(self.settings, self.db),
         )
 
     def backend_for(self, principal: Principal) -> LocalBackend:
@@ -130,6 +132,8 @@ class Instance:
             yield self
         finally:
             await self.hub.close()
+            if "backend" in self.__dict__:  # built: its rate limits may hold a connection
+                await self.backend.rate_limits.close()
             await self.swarm.close()
             if self.relay is not None:
                 await self.relay.stop()

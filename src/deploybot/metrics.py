@@ -48,14 +48,14 @@ LOG_LINES = Counter("deploybot_log_lines_written_total", "Deployment log lines s
 
 WEBHOOK_DELIVERIES = Counter(
     "deploybot_webhook_deliveries_total",
-    "Webhook deliveries received, by provider and outcome "
-    "(deployed, ignored, duplicate, rejected, failed)",
+    "Webhook deliveries received, by provider and outcome (deployed, ignored, duplicate, "
+    "rejected, signature_invalid, payload_invalid, webhook_not_found, too_large)",
     ["provider", "outcome"],
 )
 RATE_LIMITED = Counter(
     "deploybot_rate_limited_requests_total",
-    "Requests refused with RATE_LIMITED, by transport (graphql, websocket, hooks, rest)",
-    ["transport"],
+    "Requests refused with RATE_LIMITED, by limit (deploy, status, list, websocket_operations)",
+    ["limit"],
 )
 
 GRAPHQL_OPERATIONS = Counter(

@@ -58,6 +58,7 @@ class DeploymentRecord:
     version: str | None = None
     previous_version: str | None = None
     provider: str | None = None
+    provider_repository: str | None = None
     actor: str | None = None
     requested_by: str | None = None
     team: str | None = None
@@ -453,3 +454,89 @@ class SecretRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+# --- webhooks and notifications -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    """A configured webhook; never carries its secret (see `CreatedWebhook`)."""
+
+    id: int
+    environment: str
+    provider: str
+    repository: str
+    repository_url: str | None
+    application: str
+    branches: list[str]
+    tags: list[str]
+    options: dict[str, Any]
+    has_public_key: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CreatedWebhook:
+    """A webhook as created (or with a new secret): the only time its secret is answered."""
+
+    webhook: WebhookRecord
+    secret: str
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryRecord:
+    id: int
+    environment: str
+    webhook_id: int
+    delivery_key: str
+    event: str
+    outcome: str
+    """DEPLOYED, IGNORED or REJECTED."""
+    reason: str | None
+    deployment_id: int | None
+    payload: Any
+    headers: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """What a webhook request did: its delivery, the deployment it made (or had made, for a
+    redelivery), and whether it was a redelivery."""
+
+    delivery: WebhookDeliveryRecord
+    deployment: DeploymentRecord | None
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class NotificationTargetRecord:
+    id: int
+    environment: str
+    url: str
+    applications: list[str]
+    states: list[str]
+    format: str
+    has_secret: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NotificationDeliveryRecord:
+    id: int
+    environment: str
+    delivery_uuid: str
+    target_id: int | None
+    url: str
+    deployment_id: int | None
+    state: str | None
+    status: str
+    """PENDING, DELIVERED or FAILED (gave up)."""
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

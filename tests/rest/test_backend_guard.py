@@ -38,7 +38,8 @@ async def test_new_calls_require_their_grants(tmp_path: Path) -> None:
         )
         with pytest.raises(DeploybotError) as elsewhere:
             await other_app.add_recorded_services(ref, [RecordedService(name="api")])
-        assert elsewhere.value.code is ErrorCode.FORBIDDEN
+        # Outside the caller's scope a deployment answers as a missing one.
+        assert elsewhere.value.code is ErrorCode.DEPLOYMENT_NOT_FOUND
 
         recorder = instance.backend_for(
             Principal("ci", parse_grants(["record:test/rs-guard"]), key="ci")

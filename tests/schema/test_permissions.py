@@ -28,6 +28,15 @@ EXPECTED = {
     "setSecret": Action.SECRETS,
     "deleteSecret": Action.SECRETS,
     "addDeploymentServices": Action.RECORD,
+    "webhooks": Action.ADMIN,
+    "webhookDeliveries": Action.ADMIN,
+    "notificationTargets": Action.ADMIN,
+    "notificationDeliveries": Action.ADMIN,
+    "createWebhook": Action.ADMIN,
+    "updateWebhook": Action.ADMIN,
+    "deleteWebhook": Action.ADMIN,
+    "createNotificationTarget": Action.ADMIN,
+    "deleteNotificationTarget": Action.ADMIN,
 }
 """Fields that need more than `read` (every other root field needs `read`)."""
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from deploybot.access import LOCAL_USER, Action, Principal
+from deploybot.access import LOCAL_USER, Action, Grant, Principal
 from deploybot.backend.guard import Guard
 from deploybot.config import Settings
 from deploybot.core import (
@@ -28,15 +28,18 @@ from deploybot.core import (
     feeds,
     history,
     logs,
+    notifications,
     policy_store,
     releases,
     rollbacks,
     secrets,
     tokens,
     validation,
+    webhooks,
 )
 from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmInspector
 from deploybot.core.policy import PolicyChange, StoredPolicy
+from deploybot.core.rate_limits import RateLimitKind, RateLimits
 from deploybot.core.requests import application_of
 from deploybot.db.engine import Database
 from deploybot.domain import ApplicationState, DeploymentState, Interval
@@ -46,6 +49,7 @@ from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
+    NotificationTargetRequest,
     PageRequest,
     PublishRequest,
     RecordedService,
@@ -54,17 +58,21 @@ from deploybot.inputs import (
     RollbackRequest,
     SecretRef,
     SetSecretRequest,
+    WebhookRequest,
 )
 from deploybot.live.feed import Batch, Feed
 from deploybot.live.hub import Hub, LiveSource
 from deploybot.records import (
     ApplicationStatus,
+    CreatedWebhook,
     DeliveryMetrics,
     DeploymentChange,
     DeploymentRecord,
     DeploymentTally,
     EnvironmentVersion,
     LogLineRecord,
+    NotificationDeliveryRecord,
+    NotificationTargetRecord,
     Page,
     ReleaseRecord,
     ResultRecord,
@@ -72,8 +80,12 @@ from deploybot.records import (
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
+    WebhookDeliveryRecord,
+    WebhookOutcome,
+    WebhookRecord,
 )
 from deploybot.secretbox import box_for
+from deploybot.webhooks import HookRequest
 
 MAX_LIST_LIMIT = 100
 """Largest page of the REST application list."""
@@ -102,6 +114,8 @@ class LocalBackend:
     """Who is calling; `Instance.backend_for` binds one per request."""
     token_cache: tokens.TokenCache | None = None
     """The instance's token cache (emptied when a token is revoked here)."""
+    rate_limits: RateLimits = field(default_factory=RateLimits.off)
+    """Per-caller limits of deploys, status reads and list reads (shared by the process)."""
 
     @property
     def environment(self) -> str:
@@ -163,6 +177,12 @@ class LocalBackend:
     def _target(self, application: str) -> str:
         return f"{self.environment}/{application}"
 
+    async def _limit(self, kind: RateLimitKind, *scope: str) -> None:
+        """RATE_LIMITED when the caller made too many calls of this kind lately."""
+        if self.rate_limits.enabled:
+            caller = self.principal.key or self.principal.name
+            await self.rate_limits.hit(kind, caller, *scope)
+
     def _own(self, ref: DeploymentRef | ReleaseRef) -> bool:
         return ref.environment is None or ref.environment == self.environment
 
@@ -188,6 +208,7 @@ class LocalBackend:
         application = application_of(request)
 
         async def run() -> DeploymentRecord:
+            await self._limit(RateLimitKind.DEPLOY, application)
             self.guard.require(
                 Action.DEPLOY, application, request.repository_url, field="application"
             )
@@ -208,6 +229,7 @@ class LocalBackend:
 
     async def rollback(self, request: RollbackRequest) -> DeploymentRecord:
         async def run() -> DeploymentRecord:
+            await self._limit(RateLimitKind.DEPLOY, request.application)
             self.guard.require(Action.DEPLOY, request.application, field="application")
             asked = dataclasses.replace(request, requested_by=self.principal.label)
             return await rollbacks.create_rollback(
@@ -275,6 +297,7 @@ class LocalBackend:
 
     async def deployment(self, ref: DeploymentRef) -> DeploymentRecord | None:
         self.guard.require_anywhere(Action.READ)
+        await self._limit(RateLimitKind.STATUS)
         if not self._own(ref):
             return None
         return self._readable(await history.get_deployment(self.db, ref.number))
@@ -286,6 +309,7 @@ class LocalBackend:
         *,
         fields: Collection[str] | None = None,
     ) -> Page[DeploymentRecord]:
+        await self._limit(RateLimitKind.LIST)
         return await history.list_deployments(self.db, self._scoped(filter), page, fields=fields)
 
     async def count_deployments(self, filter: DeploymentFilter | None) -> int:
@@ -330,6 +354,7 @@ class LocalBackend:
         return await logs.count_lines(self.db, ref.number) if self._own(ref) else 0
 
     async def raw_log(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        await self._limit(RateLimitKind.STATUS)
         self.guard.require_anywhere(Action.READ)
         found = await self._visible(ref, f"deployment {ref.number} not found")
         return logs.raw_text(self.db, found.id)
@@ -385,6 +410,7 @@ class LocalBackend:
         by_release_time: bool,
         descending: bool,
     ) -> Page[ReleaseRecord]:
+        await self._limit(RateLimitKind.LIST)
         return await releases.list_releases(
             self.db,
             self._release_scope(filter),
@@ -411,6 +437,7 @@ class LocalBackend:
     # --- applications and history's views ---------------------------------------------------
 
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None:
+        await self._limit(RateLimitKind.STATUS)
         env = self._environment(environment)
         self.guard.require_anywhere(Action.READ)
         if not self.guard.may(Action.READ, name):
@@ -418,6 +445,7 @@ class LocalBackend:
         return await applications.application_status(self.db, self.swarm, name, env)
 
     async def applications(self, environment: str | None) -> list[ApplicationStatus]:
+        await self._limit(RateLimitKind.LIST)
         env = self._environment(environment)
         self.guard.require_anywhere(Action.READ)
         names = await applications.application_names(self.db, self.swarm, env)
@@ -529,6 +557,135 @@ class LocalBackend:
         self.guard.require(Action.SECRETS, application, field="application")
         return await secrets.list_secrets(self.db, env, application)
 
+    # --- webhooks ----------------------------------------------------------------------------
+
+    async def create_webhook(self, request: WebhookRequest) -> CreatedWebhook:
+        async def run() -> CreatedWebhook:
+            self.guard.require(Action.ADMIN)
+            return await webhooks.create_webhook(self.db, self.settings, request)
+
+        return await self._audited(
+            "createWebhook", f"webhook:{request.provider}:{request.repository}", run
+        )
+
+    async def webhooks(self) -> list[WebhookRecord]:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.list_webhooks(self.db, self.settings)
+
+    async def webhook(self, hook_id: int) -> WebhookRecord | None:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.get_webhook(self.db, self.settings, hook_id)
+
+    async def update_webhook(
+        self, hook_id: int, request: WebhookRequest
+    ) -> tuple[WebhookRecord, str | None]:
+        async def run() -> tuple[WebhookRecord, str | None]:
+            self.guard.require(Action.ADMIN)
+            return await webhooks.update_webhook(self.db, self.settings, hook_id, request)
+
+        return await self._audited("updateWebhook", f"webhook:{hook_id}", run)
+
+    async def delete_webhook(self, hook_id: int) -> WebhookRecord:
+        async def run() -> WebhookRecord:
+            self.guard.require(Action.ADMIN)
+            return await webhooks.delete_webhook(self.db, self.settings, hook_id)
+
+        return await self._audited("deleteWebhook", f"webhook:{hook_id}", run)
+
+    async def webhook_deliveries(self, hook_id: int, *, first: int) -> list[WebhookDeliveryRecord]:
+        self.guard.require(Action.ADMIN)
+        return await webhooks.list_deliveries(self.db, self.settings, hook_id, first=first)
+
+    async def receive_webhook(
+        self, provider: str, hook_id: int, request: HookRequest
+    ) -> WebhookOutcome:
+        """No token: the request's signature (or URL token) is its credential. The deploy it
+        makes runs as the hook's own principal, allowed to deploy its application only."""
+
+        async def admit(deploy: DeployRequest, source: webhooks.PayloadSource) -> DeploymentRecord:
+            principal = webhook_principal(hook_id, self.environment, deploy.application)
+            as_hook = dataclasses.replace(self, principal=principal)
+            as_hook.guard.require(Action.DEPLOY, deploy.application, deploy.repository_url)
+            return await admission.create_deployment(
+                as_hook.db, as_hook.bus, as_hook.settings, source, deploy, swarm=as_hook.swarm
+            )
+
+        async def deployment(number: int) -> DeploymentRecord | None:
+            return await history.get_deployment(self.db, number)
+
+        return await webhooks.receive(
+            self.db, self.settings, provider, hook_id, request, admit, deployment
+        )
+
+    async def receive_repository_webhook(
+        self, provider: str, repository: str, request: HookRequest
+    ) -> WebhookOutcome:
+        """As `receive_webhook`, to the provider's hook for `repository`."""
+        hook_id = await webhooks.hook_for(self.db, self.settings, provider, repository)
+        return await self.receive_webhook(provider, hook_id, request)
+
+    # --- provider-scoped views (seed 000) ----------------------------------------------------
+
+    def _may_read(self, record: DeploymentRecord) -> bool:
+        return self.guard.may(
+            Action.READ, record.application, record.repository_url or record.image
+        )
+
+    async def provider_deployments(
+        self, provider: str, repository: str, page: PageRequest
+    ) -> Page[DeploymentRecord]:
+        self.guard.require_anywhere(Action.READ)
+        flt = DeploymentFilter(providers=[provider], provider_repository=repository)
+        found = await history.list_deployments(self.db, flt, page)
+        edges = [edge for edge in found.edges if self._may_read(edge.node)]
+        return Page(edges, has_next=found.has_next, has_previous=found.has_previous)
+
+    async def provider_deployment(
+        self, provider: str, repository: str, ref: DeploymentRef
+    ) -> DeploymentRecord | None:
+        """One of the deployments a provider's webhook made for that repository; None for
+        any other (or one outside the caller's read scope)."""
+        self.guard.require_anywhere(Action.READ)
+        record = await self.deployment(ref)
+        if (
+            record is None
+            or record.provider != provider
+            or record.provider_repository != repository
+            or not self._may_read(record)
+        ):
+            return None
+        return record
+
+    # --- notifications -----------------------------------------------------------------------
+
+    async def create_notification_target(
+        self, request: NotificationTargetRequest
+    ) -> NotificationTargetRecord:
+        async def run() -> NotificationTargetRecord:
+            self.guard.require(Action.ADMIN)
+            return await notifications.create_target(self.db, self.settings, request)
+
+        return await self._audited("createNotificationTarget", "notification-target", run)
+
+    async def notification_targets(self) -> list[NotificationTargetRecord]:
+        self.guard.require(Action.ADMIN)
+        return await notifications.list_targets(self.db, self.settings)
+
+    async def delete_notification_target(self, target_id: int) -> NotificationTargetRecord:
+        async def run() -> NotificationTargetRecord:
+            self.guard.require(Action.ADMIN)
+            return await notifications.delete_target(self.db, self.settings, target_id)
+
+        return await self._audited(
+            "deleteNotificationTarget", f"notification-target:{target_id}", run
+        )
+
+    async def notification_deliveries(
+        self, target_id: int, *, first: int
+    ) -> list[NotificationDeliveryRecord]:
+        self.guard.require(Action.ADMIN)
+        return await notifications.list_deliveries(self.db, self.settings, target_id, first=first)
+
     # --- live -------------------------------------------------------------------------------
 
     async def _prepared(self, feed: Feed) -> None:
@@ -636,3 +793,11 @@ class LocalBackend:
     ) -> Page[audit.AuditRecord]:
         self.guard.require(Action.ADMIN)
         return await audit.list_events(self.db, filter, first=first, after=after)
+
+
+def webhook_principal(hook_id: int, environment: str, application: str | None = None) -> Principal:
+    """Who a webhook's deploys run as: its hook, allowed to deploy its one application."""
+    grants = (
+        (Grant(frozenset({Action.DEPLOY}), (environment,), (application,)),) if application else ()
+    )
+    return Principal(name=f"webhook:{hook_id}", grants=grants, key=f"webhook:{hook_id}")

@@ -32,6 +32,7 @@ from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
+    NotificationTargetRequest,
     PageRequest,
     PublishRequest,
     RecordedService,
@@ -40,15 +41,19 @@ from deploybot.inputs import (
     RollbackRequest,
     SecretRef,
     SetSecretRequest,
+    WebhookRequest,
 )
 from deploybot.live.hub import LiveSource
 from deploybot.records import (
     ApplicationStatus,
+    CreatedWebhook,
     DeliveryMetrics,
     DeploymentRecord,
     DeploymentTally,
     EnvironmentVersion,
     LogLineRecord,
+    NotificationDeliveryRecord,
+    NotificationTargetRecord,
     Page,
     ReleaseRecord,
     ResultRecord,
@@ -56,7 +61,11 @@ from deploybot.records import (
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
+    WebhookDeliveryRecord,
+    WebhookOutcome,
+    WebhookRecord,
 )
+from deploybot.webhooks import HookRequest
 
 
 class Backend(Protocol):
@@ -207,6 +216,68 @@ class Backend(Protocol):
 
     async def update_deploy_policy(self, change: PolicyChange) -> StoredPolicy:
         """Change the policy (FORBIDDEN unless admin; INVALID_INPUT naming the field)."""
+        ...
+
+    # --- webhooks (configuration is admin's) ----------------------------------------------
+
+    async def create_webhook(self, request: WebhookRequest) -> CreatedWebhook:
+        """The webhook and its secret (the only answer that carries it)."""
+        ...
+
+    async def webhooks(self) -> list[WebhookRecord]: ...
+
+    async def webhook(self, hook_id: int) -> WebhookRecord | None: ...
+
+    async def update_webhook(
+        self, hook_id: int, request: WebhookRequest
+    ) -> tuple[WebhookRecord, str | None]:
+        """The webhook, and its new secret when one was given or rotated."""
+        ...
+
+    async def delete_webhook(self, hook_id: int) -> WebhookRecord: ...
+
+    async def webhook_deliveries(
+        self, hook_id: int, *, first: int
+    ) -> list[WebhookDeliveryRecord]: ...
+
+    async def receive_webhook(
+        self, provider: str, hook_id: int, request: HookRequest
+    ) -> WebhookOutcome:
+        """A provider's request, authenticated by its signature; its deploy runs as the hook."""
+        ...
+
+    async def receive_repository_webhook(
+        self, provider: str, repository: str, request: HookRequest
+    ) -> WebhookOutcome:
+        """As `receive_webhook`, to the provider's hook for `repository` (owner/name)."""
+        ...
+
+    # --- provider-scoped views (seed 000) ----------------------------------------------------
+
+    async def provider_deployments(
+        self, provider: str, repository: str, page: PageRequest
+    ) -> Page[DeploymentRecord]:
+        """Deployments a provider's webhooks made for `repository` (owner/name)."""
+        ...
+
+    async def provider_deployment(
+        self, provider: str, repository: str, ref: DeploymentRef
+    ) -> DeploymentRecord | None: ...
+
+    # --- notifications (admin's) ------------------------------------------------------------
+
+    async def create_notification_target(
+        self, request: NotificationTargetRequest
+    ) -> NotificationTargetRecord: ...
+
+    async def notification_targets(self) -> list[NotificationTargetRecord]: ...
+
+    async def delete_notification_target(self, target_id: int) -> NotificationTargetRecord: ...
+
+    async def notification_deliveries(
+        self, target_id: int, *, first: int
+    ) -> list[NotificationDeliveryRecord]:
+        """A target's deliveries and how they went, newest first."""
         ...
 
     # --- live -------------------------------------------------------------------------------

@@ -308,6 +308,7 @@ async def _admit(
             strategy=request.strategy,
             trigger=request.trigger,
             provider=request.provider,
+            provider_repository=request.provider_repository,
             actor=request.actor,
             requested_by=request.requested_by,
             team=request.team,

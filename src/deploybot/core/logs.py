@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from deploybot.core.log_retention import pruned
 from deploybot.db.engine import Database
 from deploybot.db.models import log_table
 from deploybot.domain import LogSource, LogStream
@@ -160,11 +161,25 @@ def format_line(line: LogLineRecord) -> str:
 
 
 async def raw_text(db: Database, deployment_id: int, *, chunk: int = 2000) -> AsyncIterator[str]:
-    """The whole log as text, read in chunks so a huge log never sits in memory at once."""
+    """The whole log as text, read in chunks so a huge log never sits in memory at once;
+    where log retention removed lines, one line says how many and when."""
     after = 0
+    pruned_at: datetime | None = None
     while True:
         rows = await list_lines(db, deployment_id, after_seq=after, limit=chunk)
         if not rows:
             return
-        yield "".join(format_line(row) for row in rows)
-        after = rows[-1].sequence
+        parts = []
+        for row in rows:
+            if row.sequence != after + 1:
+                if pruned_at is None:
+                    _, pruned_at = await pruned(db, deployment_id)
+                parts.append(gap_line(row.sequence - after - 1, pruned_at))
+            parts.append(format_line(row))
+            after = row.sequence
+        yield "".join(parts)
+
+
+def gap_line(count: int, when: datetime | None) -> str:
+    at = f" on {when.isoformat(timespec='seconds')}" if when else ""
+    return f"[deploybot] … {count} lines pruned by log retention{at} …\n"

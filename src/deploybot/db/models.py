@@ -58,6 +58,7 @@ class Deployment(SQLModel, table=True):
         Index("ix_deployment_commit_sha", "commit_sha"),
         Index("ix_deployment_state_id", "state", "id"),
         Index("ix_deployment_created_at", "created_at"),
+        Index("ix_deployment_provider_repository_id", "provider", "provider_repository", "id"),
         # A retried deploy with the same key finds its deployment; one per key and environment.
         Index(
             "uq_deployment_idempotency",
@@ -97,6 +98,11 @@ class Deployment(SQLModel, table=True):
         default=DeploymentTrigger.API, sa_type=_enum(DeploymentTrigger)
     )
     provider: str | None = Field(default=None, sa_type=String(50))
+    provider_repository: str | None = Field(
+        default=None,
+        sa_type=String(500),
+        description="owner/name as the provider (webhook) names the repository",
+    )
     actor: str | None = Field(default=None, sa_type=String(255))
     requested_by: str | None = Field(
         default=None, sa_type=String(300), description="The principal that asked (its label)"
@@ -135,6 +141,22 @@ class Deployment(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
+
+
+class LogRetention(SQLModel, table=True):
+    """What log retention did to a finished deployment's log: the rule applied last
+    (`count`, then `age` once the deployment is old enough) and how many lines went."""
+
+    __tablename__ = "log_retention"
+
+    deployment_id: int = Field(
+        sa_column=Column(
+            BigIntKey, ForeignKey("deployment.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    rule: str = Field(sa_type=String(10))
+    pruned_lines: int = Field(default=0, sa_type=BigIntKey)
+    pruned_at: datetime | None = _ts()
 
 
 class DeploymentStep(SQLModel, table=True):
@@ -318,12 +340,25 @@ class AuditEvent(SQLModel, table=True):
     message: str | None = Field(default=None, sa_type=Text)
 
 
+class RateLimitCounter(SQLModel, table=True):
+    """A fixed-window counter of the rate limits, shared by the API processes of one
+    PostgreSQL database (`core.rate_limits`); a row per caller, limit and application."""
+
+    __tablename__ = "rate_limit_counter"
+
+    key: str = Field(sa_type=String(512), primary_key=True)
+    count: int = Field(default=0, nullable=False)
+    expires_at: float = Field(nullable=False, index=True)
+    """Epoch seconds at which the window ends (the next hit starts a new one)."""
+
+
 metadata = SQLModel.metadata
 
 # The tables as SQLAlchemy Core sees them, for queries that need no ORM objects.
 deployment_table: Table = metadata.tables["deployment"]
 step_table: Table = metadata.tables["deployment_step"]
 log_table: Table = metadata.tables["log_line"]
+log_retention_table: Table = metadata.tables["log_retention"]
 service_table: Table = metadata.tables["service_rollout"]
 result_table: Table = metadata.tables["deployment_result"]
 application_table: Table = metadata.tables["application"]
@@ -332,3 +367,105 @@ deploy_policy_table: Table = metadata.tables["deploy_policy"]
 kept_secret_table: Table = metadata.tables["kept_secret"]
 token_table: Table = metadata.tables["api_tokens"]
 audit_table: Table = metadata.tables["audit_events"]
+
+
+class Webhook(SQLModel, table=True):
+    """A provider's webhook: which repository's pushes it accepts and how they deploy.
+
+    The secret is stored as given (HMAC verification needs the secret itself, not a digest);
+    it is shown once when created and never answered again.
+    """
+
+    __tablename__ = "webhook"
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    environment: str = Field(sa_type=String(100))
+    provider: str = Field(sa_type=String(20))
+    repository: str = Field(sa_type=String(1000))
+    repository_url: str | None = Field(default=None, sa_type=String(1000))
+    application: str = Field(sa_type=String(200))
+    branches: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    tags: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    options: dict[str, Any] = Field(default_factory=dict, sa_type=PortableJSON)
+    secret: str = Field(sa_type=String(500))
+    public_key: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One verified delivery of a webhook; `delivery_key` de-duplicates redeliveries."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "delivery_key", name="uq_webhook_delivery_key"),
+        Index("ix_webhook_delivery_webhook_id", "webhook_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    webhook_id: int = Field(
+        sa_column=Column(BigIntKey, ForeignKey("webhook.id", ondelete="CASCADE"), nullable=False)
+    )
+    delivery_key: str = Field(sa_type=String(255))
+    event: str = Field(sa_type=String(100))
+    outcome: str = Field(sa_type=String(20))
+    reason: str | None = Field(default=None, sa_type=Text)
+    deployment_id: int | None = Field(default=None, sa_type=BigIntKey)
+    payload: Any = Field(default=None, sa_type=PortableJSON)
+    headers: dict[str, Any] = Field(default_factory=dict, sa_type=PortableJSON)
+    callback_url: str | None = Field(default=None, sa_type=String(2000))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class NotificationTarget(SQLModel, table=True):
+    """Where deploybot POSTs deployments' state changes (the secret signs each body)."""
+
+    __tablename__ = "notification_target"
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    environment: str = Field(sa_type=String(100))
+    url: str = Field(sa_type=String(2000))
+    applications: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    states: list[str] = Field(default_factory=list, sa_type=PortableJSON)
+    format: str = Field(sa_type=String(20))
+    secret: str | None = Field(default=None, sa_type=String(500))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """One POST to make (a target's, or a Docker Hub callback's) and how its tries went."""
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (
+        Index("ix_notification_delivery_pending", "status", "next_attempt_at"),
+        Index("ix_notification_delivery_target", "target_id", "id"),
+        # One POST per target and state change, however many processes heard the event.
+        UniqueConstraint("dedup_key", name="uq_notification_delivery_dedup"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
+    delivery_uuid: str = Field(sa_type=String(64))
+    dedup_key: str = Field(sa_type=String(255))
+    target_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigIntKey, ForeignKey("notification_target.id", ondelete="CASCADE"), nullable=True
+        ),
+    )
+    url: str = Field(sa_type=String(2000))
+    deployment_id: int | None = Field(default=None, sa_type=BigIntKey)
+    state: str | None = Field(default=None, sa_type=String(20))
+    body: Any = Field(default=None, sa_type=PortableJSON)
+    status: str = Field(sa_type=String(20))
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    delivered_at: datetime | None = _ts()
+
+
+webhook_table: Table = metadata.tables["webhook"]
+webhook_delivery_table: Table = metadata.tables["webhook_delivery"]
+notification_target_table: Table = metadata.tables["notification_target"]
+notification_delivery_table: Table = metadata.tables["notification_delivery"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deploybot.errors import DeploybotError, ErrorCode
-from deploybot.resolvers.deployments import deployment_ref
+from deploybot.errors import DeploybotError
+from deploybot.resolvers.deployments import field_ref
 from deploybot.schema.admission import (
     CancelDeploymentInput,
     CancelDeploymentPayload,
@@ -20,14 +20,8 @@ async def validate_deployment(info: Info, input: DeployInput) -> DeploymentValid
 
 
 async def cancel_deployment(info: Info, input: CancelDeploymentInput) -> CancelDeploymentPayload:
-    ref = deployment_ref(input.id)
     try:
-        if ref is None:
-            raise DeploybotError(
-                ErrorCode.DEPLOYMENT_NOT_FOUND,
-                f"deployment {input.id} is not one of this environment's",
-                field="id",
-            )
+        ref = field_ref(input.id, "id", f"deployment {input.id} is not one of this environment's")
         record = await info.context.backend.cancel_deployment(ref)
     except DeploybotError as exc:
         return CancelDeploymentPayload(

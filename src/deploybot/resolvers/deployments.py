@@ -34,7 +34,7 @@ def deployment_ref(value: str) -> DeploymentRef | None:
     try:
         return DeploymentRef.parse(value)
     except InvalidId as exc:
-        raise PublicError(str(exc)) from exc
+        raise PublicError(str(exc), ErrorCode.INVALID_INPUT.value) from exc
 
 
 def field_ref(value: str, field: str, missing: str) -> DeploymentRef:

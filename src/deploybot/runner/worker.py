@@ -15,7 +15,7 @@ import socket
 import uuid
 
 from deploybot.config import Settings
-from deploybot.core import lifecycle, queue
+from deploybot.core import lifecycle, log_retention, queue
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
 from deploybot.errors import ErrorCode
@@ -65,6 +65,9 @@ class Runner:
             await self.recover()
         except Exception:
             logger.exception("could not recover abandoned deployments")
+        pruning = asyncio.create_task(
+            log_retention.prune_periodically(self.ctx.db, settings, self._stop)
+        )
         async with self.ctx.bus.subscribe() as sub:
             while not self._stop.is_set():
                 await self._fill()
@@ -81,6 +84,7 @@ class Runner:
                     waiter.cancel()
                 while not sub.queue.empty():
                     sub.queue.get_nowait()
+        pruning.cancel()
         for task in list(self._running):
             task.cancel()
         for task in list(self._running):

@@ -22,8 +22,10 @@ from deploybot.resolvers import (
 )
 from deploybot.resolvers import delivery_metrics as metrics_resolvers
 from deploybot.resolvers import external_deployments as external_resolvers
+from deploybot.resolvers import notifications as notification_resolvers
 from deploybot.resolvers import releases as release_resolvers
 from deploybot.resolvers import secrets as secret_resolvers
+from deploybot.resolvers import webhooks as webhook_resolvers
 from deploybot.schema.access import (
     ApiToken,
     AuditEventConnection,
@@ -43,6 +45,13 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
+from deploybot.schema.limits import QueryLimitsExtension, tag_request_error
+from deploybot.schema.notifications import (
+    CreateNotificationTargetPayload,
+    DeleteNotificationTargetPayload,
+    NotificationDelivery,
+    NotificationTarget,
+)
 from deploybot.schema.operation_metrics import OperationMetrics
 from deploybot.schema.permissions import (
     RequiresAdmin,
@@ -57,6 +66,13 @@ from deploybot.schema.policy import DeployPolicy, UpdateDeployPolicyPayload
 from deploybot.schema.releases import PublishReleasePayload, Release, ReleaseConnection
 from deploybot.schema.rollbacks import RollbackPayload
 from deploybot.schema.secrets import DeleteSecretPayload, KeptSecret, SetSecretPayload
+from deploybot.schema.webhooks import (
+    CreateWebhookPayload,
+    DeleteWebhookPayload,
+    UpdateWebhookPayload,
+    Webhook,
+    WebhookDelivery,
+)
 
 logger = logging.getLogger("deploybot.graphql")
 
@@ -134,6 +150,26 @@ class Query:
         description="The audit trail (admin): who did what, when, how it ended; newest first.",
         extensions=allowed(RequiresAdmin),
     )
+    webhooks: list[Webhook] = strawberry.field(
+        resolver=webhook_resolvers.webhooks,
+        description="The provider webhooks configured here (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
+    webhook_deliveries: list[WebhookDelivery] = strawberry.field(
+        resolver=webhook_resolvers.webhook_deliveries,
+        description="A webhook's latest deliveries, newest first (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
+    notification_targets: list[NotificationTarget] = strawberry.field(
+        resolver=notification_resolvers.notification_targets,
+        description="Where deployments' state changes are POSTed (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
+    notification_deliveries: list[NotificationDelivery] = strawberry.field(
+        resolver=notification_resolvers.notification_deliveries,
+        description="A notification target's latest deliveries and their outcome (admin).",
+        extensions=allowed(RequiresAdmin),
+    )
 
 
 @strawberry.type
@@ -207,6 +243,31 @@ class Mutation:
         description="Revoke an API token (admin); servers refuse it within seconds.",
         extensions=allowed_mutation(RequiresAdmin),
     )
+    create_webhook: CreateWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.create_webhook,
+        description="Configure a provider webhook; its secret is answered this once (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    update_webhook: UpdateWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.update_webhook,
+        description="Change a webhook's configuration, or rotate its secret (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    delete_webhook: DeleteWebhookPayload = strawberry.mutation(
+        resolver=webhook_resolvers.delete_webhook,
+        description="Remove a webhook and its deliveries (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    create_notification_target: CreateNotificationTargetPayload = strawberry.mutation(
+        resolver=notification_resolvers.create_notification_target,
+        description="POST each matching deployment state change to a URL, signed (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
+    delete_notification_target: DeleteNotificationTargetPayload = strawberry.mutation(
+        resolver=notification_resolvers.delete_notification_target,
+        description="Stop notifying a URL (its pending deliveries are dropped) (admin).",
+        extensions=allowed_mutation(RequiresAdmin),
+    )
 
 
 @strawberry.type
@@ -247,7 +308,7 @@ class Schema(strawberry.Schema):
     ) -> None:
         for index, error in enumerate(errors):
             original = error.original_error
-            if isinstance(original, DeploybotError):  # a backend refusal no resolver caught
+            if isinstance(original, DeploybotError):
                 original = PublicError.from_exception(original)
             if isinstance(original, PublicError) and original.code:
                 errors[index] = GraphQLError(
@@ -255,10 +316,16 @@ class Schema(strawberry.Schema):
                     nodes=error.nodes,
                     path=error.path,
                     original_error=original,
-                    extensions={**(error.extensions or {}), "code": original.code},
+                    extensions={**(error.extensions or {}), **original.extensions},
                 )
                 continue
-            if original is None or isinstance(original, PublicError):
+            if original is None or isinstance(original, GraphQLError):
+                # GraphQL's own errors (a variable's value its type cannot represent).
+                errors[index] = tag_request_error(
+                    error if original is None else _public(error, original)
+                )
+                continue
+            if isinstance(original, PublicError):
                 continue
             logger.error("unexpected error in %s", error.path, exc_info=original)
             errors[index] = GraphQLError(
@@ -266,13 +333,20 @@ class Schema(strawberry.Schema):
             )
 
 
+def _public(error: GraphQLError, original: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        error.message, nodes=error.nodes, path=error.path, extensions=original.extensions
+    )
+
+
 schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[Deployment, Release],
+    types=[Deployment, Release, Webhook],
     execution_context_class=Executor,
     extensions=[
+        QueryLimitsExtension,
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),
         OperationMetrics,

@@ -30,6 +30,7 @@ from deploybot.schema.enums import (
     LogStream,
     OrderDirection,
     StepStatus,
+    WebhookProvider,
 )
 from deploybot.schema.releases import Release
 from deploybot.schema.rollout import (
@@ -165,6 +166,9 @@ class Deployment(Node):
     state: DeploymentState
     trigger: DeploymentTrigger
     provider: str | None
+    provider_repository: str | None = strawberry.field(
+        description="owner/name as the provider named the repository (webhook deployments)."
+    )
     actor: str | None = strawberry.field(
         description="Who the request says made it (another tool's user, free text)."
     )
@@ -258,11 +262,11 @@ class Deployment(Node):
         self, info: Info, first: int = 100, after: str | None = None
     ) -> LogLineConnection:
         if not 1 <= first <= 1000:
-            raise PublicError("first must be between 1 and 1000")
+            raise PublicError("first must be between 1 and 1000", ErrorCode.INVALID_INPUT.value)
         try:
             after_seq = decode_cursor(after) if after else 0
         except InvalidId as exc:
-            raise PublicError(str(exc)) from exc
+            raise PublicError(str(exc), ErrorCode.INVALID_INPUT.value) from exc
         found = await info.context.backend.log_lines(self.key, after=after_seq, first=first + 1)
         more = len(found) > first
         lines = [LogLine.from_record(line) for line in found[:first]]
@@ -350,6 +354,12 @@ class DeploymentFilter:
     states: list[DeploymentState] | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    providers: list[WebhookProvider] | None = strawberry.field(
+        default=None, description="Made by these providers' webhooks."
+    )
+    provider_repository: str | None = strawberry.field(
+        default=None, description="owner/name as the provider names the repository."
+    )
 
     def to_core(self) -> filters.DeploymentFilter:
         return filters.DeploymentFilter(
@@ -361,6 +371,8 @@ class DeploymentFilter:
             states=list(self.states) if self.states else None,
             created_after=self.created_after,
             created_before=self.created_before,
+            providers=[p.value for p in self.providers] if self.providers else None,
+            provider_repository=self.provider_repository,
         )
 
 

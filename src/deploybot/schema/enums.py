@@ -51,6 +51,15 @@ class DeploymentOrderField(enum.Enum):
     CREATED_AT = "CREATED_AT"
 
 
+@strawberry.enum(description="A provider that calls deploybot's webhooks.")
+class WebhookProvider(enum.Enum):
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    BITBUCKET = "bitbucket"
+    DOCKER_HUB = "dockerhub"
+    TRAVIS = "travis"
+
+
 __all__ = [
     "ApplicationState",
     "DeploymentEventKind",
@@ -65,4 +74,5 @@ __all__ = [
     "OrderDirection",
     "ProgressStatus",
     "StepStatus",
+    "WebhookProvider",
 ]

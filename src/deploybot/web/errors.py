@@ -18,16 +18,33 @@ _STATUS = {
     "INVALID_INPUT": 400,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
+    "RATE_LIMITED": 429,
+    "PAYLOAD_TOO_LARGE": 413,
 }
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """`{"error": {"code", "message"[, "retryAfter"]}}`; a wait also goes in `Retry-After`."""
+    error: dict[str, object] = {"code": code, "message": message}
+    all_headers = dict(headers or {})
+    if retry_after is not None:
+        error["retryAfter"] = retry_after
+        all_headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"error": error}, status_code=status, headers=all_headers or None)
 
 
 def expected_failure(exc: DeploybotError) -> JSONResponse:
     """An expected failure of the backend, with the status its code means over HTTP."""
-    return error_response(_STATUS.get(exc.code.value, 400), exc.code.value, exc.message)
+    return error_response(
+        _STATUS.get(exc.code.value, 400), exc.code.value, exc.message, retry_after=exc.retry_after
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from deploybot.errors import DeploybotError
+from deploybot.ids import InvalidId, parse_key
 from deploybot.inputs import DeploymentRef
 from deploybot.web.auth import bound_backend
 from deploybot.web.errors import error_response, expected_failure
@@ -15,14 +16,20 @@ TEXT = "text/plain; charset=utf-8"
 
 
 async def raw_logs(request: Request) -> Response:
-    backend = bound_backend(request)  # 401 before anything else is looked at
-    raw_id = request.path_params["id"]
-    if not raw_id.isdigit():
-        return error_response(400, "INVALID_INPUT", f"not a deployment number: {raw_id!r}")
-    ref = DeploymentRef(None, int(raw_id))
+    bound_backend(request)  # 401 before anything else is looked at
+    try:
+        ref = DeploymentRef(None, parse_key(request.path_params["id"], "deployment number"))
+    except InvalidId as exc:
+        return error_response(400, "INVALID_INPUT", str(exc))
+    return await log_response(request, ref)
+
+
+async def log_response(request: Request, ref: DeploymentRef) -> Response:
+    """The raw log of `ref`, or (`?follow=true`) its live stream."""
     follow = request.query_params.get("follow", "false").lower()
     if follow not in ("true", "false", "1", "0"):
         return error_response(400, "INVALID_INPUT", "follow must be true or false")
+    backend = bound_backend(request)
     try:
         if follow in ("false", "0"):
             return StreamingResponse(await backend.raw_log(ref), media_type=TEXT)

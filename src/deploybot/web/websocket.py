@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from graphql import (
@@ -34,7 +34,7 @@ from graphql import (
     GraphQLError,
     OperationType,
     get_operation_ast,
-    parse,
+    specified_rules,
     validate,
 )
 from graphql.execution import create_source_event_stream, execute_subscription_event
@@ -45,8 +45,10 @@ from deploybot.access import Principal
 from deploybot.live.hub import FeedFailed, LiveStream
 from deploybot.metrics import ACTIVE_SUBSCRIPTIONS, OPEN_WEBSOCKETS, RATE_LIMITED, timed_operation
 from deploybot.schema import Schema
+from deploybot.schema import limits as query_limits
 from deploybot.schema.context import Context
 from deploybot.schema.execution import Executor
+from deploybot.schema.limits import parse_limited
 from deploybot.web.auth import principal_of, token_from_header, token_of
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ class Limits:
 @lru_cache(maxsize=1000)
 def _parse(query: str) -> DocumentNode | GraphQLError:
     try:
-        return parse(query)
+        return parse_limited(query)
     except GraphQLError as exc:
         return exc
 
@@ -131,7 +133,9 @@ class GraphQLWebSocket:
     def validation_errors(self, query: str, document: DocumentNode) -> list[dict[str, Any]]:
         errors = self._validated.get(query)
         if errors is None:
-            errors = [dict(e.formatted) for e in validate(self.schema._schema, document)]
+            rules = (*specified_rules, *query_limits.current().rules)
+            found = validate(self.schema._schema, document, rules)
+            errors = [dict(e.formatted) for e in found]
             if len(self._validated) < 1000:
                 self._validated[query] = errors
         return errors  # type: ignore[return-value]
@@ -280,7 +284,7 @@ class _Connection:
             self.operations.pop(op_id).cancel()
         if len(self.operations) >= self.endpoint.limits.max_subscriptions:
             limit = self.endpoint.limits.max_subscriptions
-            RATE_LIMITED.labels("websocket").inc()
+            RATE_LIMITED.labels("websocket_operations").inc()
             await self._send_error(
                 op_id,
                 [_error(f"too many operations on one connection (limit {limit})", "RATE_LIMITED")],
@@ -357,7 +361,7 @@ class _Connection:
         if isinstance(built, list):
             await self._send_error(op_id, [e.formatted for e in built])  # type: ignore[misc]
             return False
-        executor = cast(Executor, built)
+        executor = built
         with timed_operation(operation_name or _name_of(operation), "subscription"):
             created = create_source_event_stream(executor)
             source = await created if inspect.isawaitable(created) else created
