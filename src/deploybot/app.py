@@ -24,9 +24,10 @@ from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 
 @contextlib.asynccontextmanager
-async def _embedded_runner(instance: Instance) -> AsyncIterator[None]:
+async def _embedded_runner(instance: Instance, app: Starlette) -> AsyncIterator[None]:
     runner = Runner(instance.db, instance.bus, instance.settings, instance.swarm)
     task = asyncio.create_task(runner.run())
+    app.state.runner = runner  # `deploybot serve` drains it on SIGTERM
     try:
         yield
     finally:
@@ -48,7 +49,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(instance.running(migrations=run_migrations))
             if embedded_runner:
-                await stack.enter_async_context(_embedded_runner(instance))
+                await stack.enter_async_context(_embedded_runner(instance, app))
             # Everything built at start-up lives as long as the process: move it out of
             # the collector's way so collections under load only walk request garbage.
             gc.collect()

@@ -65,19 +65,21 @@ def serve(
     import uvicorn
 
     from deploybot.app import create_app
+    from deploybot.web.graceful import GracefulServer
 
     _logging(log_level)
     settings = _settings(
         database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
     )
     app = create_app(settings, run_migrations=migrate, embedded_runner=runner)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
         ws_per_message_deflate=settings.ws_compression,
     )
+    GracefulServer(config, app, settings.runner_stop_grace).run()
 
 
 @cli.command("runner")
@@ -103,8 +105,14 @@ def run_runner(
         async with Instance(settings).running() as instance:
             worker = Runner(instance.db, instance.bus, settings, instance.swarm)
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(signal.SIGINT, worker.stop)
+            draining: list[asyncio.Task[None]] = []
+            loop.add_signal_handler(
+                signal.SIGTERM,
+                lambda: draining.append(
+                    asyncio.create_task(worker.drain(settings.runner_stop_grace))
+                ),
+            )
             await worker.run()
 
     asyncio.run(main())
