@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds every new task must keep running before a service counts as converged",
     )
+    docker_patience: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a converging rollout waits for an unreachable Docker (a daemon"
+        " restarting) before the deployment ends ERROR DOCKER_UNAVAILABLE",
+    )
     runner_concurrency: int = Field(
         default=2, ge=1, description="Deployments one runner process executes at once"
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from deploybot.runner.swarm import Swarm, image_of
+from deploybot.runner.swarm import DockerUnavailable, Swarm, image_of
 
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 BAD_UPDATE_STATES = frozenset(
@@ -166,24 +166,39 @@ async def wait_converged(
     stable: float = 2.0,
     max_failures: int = 3,
     on_change: Callable[[ServiceWatch], Awaitable[None]] | None = None,
+    patience: float = 0.0,
+    on_unavailable: Callable[[str], None] | None = None,
 ) -> list[ServiceWatch]:
-    """Poll until every service converged; raise ConvergeFailed/ConvergeTimeout otherwise."""
+    """Poll until every service converged; raise ConvergeFailed/ConvergeTimeout otherwise.
+
+    Docker out of reach (its daemon restarting) is waited for up to `patience` seconds:
+    Swarm goes on with the update meanwhile, and the watch resumes where it stands; past
+    that, DockerUnavailable."""
     watches = list(watches)
     deadline = time.monotonic() + timeout
-    nodes = await swarm.node_names()
+    nodes: dict[str, str] | None = None
     seen: dict[str, tuple[Any, ...]] = {}
+    away_since: float | None = None
     while True:
-        for watch in watches:
-            if watch.converged:
-                continue
-            errors_before = len(watch.errors)
-            await _observe(swarm, watch, nodes, max_failures, stable)
-            key = (watch.running, watch.desired, watch.update_state, watch.converged)
-            if on_change and (seen.get(watch.service) != key or len(watch.errors) != errors_before):
-                seen[watch.service] = key
-                await on_change(watch)
-            if watch.failure:
-                raise ConvergeFailed(watch.failure)
+        try:
+            if nodes is None:
+                nodes = await swarm.node_names()
+            await _observe_all(swarm, watches, nodes, max_failures, stable, seen, on_change)
+        except DockerUnavailable as exc:
+            now = time.monotonic()
+            if away_since is None:
+                away_since = now
+                if on_unavailable is not None:
+                    on_unavailable(f"Docker is unreachable ({exc}); waiting up to {patience:g}s")
+            if now - away_since >= patience:
+                raise DockerUnavailable(
+                    f"{exc} (unreachable for {now - away_since:.0f}s while the rollout converged)"
+                ) from exc
+            await asyncio.sleep(poll)
+            continue
+        if away_since is not None and on_unavailable is not None:
+            on_unavailable(f"Docker is back after {time.monotonic() - away_since:.1f}s")
+        away_since = None
         if all(w.converged for w in watches):
             return watches
         if time.monotonic() > deadline:
@@ -197,3 +212,25 @@ async def wait_converged(
             )
             raise ConvergeTimeout(f"not converged after {timeout:.0f}s: {waiting}")
         await asyncio.sleep(poll)
+
+
+async def _observe_all(
+    swarm: Swarm,
+    watches: list[ServiceWatch],
+    nodes: dict[str, str],
+    max_failures: int,
+    stable: float,
+    seen: dict[str, tuple[Any, ...]],
+    on_change: Callable[[ServiceWatch], Awaitable[None]] | None,
+) -> None:
+    for watch in watches:
+        if watch.converged:
+            continue
+        errors_before = len(watch.errors)
+        await _observe(swarm, watch, nodes, max_failures, stable)
+        key = (watch.running, watch.desired, watch.update_state, watch.converged)
+        if on_change and (seen.get(watch.service) != key or len(watch.errors) != errors_before):
+            seen[watch.service] = key
+            await on_change(watch)
+        if watch.failure:
+            raise ConvergeFailed(watch.failure)

@@ -305,6 +305,8 @@ async def _rollout(
                     timeout=settings.converge_timeout,
                     stable=settings.converge_stable_seconds,
                     on_change=run.progress,
+                    patience=settings.docker_patience,
+                    on_unavailable=run.say,
                 )
             except ConvergeFailed as exc:
                 raise StepFailure(ErrorCode.ROLLOUT_FAILED, str(exc)) from exc

@@ -155,6 +155,8 @@ async def _converge(run: DeploymentRun, watches: list[ServiceWatch], replaced: s
                 timeout=settings.converge_timeout,
                 stable=settings.converge_stable_seconds,
                 on_change=run.progress,
+                patience=settings.docker_patience,
+                on_unavailable=run.say,
             )
         except ConvergeFailed as exc:
             raise StepFailure(ErrorCode.ROLLOUT_FAILED, f"{exc} (runner replaced)") from exc

@@ -103,6 +103,8 @@ async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: b
             timeout=settings.converge_timeout,
             stable=settings.converge_stable_seconds,
             on_change=run.progress,
+            patience=settings.docker_patience,
+            on_unavailable=run.say,
         )
     finally:
         if record:
