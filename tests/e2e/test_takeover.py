@@ -34,10 +34,7 @@ DEPLOY = (
     " userErrors { field message code } deployment { id } } }"
 )
 GET = "query($id: ID!) { deployment(id: $id) { %s } }" % FIELDS
-LOGS = (
-    "query($id: ID!) { deployment(id: $id) { logs(first: 100) {"
-    " nodes { sequence text } } } }"
-)
+LOGS = "query($id: ID!) { deployment(id: $id) { logs(first: 100) { nodes { sequence text } } } }"
 PREFIX = "rn-tk"
 
 

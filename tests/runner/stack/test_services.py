@@ -87,6 +87,7 @@ def test_container_spec(two_services: dict[str, dict[str, Any]]) -> None:
             "StartPeriod": 90 * SECOND,
             "Retries": 3,
         },
+        "Privileges": {"CredentialSpec": None, "SELinuxContext": None},
     }
     worker = two_services["worker"]["TaskTemplate"]["ContainerSpec"]
     assert worker["Args"] == ["celery", "worker"]

@@ -238,4 +238,7 @@ def container_spec(
         spec["Init"] = bool(definition["init"])
     if "stop_grace_period" in definition:
         spec["StopGracePeriod"] = parse_duration(definition["stop_grace_period"])
+    # The CLI always sends Privileges (its credential spec, unsupported here, and no SELinux
+    # context); the engine stores it as sent, so a spec without it would differ from docker's.
+    spec["Privileges"] = {"CredentialSpec": None, "SELinuxContext": None}
     return spec

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploybot.runner.stack.container import container_spec, volume_defs
+from deploybot.runner.stack.images import normalize_image
 from deploybot.runner.stack.model import (
     ENDPOINT_MODES,
     IMAGE_LABEL,
@@ -210,11 +211,14 @@ class _Target:
 
     namespace: str
     image: str
+    """As the docker CLI stores it (`images.normalize_image`)."""
     labels: Mapping[str, str]
     endpoint_mode: str
     publish_mode: str
     networks: Mapping[str, Resolved]
     volumes: Mapping[str, Resolved]
+    written_image: str
+    """As the stack file (or the build) gave it: the stack's image label keeps it."""
 
 
 def _task_template(
@@ -255,7 +259,7 @@ def _service_spec(definition: Mapping[str, Any], service: str, target: _Target) 
         **mapping(deploy.get("labels")),
         **target.labels,
         NAMESPACE_LABEL: target.namespace,
-        IMAGE_LABEL: target.image,
+        IMAGE_LABEL: target.written_image,
     }
     spec: dict[str, Any] = {
         "Name": f"{target.namespace}_{service}",
@@ -292,7 +296,14 @@ def convert_all(
             why = "was not built" if service in stack.builds else "has no `image:`"
             raise Invalid(f"services.{service}.image", f"no image to run: the service {why}")
         target = _Target(
-            namespace, str(image), labels or {}, endpoint_mode, publish_mode, networks, volumes
+            namespace,
+            normalize_image(str(image)),
+            labels or {},
+            endpoint_mode,
+            publish_mode,
+            networks,
+            volumes,
+            written_image=str(image),
         )
         spec = _service_spec(definition, service, target)
         specs.append(ServiceSpec(name=spec["Name"], service=service, spec=spec))
