@@ -2,8 +2,9 @@
 not write (tests/data/stacks/SOURCES.md says where it comes from).
 
 The same text is deployed twice on the real Swarm, one after the other (they publish the
-same ingress ports): by `docker stack deploy`, then as the specs deploybot translates it to (with the CLI's defaults, VIP and ingress, in place of
-deploybot's for a Swarm without IPVS). Both are read back with `docker service inspect`,
+same ingress ports): by `docker stack deploy`, then as the specs deploybot translates it
+to (with the CLI's defaults, VIP and ingress, in place of deploybot's for a Swarm without
+IPVS). Both are read back with `docker service inspect`,
 so the engine's inserted defaults are on both sides, and compared service by service. No
 task of either ever runs: their images cannot be pulled here. The published ports are
 moved to free ones first (the file publishes 5000, the local registry's port).
@@ -11,6 +12,7 @@ moved to free ones first (the file publishes 5000, the local registry's port).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -67,7 +69,8 @@ async def test_translation_matches_docker_stack_deploy(
 ) -> None:
     path = tmp_path / "docker-stack.yml"
     path.write_text(stack_text)
-    subprocess.run(
+    await asyncio.to_thread(
+        subprocess.run,
         [DOCKER, "stack", "deploy", "--resolve-image", "never", "-c", str(path), CLI],
         check=True,
         capture_output=True,
