@@ -120,7 +120,13 @@ class DeploymentRun:
             if self.cancel is not None:
                 self.cancel.after()
             stopped = isinstance(exc, asyncio.CancelledError | DeploymentCancelled)
-            if stopped and self.cancel is not None and self.cancel.requested:
+            requested = self.cancel is not None and self.cancel.requested
+            if isinstance(exc, asyncio.CancelledError) and not requested:
+                # The runner itself stops (or lost its claim): the step stays RUNNING for the
+                # runner that takes the deployment over.
+                self.say(f"{name.value} interrupted: runner {self.ctx.runner_id} stops")
+                raise
+            if stopped and requested:
                 self.say(f"{name.value} cancelled", LogStream.STDERR)
                 await lifecycle.set_step(
                     self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"
