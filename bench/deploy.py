@@ -227,7 +227,11 @@ def git_deploy(
 
 def summary(name: str, cli: list[float], bot: list[float]) -> None:
     c, b = statistics.median(cli), statistics.median(bot)
-    print(f"{name}: docker median {c:.2f}s, deploybot median {b:.2f}s, difference {b - c:+.2f}s")
+    paired = statistics.median(y - x for x, y in zip(cli, bot, strict=True))
+    print(
+        f"{name}: docker median {c:.2f}s, deploybot median {b:.2f}s, difference {b - c:+.2f}s"
+        f" (median of the paired differences {paired:+.2f}s)"
+    )
 
 
 def clean_up() -> None:

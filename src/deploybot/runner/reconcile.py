@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from deploybot.core import history, rollbacks
-from deploybot.domain import DeploymentState, StepName, StepStatus
+from deploybot.domain import DeploymentState, DeploymentTrigger, StepName, StepStatus
 from deploybot.errors import ErrorCode
 from deploybot.inputs import RolloutOptions
 from deploybot.records import ServiceRolloutRecord, StepRecord
@@ -188,6 +188,19 @@ async def take_over(run: DeploymentRun, replaced: str) -> bool:
     if rollout_sent(statuses):
         run.say("the rollout had been sent to Swarm: watching what it became")
         return True
+    record = run.record
+    runnable = (
+        record.image
+        or record.trigger is DeploymentTrigger.ROLLBACK
+        or (record.repository_url and record.commit_sha and record.stack_file)
+    )
+    if not runnable:
+        raise StepFailure(
+            ErrorCode.RUNNER_LOST,
+            f"the runner stopped ({replaced}) and the deployment records nothing to start"
+            " again from",
+            state=DeploymentState.ERROR,
+        )
     done = {name for name, status in statuses.items() if status is StepStatus.COMPLETED}
     run.done_before = done & REPEATABLE
     first = next((StepName(s.name) for s in steps if s.status is not StepStatus.COMPLETED), None)

@@ -10,6 +10,7 @@ once: the deployments are left the same way, the next runner takes them over.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import signal
 from types import FrameType
@@ -28,7 +29,7 @@ class GracefulServer(uvicorn.Server):
         self.app = app
         self.grace = grace
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._draining: asyncio.Future[None] | None = None
+        self._draining: concurrent.futures.Future[None] | None = None
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
@@ -42,7 +43,7 @@ class GracefulServer(uvicorn.Server):
         logger.info("SIGTERM: the runner hands its deployments over, the API goes on meanwhile")
         self._draining = asyncio.run_coroutine_threadsafe(
             self._drain_then_exit(runner, sig, frame), self._loop
-        )  # type: ignore[assignment]
+        )
 
     async def _drain_then_exit(self, runner: Runner, sig: int, frame: FrameType | None) -> None:
         try:
