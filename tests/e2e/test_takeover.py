@@ -40,11 +40,11 @@ PREFIX = "rn-tk"
 
 @pytest.fixture(scope="module")
 def images(swarm: str) -> Iterator[dict[str, str]]:
-    """Local images: two that run, one whose tasks fail after two seconds."""
+    """Local images: two that run, one whose tasks fail at once."""
     commands = {
         "v1": '["sleep", "3600"]',
         "v2": '["sh", "-c", "sleep 3600"]',
-        "bad": '["sh", "-c", "sleep 2; exit 3"]',
+        "bad": '["sh", "-c", "sleep 0.3; exit 3"]',
     }
     tags = {}
     for name, command in commands.items():
@@ -66,7 +66,7 @@ def make_service(namespace: str, image: str) -> None:
     """A 2-replica service whose update takes a few seconds (one task at a time)."""
     remove_stack(namespace)
     docker(
-        "service", "create", "--detach=false", "--quiet",
+        "service", "create", "--detach", "--quiet",
         "--name", f"{namespace}_app",
         "--label", f"com.docker.stack.namespace={namespace}",
         "--replicas", "2",
@@ -214,6 +214,45 @@ def test_sigterm_hands_the_deployment_over_to_another_runner(
         client.close()
         for server in (first, second):
             if server is not None:
+                server.stop()
+        remove_stack(namespace)
+
+
+def test_a_silent_runner_is_replaced_and_lets_go_when_it_wakes(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGSTOP: the runner is alive but silent past its heartbeat. Another takes the
+    deployment over and ends it; the first, woken up, finds the claim gone and lets go."""
+    namespace = f"{PREFIX}5"
+    make_service(namespace, images["v1"])
+    settings = env(tmp_path, DEPLOYBOT_RUNNER_STALE_AFTER="3")
+    first = ServerProcess(settings, tmp_path)
+    client = Client(first.url)
+    second: ServerProcess | None = None
+    try:
+        deployment_id = start_deploy(
+            client, image=images["v2"], application=namespace, service="app", version="2"
+        )
+        wait_step(client, deployment_id, "converge")
+        first.proc.send_signal(signal.SIGSTOP)
+        client.close()
+        second = ServerProcess(settings, tmp_path)
+        client = Client(second.url)
+        done = wait_final(client, deployment_id)
+        first.proc.send_signal(signal.SIGCONT)
+        assert done["state"] == "SUCCESS", done
+        converge = next(s for s in done["steps"] if s["name"] == "converge")
+        assert "was silent for more than 3s" in converge["message"]
+        time.sleep(2)  # the first runner wakes up, beats, and finds the claim gone
+        assert first.proc.poll() is None
+        assert wait_final(client, deployment_id) == done
+        log_texts(client, deployment_id)  # one sequence, no gap, no repeat
+        assert "was taken over by another runner" in first.log()
+    finally:
+        client.close()
+        for server in (first, second):
+            if server is not None:
+                server.proc.send_signal(signal.SIGCONT)
                 server.stop()
         remove_stack(namespace)
 
