@@ -65,6 +65,8 @@ class Runner:
             stale_after=settings.runner_stale_after,
         )
         for gone in lost:
+            if gone.runner_id == self.id:
+                continue  # its own deployment, late with a heartbeat: still driven here
             if len(self._running) >= settings.runner_concurrency or self.ctx.stopping.is_set():
                 return
             taken = await queue.take_over(
