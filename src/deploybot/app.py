@@ -48,9 +48,10 @@ async def _notifier(instance: Instance) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _embedded_runner(instance: Instance) -> AsyncIterator[None]:
+async def _embedded_runner(instance: Instance, app: Starlette) -> AsyncIterator[None]:
     runner = Runner(instance.db, instance.bus, instance.settings, instance.swarm)
     task = asyncio.create_task(runner.run())
+    app.state.runner = runner  # `deploybot serve` drains it on SIGTERM
     try:
         yield
     finally:
@@ -78,7 +79,7 @@ def create_app(
             await prepare_access(instance)
             await stack.enter_async_context(_notifier(instance))
             if embedded_runner:
-                await stack.enter_async_context(_embedded_runner(instance))
+                await stack.enter_async_context(_embedded_runner(instance, app))
             # Everything built at start-up lives as long as the process: move it out of
             # the collector's way so collections under load only walk request garbage.
             gc.collect()

@@ -74,6 +74,7 @@ def serve(
     import uvicorn
 
     from deploybot.app import create_app
+    from deploybot.web.graceful import GracefulServer
 
     settings = _settings(
         database_url, environment, registry=registry, docker_host=docker_host, work_dir=work_dir
@@ -91,7 +92,7 @@ def serve(
             )
             raise typer.Exit(2)
     app = create_app(settings, run_migrations=migrate, embedded_runner=runner)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -101,6 +102,7 @@ def serve(
         # A WebSocket message is a request too: the same bound as /graphql's bodies.
         ws_max_size=settings.graphql_max_body_bytes,
     )
+    GracefulServer(config, app, settings.runner_stop_grace).run()
 
 
 def is_loopback(host: str) -> bool:
@@ -146,8 +148,14 @@ def run_runner(
         async with Instance(settings).running() as instance:
             worker = Runner(instance.db, instance.bus, settings, instance.swarm)
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(signal.SIGINT, worker.stop)
+            draining: list[asyncio.Task[None]] = []
+            loop.add_signal_handler(
+                signal.SIGTERM,
+                lambda: draining.append(
+                    asyncio.create_task(worker.drain(settings.runner_stop_grace))
+                ),
+            )
             await worker.run()
 
     asyncio.run(main())

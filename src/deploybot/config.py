@@ -59,13 +59,26 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds every new task must keep running before a service counts as converged",
     )
+    docker_patience: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a converging rollout waits for an unreachable Docker (a daemon"
+        " restarting) before the deployment ends ERROR DOCKER_UNAVAILABLE",
+    )
     runner_concurrency: int = Field(
         default=2, ge=1, description="Deployments one runner process executes at once"
     )
     runner_stale_after: float = Field(
-        default=300.0,
+        default=60.0,
         gt=0,
-        description="Seconds without a heartbeat after which another host's runner counts as lost",
+        description="Seconds without a heartbeat after which a runner counts as lost and another"
+        " takes its deployments over (a dead runner on this host is found at once)",
+    )
+    runner_stop_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a runner stopped by SIGTERM lets its deployments run to the end of"
+        " their current step before it leaves them to the next runner (the API keeps answering)",
     )
     log_retention_days: float | None = Field(
         default=None,

@@ -540,3 +540,12 @@ class NotificationDeliveryRecord:
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ViewerRecord:
+    """Who the caller is here: a name (token id and name) and the grants of their token."""
+
+    name: str
+    environment: str
+    grants: list[str]

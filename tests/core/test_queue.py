@@ -68,6 +68,63 @@ async def test_deployments_of_a_dead_runner_are_found(database: Database) -> Non
         ids = [r.id for r in rows]
     lost = await queue.abandoned(database, "test", host, stale_after=300)
     # a: its process is gone; b: pid 1 lives; c: fresh heartbeat elsewhere; d: stale elsewhere.
-    assert sorted(lost) == sorted([ids[0], ids[3]])
+    assert sorted(g.deployment_id for g in lost) == sorted([ids[0], ids[3]])
+    reasons = {g.deployment_id: g.reason for g in lost}
+    assert reasons[ids[0]] == f"runner {host}-{gone}-x1 died"
+    assert reasons[ids[3]] == "runner elsewhere-6-x4 was silent for more than 300s"
     assert queue.runner_alive(f"{host}-1-x", host) is True
     assert queue.runner_alive("other-host-1-x", host) is None
+
+
+@both_databases
+async def test_take_over_is_exclusive_and_the_old_runner_hears_of_it(database: Database) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with database.transaction() as session:
+        row = Deployment(
+            environment="test",
+            application="a",
+            runner_id="elsewhere-6-old",
+            updated_at=long_ago,
+            state=DeploymentState.IN_PROGRESS,
+        )
+        session.add(row)
+        await session.flush()
+        deployment_id = int(row.id or 0)
+    (lost,) = await queue.abandoned(database, "test", socket.gethostname(), stale_after=60)
+
+    async def take(name: str) -> bool:
+        return await queue.take_over(database, lost, name, stale_after=60)
+
+    won = await asyncio.gather(*(take(f"new-{i}") for i in range(4)))
+    assert sorted(won) == [False, False, False, True]
+    winner = f"new-{won.index(True)}"
+    assert await queue.owns(database, deployment_id, winner)
+    # The old runner wakes up: its heartbeat says the deployment is no longer its own.
+    assert await queue.heartbeat(database, deployment_id, "elsewhere-6-old") is False
+    assert await queue.heartbeat(database, deployment_id, winner) is True
+    # A runner that stops gracefully releases it: the next one takes it over at once.
+    await queue.release(database, deployment_id, winner)
+    (released,) = await queue.abandoned(database, "test", socket.gethostname(), stale_after=60)
+    assert released.runner_id is None and released.reason == "runner stopped and handed it over"
+    assert await queue.take_over(database, released, "next", stale_after=60)
+    assert await queue.owns(database, deployment_id, "next")
+
+
+@both_databases
+async def test_a_silent_runner_that_beats_again_keeps_its_deployment(database: Database) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with database.transaction() as session:
+        row = Deployment(
+            environment="test",
+            application="a",
+            runner_id="elsewhere-7-old",
+            updated_at=long_ago,
+            state=DeploymentState.IN_PROGRESS,
+        )
+        session.add(row)
+        await session.flush()
+        deployment_id = int(row.id or 0)
+    (lost,) = await queue.abandoned(database, "test", socket.gethostname(), stale_after=60)
+    assert await queue.heartbeat(database, deployment_id, "elsewhere-7-old")
+    assert await queue.take_over(database, lost, "new", stale_after=60) is False
+    assert await queue.owns(database, deployment_id, "elsewhere-7-old")

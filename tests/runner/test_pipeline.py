@@ -42,7 +42,9 @@ async def test_dependency_down_at_rollout_fails_before_the_swarm_changes(
     assert await queue.claim_next(database, "test", "runner-t") == deployment_id
 
     settings = Settings(environment="test", docker_host=swarm, work_dir=tmp_path)
-    ctx = RunnerContext(database, EventBus(), settings, mirror_cache(settings), swarm_client)
+    ctx = RunnerContext(
+        database, EventBus(), settings, mirror_cache(settings), swarm_client, runner_id="runner-t"
+    )
     assert await execute(ctx, deployment_id) is DeploymentState.FAILURE
 
     done = await history.get_deployment(database, deployment_id)

@@ -103,6 +103,7 @@ def test_dashboard_follows_a_deployment_live(
     expect(browser.locator("#progresstext")).to_contain_text("100%", timeout=20_000)
     expect(browser.locator("#steps")).to_contain_text("converge")
     expect(browser.locator("#services")).to_contain_text(f"{APP}_web")
+    expect(browser.locator("#rollback")).to_be_visible()  # the admin token may deploy
     page.screenshot("dashboard-deployment")
 
     browser.locator("dl a, h1").first.wait_for()
@@ -112,3 +113,26 @@ def test_dashboard_follows_a_deployment_live(
     page.screenshot("dashboard-application")
     assert page.elsewhere == []
     assert page.console_errors == [], json.dumps(page.console_errors)
+
+
+def test_a_read_only_token_sees_no_rollback_or_cancel(
+    chromium: Browser, client: Client, deploy_server: ServerProcess
+) -> None:
+    created = client.query(
+        """mutation { createApiToken(input: {name: "viewer", scopes: ["read"]}) {
+            token userErrors { code } } }"""
+    )["createApiToken"]
+    assert created["userErrors"] == []
+    reader = OfflinePage(chromium, deploy_server.url, token=created["token"])
+    try:
+        recorded = client.query(
+            """mutation { recordDeployment(input: {application: "pg-recorded", version: "1"}) {
+                deployment { id } userErrors { code } } }"""
+        )["recordDeployment"]["deployment"]
+        reader.page.goto(f"/#/deployment/{quote(recorded['id'])}")
+        expect(reader.page.locator("h1")).to_contain_text("pg-recorded", timeout=20_000)
+        reader.page.locator(".actions[data-checked]").wait_for(state="attached", timeout=20_000)
+        expect(reader.page.locator("#rollback")).to_be_hidden()
+        expect(reader.page.locator("#cancel")).to_be_hidden()
+    finally:
+        reader.close()

@@ -80,6 +80,7 @@ from deploybot.records import (
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
+    ViewerRecord,
     WebhookDeliveryRecord,
     WebhookOutcome,
     WebhookRecord,
@@ -513,6 +514,18 @@ class LocalBackend:
         return await delivery_metrics.delivery_metrics(
             self.db, filter, since=since, until=until, interval=interval
         )
+
+    # --- the caller -------------------------------------------------------------------------
+
+    async def viewer(self) -> ViewerRecord:
+        return ViewerRecord(
+            name=self.principal.label,
+            environment=self.environment,
+            grants=[str(g) for g in self.principal.grants],
+        )
+
+    async def may(self, action: Action, application: str | None) -> bool:
+        return self.guard.may(action, application)
 
     # --- the deploy policy (admin) ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from deploybot.access import Action
 from deploybot.core.audit import AuditFilter, AuditRecord
 from deploybot.core.policy import PolicyChange, StoredPolicy
 from deploybot.core.tokens import CreatedToken, TokenRecord
@@ -61,6 +62,7 @@ from deploybot.records import (
     ServiceRolloutRecord,
     StepRecord,
     ValidationReport,
+    ViewerRecord,
     WebhookDeliveryRecord,
     WebhookOutcome,
     WebhookRecord,
@@ -319,6 +321,16 @@ class Backend(Protocol):
 
     async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
         """Names, versions and update times of an application's kept secrets."""
+        ...
+
+    # --- the caller -------------------------------------------------------------------------
+
+    async def viewer(self) -> ViewerRecord:
+        """Who is calling, and their grants (pages use it to offer only what they may do)."""
+        ...
+
+    async def may(self, action: Action, application: str | None) -> bool:
+        """Whether the caller may `action` on `application` here."""
         ...
 
     # --- tokens and audit (admin) -----------------------------------------------------------

@@ -13,6 +13,7 @@ from deploybot.schema.access import (
     CreateApiTokenPayload,
     RevokeApiTokenInput,
     RevokeApiTokenPayload,
+    Viewer,
 )
 from deploybot.schema.common import PageInfo, PublicError, UserError
 from deploybot.schema.context import Info
@@ -90,3 +91,8 @@ async def audit_events(
             end_cursor=edges[-1].cursor if edges else None,
         ),
     )
+
+
+async def viewer(info: Info) -> Viewer:
+    found = await info.context.backend.viewer()
+    return Viewer(name=found.name, environment=found.environment, scopes=found.grants)

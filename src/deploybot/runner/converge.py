@@ -5,7 +5,12 @@ them on the new spec and in state `running` (Swarm keeps a task with a
 healthcheck in `starting` until it is healthy) for at least `stable` seconds,
 and Swarm's update, if any, has completed. The stability window is Swarm's own
 update `monitor` idea applied to every service: a crash-looping container is
-briefly `running` after each restart and must not pass for converged. Tasks
+briefly `running` after each restart and must not pass for converged. It is
+counted from the moment the task started running (its status timestamp), so it
+runs alongside Swarm's monitor rather than after the runner noticed the task:
+a service whose monitor is at least the window converges when Swarm says the
+update completed, not a window later. An update Swarm has not picked up yet (its
+`UpdateStatus` older than the spec) is not taken for a completed one. Tasks
 of the new spec that fail (`non-zero exit`, `unhealthy container`) are
 collected; an update that Swarm paused or rolled back, or
 repeated task failures, end the wait early.
@@ -17,9 +22,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from deploybot.runner.swarm import Swarm, image_of
+from deploybot.runner.swarm import DockerUnavailable, Swarm, image_of
 
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 BAD_UPDATE_STATES = frozenset(
@@ -43,6 +49,8 @@ class ServiceWatch:
     update_message: str | None = None
     running_since: dict[str, float] = field(default_factory=dict)
     converged: bool = False
+    sent_at: float = field(default_factory=time.time)
+    """When the spec was sent: until Swarm's update status is newer, it may be the last one's."""
     failure: str | None = None
 
 
@@ -76,6 +84,11 @@ async def _observe(
     status = service.get("UpdateStatus") or {}
     watch.update_state = status.get("State")
     watch.update_message = status.get("Message")
+    # Swarm starts the update asynchronously: a status older than the spec is the previous
+    # update's. An update that changed nothing gets no status of its own: after a second the
+    # old one stands.
+    registered = _timestamp(status.get("StartedAt")) >= _timestamp(service.get("UpdatedAt"))
+    pending_update = bool(status) and not registered and time.time() - watch.sent_at < 1.0
 
     tasks = await swarm.tasks(watch.service_id)
     current = [
@@ -92,8 +105,12 @@ async def _observe(
     ]
     done_state = "complete" if is_job else "running"
     ready = [t for t in current if t["Status"]["State"] == done_state]
-    now = time.monotonic()
-    watch.running_since = {t["ID"]: watch.running_since.get(t["ID"], now) for t in ready}
+    now = time.time()
+    watch.running_since = {
+        t["ID"]: watch.running_since.get(t["ID"])
+        or min(now, _timestamp(t["Status"].get("Timestamp")) or now)
+        for t in ready
+    }
     settled = all(now - since >= stable for since in watch.running_since.values())
     watch.running = len(ready)
     watch.nodes = sorted({nodes.get(t.get("NodeID", ""), t.get("NodeID", "")) for t in ready})
@@ -124,8 +141,20 @@ async def _observe(
         and watch.running >= watch.desired
         and (settled or is_job)
         and not stale
+        and not pending_update
         and watch.update_state in (None, "completed")
     )
+
+
+def _timestamp(value: object) -> float:
+    """A Docker timestamp (RFC 3339, nanoseconds) as seconds since the epoch; 0 if none."""
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return 0.0
+    head, _, rest = value.removesuffix("Z").partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())
+    offset = rest[len(fraction) :] or "+00:00"
+    moment = datetime.fromisoformat(f"{head}{offset}").timestamp()
+    return moment + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 async def wait_converged(
@@ -133,28 +162,43 @@ async def wait_converged(
     watches: Iterable[ServiceWatch],
     *,
     timeout: float,
-    poll: float = 0.5,
+    poll: float = 0.2,
     stable: float = 2.0,
     max_failures: int = 3,
     on_change: Callable[[ServiceWatch], Awaitable[None]] | None = None,
+    patience: float = 0.0,
+    on_unavailable: Callable[[str], None] | None = None,
 ) -> list[ServiceWatch]:
-    """Poll until every service converged; raise ConvergeFailed/ConvergeTimeout otherwise."""
+    """Poll until every service converged; raise ConvergeFailed/ConvergeTimeout otherwise.
+
+    Docker out of reach (its daemon restarting) is waited for up to `patience` seconds:
+    Swarm goes on with the update meanwhile, and the watch resumes where it stands; past
+    that, DockerUnavailable."""
     watches = list(watches)
     deadline = time.monotonic() + timeout
-    nodes = await swarm.node_names()
+    nodes: dict[str, str] | None = None
     seen: dict[str, tuple[Any, ...]] = {}
+    away_since: float | None = None
     while True:
-        for watch in watches:
-            if watch.converged:
-                continue
-            errors_before = len(watch.errors)
-            await _observe(swarm, watch, nodes, max_failures, stable)
-            key = (watch.running, watch.desired, watch.update_state, watch.converged)
-            if on_change and (seen.get(watch.service) != key or len(watch.errors) != errors_before):
-                seen[watch.service] = key
-                await on_change(watch)
-            if watch.failure:
-                raise ConvergeFailed(watch.failure)
+        try:
+            if nodes is None:
+                nodes = await swarm.node_names()
+            await _observe_all(swarm, watches, nodes, max_failures, stable, seen, on_change)
+        except DockerUnavailable as exc:
+            now = time.monotonic()
+            if away_since is None:
+                away_since = now
+                if on_unavailable is not None:
+                    on_unavailable(f"Docker is unreachable ({exc}); waiting up to {patience:g}s")
+            if now - away_since >= patience:
+                raise DockerUnavailable(
+                    f"{exc} (unreachable for {now - away_since:.0f}s while the rollout converged)"
+                ) from exc
+            await asyncio.sleep(poll)
+            continue
+        if away_since is not None and on_unavailable is not None:
+            on_unavailable(f"Docker is back after {time.monotonic() - away_since:.1f}s")
+        away_since = None
         if all(w.converged for w in watches):
             return watches
         if time.monotonic() > deadline:
@@ -168,3 +212,25 @@ async def wait_converged(
             )
             raise ConvergeTimeout(f"not converged after {timeout:.0f}s: {waiting}")
         await asyncio.sleep(poll)
+
+
+async def _observe_all(
+    swarm: Swarm,
+    watches: list[ServiceWatch],
+    nodes: dict[str, str],
+    max_failures: int,
+    stable: float,
+    seen: dict[str, tuple[Any, ...]],
+    on_change: Callable[[ServiceWatch], Awaitable[None]] | None,
+) -> None:
+    for watch in watches:
+        if watch.converged:
+            continue
+        errors_before = len(watch.errors)
+        await _observe(swarm, watch, nodes, max_failures, stable)
+        key = (watch.running, watch.desired, watch.update_state, watch.converged)
+        if on_change and (seen.get(watch.service) != key or len(watch.errors) != errors_before):
+            seen[watch.service] = key
+            await on_change(watch)
+        if watch.failure:
+            raise ConvergeFailed(watch.failure)

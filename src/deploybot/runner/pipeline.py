@@ -12,6 +12,7 @@ import contextlib
 import copy
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from deploybot.core import history, lifecycle, queue
@@ -29,6 +30,7 @@ from deploybot.domain import (
 )
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.inputs import RolloutOptions
+from deploybot.runner import reconcile
 from deploybot.runner.build import (
     BuildFailed,
     PushFailed,
@@ -57,8 +59,8 @@ from deploybot.runner.phases import (
 )
 from deploybot.runner.preflight import load_stack, stack_env
 from deploybot.runner.releases import publish_release_of
-from deploybot.runner.restore import roll_back_on_failure, run_rollback, stop_following
-from deploybot.runner.run import DeploymentRun, RunnerContext, StepFailure
+from deploybot.runner.restore import Outcome, roll_back_on_failure, run_rollback, stop_following
+from deploybot.runner.run import DeploymentRun, HandedOver, RunnerContext, StepFailure
 from deploybot.runner.stack import (
     StackFile,
     StackFileError,
@@ -339,13 +341,14 @@ async def _rollout(
     try:
         async with run.step(StepName.CONVERGE) as result:
             try:
-                await asyncio.sleep(0.3)  # let Swarm register the update before judging it
                 await wait_converged(
                     run.swarm,
                     watches,
                     timeout=settings.converge_timeout,
                     stable=settings.converge_stable_seconds,
                     on_change=run.progress,
+                    patience=settings.docker_patience,
+                    on_unavailable=run.say,
                 )
             except ConvergeFailed as exc:
                 raise StepFailure(ErrorCode.ROLLOUT_FAILED, str(exc)) from exc
@@ -386,21 +389,66 @@ async def _check_dependencies(run: DeploymentRun) -> None:
     run.say(f"dependencies healthy: {', '.join(dependencies)}")
 
 
-async def _heartbeat(ctx: RunnerContext, deployment_id: int, every: float = 30.0) -> None:
+async def _heartbeat(
+    ctx: RunnerContext, deployment_id: int, lost: asyncio.Event, driver: asyncio.Task[object]
+) -> None:
+    """Beat while the deployment runs; a claim taken over by another runner (this one was
+    silent too long) stops this runner's work on it at once."""
+    every = min(30.0, ctx.settings.runner_stale_after / 3)
     while True:
         await asyncio.sleep(every)
+        try:
+            ours = await queue.heartbeat(ctx.db, deployment_id, ctx.runner_id)
+        except Exception:  # a database hiccup: try again at the next beat
+            continue
+        if not ours:
+            logger.warning("deployment %s was taken over by another runner", deployment_id)
+            lost.set()
+            driver.cancel()
+            return
+
+
+def _choose_work(run: DeploymentRun) -> Coroutine[Any, Any, None]:
+    record = run.record
+    if record.trigger is DeploymentTrigger.ROLLBACK:
+        return run_rollback(run)
+    if record.image:
+        return run_image(run)
+    return run_git(run)
+
+
+async def _drive(run: DeploymentRun, replaced: str | None) -> Outcome:
+    """Run the deployment's work (or, taken over, reconcile it) and classify how it ended."""
+    assert run.cancel is not None
+    try:
+        if replaced is not None and await reconcile.take_over(run, replaced):
+            await run.cancel.run(reconcile.watch_rollout(run, replaced))
+        else:
+            await run.cancel.run(_choose_work(run))
+    except DeploymentCancelled as exc:
+        return DeploymentState.CANCELLED, None, exc.message
+    except StepFailure as exc:
+        return await roll_back_on_failure(run, exc.state, exc.code, exc.message)
+    except DockerUnavailable as exc:
+        return DeploymentState.ERROR, ErrorCode.DOCKER_UNAVAILABLE, f"Docker is unavailable: {exc}"
+    finally:
         with contextlib.suppress(Exception):
-            await queue.heartbeat(ctx.db, deployment_id)
+            await remove_services(run, run.canaries)  # a rollout that failed early
+    return DeploymentState.SUCCESS, None, None
 
 
-async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
-    """Run a claimed deployment to its end and record the outcome."""
+async def execute(
+    ctx: RunnerContext, deployment_id: int, *, replaced: str | None = None
+) -> DeploymentState | None:
+    """Run a claimed deployment to its end and record the outcome. `replaced`: the deployment
+    was taken over from a runner that is gone (why). None when it was left unfinished: this
+    runner stopped (then it is handed over) or another runner took it over."""
     record = await history.get_deployment(ctx.db, deployment_id)
     assert record is not None
-    state = DeploymentState.SUCCESS
-    code: ErrorCode | None = None
-    message: str | None = None
-    beat = asyncio.create_task(_heartbeat(ctx, deployment_id))
+    lost = asyncio.Event()
+    driver = asyncio.current_task()
+    assert driver is not None
+    beat = asyncio.create_task(_heartbeat(ctx, deployment_id, lost, driver))
     try:
         async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
             run = DeploymentRun(ctx, record, log, cancel=CancelWatch(ctx.db, deployment_id))
@@ -408,36 +456,36 @@ async def execute(ctx: RunnerContext, deployment_id: int) -> DeploymentState:
                 f"deployment #{deployment_id} of {record.application} {record.version}"
                 f" to {record.environment}"
             )
-            assert run.cancel is not None
             try:
-                if record.trigger is DeploymentTrigger.ROLLBACK:
-                    work = run_rollback(run)
-                elif record.image:
-                    work = run_image(run)
-                else:
-                    work = run_git(run)
-                await run.cancel.run(work)
-            except DeploymentCancelled as exc:
-                state, message = DeploymentState.CANCELLED, exc.message
-            except StepFailure as exc:
-                state, code, message = exc.state, exc.code, exc.message
-                state, code, message = await roll_back_on_failure(run, state, code, message)
-            except DockerUnavailable as exc:
-                state, code = DeploymentState.ERROR, ErrorCode.DOCKER_UNAVAILABLE
-                message = f"Docker is unavailable: {exc}"
+                state, code, message = await _drive(run, replaced)
+            except HandedOver as exc:
+                run.say(f"{exc.message}: the deployment is left to the next runner")
+                await queue.release(ctx.db, deployment_id, ctx.runner_id)
+                return None
+            except asyncio.CancelledError:
+                if lost.is_set():
+                    driver.uncancel()  # the heartbeat's cancel, not the runner's
+                    run.say("another runner took this deployment over", LogStream.STDERR)
+                    return None
+                if ctx.stopping.is_set():  # the grace period is over
+                    run.say("the runner stopped: the deployment is left to the next runner")
+                    await queue.release(ctx.db, deployment_id, ctx.runner_id)
+                raise
             except Exception as exc:
                 logger.exception("deployment %s failed unexpectedly", deployment_id)
                 state, code = DeploymentState.ERROR, ErrorCode.INTERNAL_ERROR
                 message = f"internal error: {type(exc).__name__}: {exc}"
-            finally:
-                with contextlib.suppress(Exception):
-                    await remove_services(run, run.canaries)  # a rollout that failed early
+            if replaced is not None and message and state is not DeploymentState.CANCELLED:
+                message = f"{message} (the runner was replaced: the previous {replaced})"
             if message:
                 run.say(f"deployment {state.value.lower()}: {message}", LogStream.STDERR)
             else:
                 run.say("deployment succeeded")
     finally:
         beat.cancel()
+    if not await queue.owns(ctx.db, deployment_id, ctx.runner_id):
+        logger.warning("deployment %s is no longer this runner's: not ended", deployment_id)
+        return None
     if state is DeploymentState.SUCCESS:
         await publish_release_of(ctx.db, ctx.settings, ctx.mirrors, record)
     await lifecycle.finish_deployment(

@@ -101,7 +101,6 @@ async def apply_recorded(
 
 async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: bool) -> str:
     settings = run.ctx.settings
-    await asyncio.sleep(0.3)  # let Swarm register the update before judging it
     try:
         await wait_converged(
             run.swarm,
@@ -109,6 +108,8 @@ async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: b
             timeout=settings.converge_timeout,
             stable=settings.converge_stable_seconds,
             on_change=run.progress,
+            patience=settings.docker_patience,
+            on_unavailable=run.say,
         )
     finally:
         if record:
@@ -117,7 +118,7 @@ async def converge(run: DeploymentRun, watches: list[ServiceWatch], *, record: b
 
 
 async def stop_following(followers: list[asyncio.Task[None]]) -> None:
-    await asyncio.sleep(0.2)  # the last lines of the tasks
+    await asyncio.sleep(0.1)  # the last lines of the tasks (they reach us in about 1 ms)
     for task in followers:
         task.cancel()
     for task in followers:

@@ -50,6 +50,14 @@ class StepFailure(Exception):
         self.state = state
 
 
+class HandedOver(Exception):
+    """The runner is stopping: the deployment is left, between two steps, to the next one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 @dataclass
 class RunnerContext:
     db: Database
@@ -58,6 +66,9 @@ class RunnerContext:
     mirrors: MirrorCache
     swarm: Swarm
     """The process's one Docker client: deployments share it and never close it."""
+    runner_id: str = ""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the runner stops gracefully: deployments go no further than their step."""
 
 
 @dataclass
@@ -71,6 +82,8 @@ class DeploymentRun:
     cancel: CancelWatch | None = None
     canaries: list[str] = field(default_factory=list)
     """Temporary services beside the stack (a canary, a green version): removed at the end."""
+    done_before: set[StepName] = field(default_factory=set)
+    """Steps a replaced runner completed: repeated for their result, not recorded again."""
 
     @property
     def id(self) -> int:
@@ -87,6 +100,14 @@ class DeploymentRun:
     async def step(self, name: StepName) -> AsyncIterator[dict[str, str]]:
         """Record a step's start, end and outcome; `result["message"]` becomes its message."""
         result: dict[str, str] = {}
+        if self.ctx.stopping.is_set():
+            raise HandedOver(f"the runner stopped before {name.value}")
+        if name in self.done_before:
+            self.say(
+                f"==> {name.value} (completed by the replaced runner; repeated for its result)"
+            )
+            yield result
+            return
         if self.cancel is not None:
             # The rollout sends the whole stack: a cancel waits for it, never half of it.
             self.cancel.before(name.value, interruptible=name is not StepName.ROLLOUT)
@@ -99,7 +120,13 @@ class DeploymentRun:
             if self.cancel is not None:
                 self.cancel.after()
             stopped = isinstance(exc, asyncio.CancelledError | DeploymentCancelled)
-            if stopped and self.cancel is not None and self.cancel.requested:
+            requested = self.cancel is not None and self.cancel.requested
+            if isinstance(exc, asyncio.CancelledError) and not requested:
+                # The runner itself stops (or lost its claim): the step stays RUNNING for the
+                # runner that takes the deployment over.
+                self.say(f"{name.value} interrupted: runner {self.ctx.runner_id} stops")
+                raise
+            if stopped and requested:
                 self.say(f"{name.value} cancelled", LogStream.STDERR)
                 await lifecycle.set_step(
                     self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"

@@ -2,7 +2,8 @@
 
 It runs inside `deploybot serve` (embedded mode) or alone as `deploybot runner`
 against the same database. It wakes on the event bus when this process queued
-something and polls otherwise (another process may have queued it).
+something and polls otherwise (another process may have queued it). Now and then it
+looks for deployments whose runner is gone and takes them over (`reconcile`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 
 from deploybot.config import Settings
-from deploybot.core import lifecycle, log_retention, queue
+from deploybot.core import log_retention, queue
 from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState
-from deploybot.errors import ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import mirror_cache
@@ -30,16 +31,32 @@ logger = logging.getLogger(__name__)
 
 class Runner:
     def __init__(self, db: Database, bus: EventBus, settings: Settings, swarm: Swarm) -> None:
-        self.ctx = RunnerContext(db, bus, settings, mirror_cache(settings), swarm)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.ctx = RunnerContext(
+            db, bus, settings, mirror_cache(settings), swarm, runner_id=self.id
+        )
         self._running: set[asyncio.Task[object]] = set()
         self._stop = asyncio.Event()
+        self._next_recovery = 0.0
 
     def stop(self) -> None:
+        """Stop at once: running deployments are cancelled (and handed over)."""
+        self.ctx.stopping.set()
+        self._stop.set()
+
+    async def drain(self, grace: float) -> None:
+        """Stop gracefully: claim nothing more; each running deployment goes on to the end
+        of its current step, for at most `grace` seconds, and is then left to the next
+        runner (released, so that one takes it over at once)."""
+        self.ctx.stopping.set()
+        running = list(self._running)
+        logger.info("runner %s stopping: %d deployment(s) running", self.id, len(running))
+        if running:
+            await asyncio.wait(running, timeout=grace)
         self._stop.set()
 
     async def recover(self) -> None:
-        """End what a dead runner left IN_PROGRESS, so its applications can deploy again."""
+        """Take over what a gone runner left IN_PROGRESS (dead, stopped, or silent)."""
         settings = self.ctx.settings
         lost = await queue.abandoned(
             self.ctx.db,
@@ -47,30 +64,32 @@ class Runner:
             socket.gethostname(),
             stale_after=settings.runner_stale_after,
         )
-        for deployment_id in lost:
-            logger.warning("deployment %s was abandoned by its runner", deployment_id)
-            await lifecycle.finish_deployment(
-                self.ctx.db,
-                self.ctx.bus,
-                deployment_id,
-                DeploymentState.ERROR,
-                error_code=ErrorCode.RUNNER_LOST,
-                error_message="the runner executing this deployment stopped before it ended",
+        for gone in lost:
+            if gone.runner_id == self.id:
+                continue  # its own deployment, late with a heartbeat: still driven here
+            if len(self._running) >= settings.runner_concurrency or self.ctx.stopping.is_set():
+                return
+            taken = await queue.take_over(
+                self.ctx.db, gone, self.id, stale_after=settings.runner_stale_after
             )
+            if not taken:
+                continue  # another runner was faster, or the old one woke up
+            logger.warning(
+                "runner %s takes deployment %s over: %s", self.id, gone.deployment_id, gone.reason
+            )
+            self._start(gone.deployment_id, replaced=gone.reason)
 
     async def run(self) -> None:
         settings = self.ctx.settings
         logger.info("runner %s started for environment %s", self.id, settings.environment)
-        try:
-            await self.recover()
-        except Exception:
-            logger.exception("could not recover abandoned deployments")
         pruning = asyncio.create_task(
             log_retention.prune_periodically(self.ctx.db, settings, self._stop)
         )
         async with self.ctx.bus.subscribe() as sub:
             while not self._stop.is_set():
-                await self._fill()
+                if not self.ctx.stopping.is_set():
+                    await self._recover_now_and_then()
+                    await self._fill()
                 waiters = [
                     asyncio.ensure_future(sub.queue.get()),
                     asyncio.ensure_future(self._stop.wait()),
@@ -85,11 +104,24 @@ class Runner:
                 while not sub.queue.empty():
                     sub.queue.get_nowait()
         pruning.cancel()
+        self.ctx.stopping.set()
         for task in list(self._running):
             task.cancel()
         for task in list(self._running):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _recover_now_and_then(self) -> None:
+        """At start, then every few seconds (a silent runner is found by its heartbeat)."""
+        now = time.monotonic()
+        if now < self._next_recovery:
+            return
+        interval = min(10.0, self.ctx.settings.runner_stale_after / 3)
+        self._next_recovery = now + interval
+        try:
+            await self.recover()
+        except Exception:
+            logger.exception("could not take over abandoned deployments")
 
     async def _fill(self) -> None:
         settings = self.ctx.settings
@@ -102,13 +134,16 @@ class Runner:
             if claimed is None:
                 return
             self.ctx.bus.publish(DeploymentEvent(claimed, DeploymentState.IN_PROGRESS.value))
-            task: asyncio.Task[object] = asyncio.create_task(self._execute(claimed))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._start(claimed)
 
-    async def _execute(self, deployment_id: int) -> object:
+    def _start(self, deployment_id: int, *, replaced: str | None = None) -> None:
+        task: asyncio.Task[object] = asyncio.create_task(self._execute(deployment_id, replaced))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _execute(self, deployment_id: int, replaced: str | None) -> object:
         try:
-            return await execute(self.ctx, deployment_id)
+            return await execute(self.ctx, deployment_id, replaced=replaced)
         except Exception:
             logger.exception("runner lost deployment %s", deployment_id)
             return None

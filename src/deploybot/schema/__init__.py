@@ -31,6 +31,7 @@ from deploybot.schema.access import (
     AuditEventConnection,
     CreateApiTokenPayload,
     RevokeApiTokenPayload,
+    Viewer,
 )
 from deploybot.schema.admission import CancelDeploymentPayload, DeploymentValidation
 from deploybot.schema.applications import Application
@@ -139,6 +140,11 @@ class Query:
         description="The secrets deploybot keeps for an application: names, versions and "
         "update times, never values (action `secrets` or `admin`).",
         extensions=allowed(RequiresSecrets),
+    )
+    viewer: Viewer = strawberry.field(
+        resolver=access.viewer,
+        description="The caller: who they are here and what their token may do.",
+        extensions=allowed(RequiresRead),
     )
     api_tokens: list[ApiToken] = strawberry.field(
         resolver=access.api_tokens,

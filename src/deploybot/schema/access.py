@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 import strawberry
 
+from deploybot.access import Action
 from deploybot.core.audit import AuditFilter as CoreAuditFilter
 from deploybot.core.audit import AuditRecord
 from deploybot.core.tokens import TokenRecord
 from deploybot.schema.common import PageInfo, UserError
+from deploybot.schema.context import Info
 from deploybot.times import utcnow
 
 
@@ -140,3 +143,26 @@ class AuditEventConnection:
     edges: list[AuditEventEdge]
     nodes: list[AuditEvent]
     page_info: PageInfo
+
+
+@strawberry.enum(description="What a grant allows.")
+class AccessAction(enum.Enum):
+    READ = "read"
+    DEPLOY = "deploy"
+    RECORD = "record"
+    ADMIN = "admin"
+    SECRETS = "secrets"
+    RELAY = "relay"
+
+
+@strawberry.type(description="The caller: who they are here and what their token may do.")
+class Viewer:
+    name: str = strawberry.field(description="How audit records and requestedBy name them.")
+    environment: str
+    scopes: list[str] = strawberry.field(
+        description="Their token's grants, `ACTIONS[:ENVIRONMENTS[/APPLICATIONS]][@REPOSITORIES]`."
+    )
+
+    @strawberry.field(description="Whether they may `action` on an application here.")
+    async def may(self, info: Info, action: AccessAction, application: str | None = None) -> bool:
+        return await info.context.backend.may(Action(action.value), application)

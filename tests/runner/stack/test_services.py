@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from deploybot.runner.stack import BuildSpec, parse_stack_file, service_specs
-from deploybot.runner.stack.container import tagged_image
+from deploybot.runner.stack.images import normalize_image
 from tests.runner.stack.examples import NS, SECOND, TWO_SERVICES, _stack_specs, _web
 
 
@@ -65,11 +65,10 @@ def test_service_labels_combine_deploy_labels_extra_labels_and_stack_labels(
         ("127.0.0.1:5000/app/web", "127.0.0.1:5000/app/web:latest"),
         ("127.0.0.1:5000/app/web:v1", "127.0.0.1:5000/app/web:v1"),
         ("redis@sha256:abc", "redis@sha256:abc"),
-        ("Not/Valid", "Not/Valid"),
     ],
 )
 def test_untagged_images_get_latest_as_docker_sends_them(image: str, sent: str) -> None:
-    assert tagged_image(image) == sent
+    assert normalize_image(image) == sent
 
 
 def test_container_spec(two_services: dict[str, dict[str, Any]]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from deploybot.runner.stack.images import normalize_image
 from deploybot.runner.stack.model import NAMESPACE_LABEL, Invalid, StackFile
 from deploybot.runner.stack.networks import Resolved, resolve
 from deploybot.runner.stack.values import (
@@ -198,31 +198,6 @@ def _volume_options(
     return {"Source": stack_volume.name, "VolumeOptions": options}
 
 
-_REFERENCE = re.compile(
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-)
-
-
-def tagged_image(image: str) -> str:
-    """What docker's Go client sends for an image: untagged names get `:latest`, in their
-    familiar form (`docker.io/library/redis` is `redis:latest`), as `docker stack deploy`
-    stores them; anything it would not parse is left alone."""
-    if "@" in image:
-        return image
-    domain, slash, rest = image.partition("/")
-    if slash and ("." in domain or ":" in domain or domain == "localhost"):
-        if domain in ("docker.io", "index.docker.io"):
-            domain, rest = "", rest.removeprefix("library/") if rest.count("/") == 1 else rest
-        path = rest
-    else:
-        domain, path = "", image
-    if ":" in path:
-        return image
-    if not _REFERENCE.fullmatch(path):
-        return image
-    return f"{domain}/{path}:latest" if domain else f"{path}:latest"
-
-
 def container_spec(
     definition: Mapping[str, Any],
     *,
@@ -235,7 +210,7 @@ def container_spec(
     environment = definition.get("environment") or {}
     spec = compact(
         {
-            "Image": tagged_image(image),
+            "Image": normalize_image(image),
             "Labels": {**mapping(definition.get("labels")), NAMESPACE_LABEL: namespace},
             "Command": _command(definition.get("entrypoint")),
             "Args": _command(definition.get("command")),
@@ -264,6 +239,7 @@ def container_spec(
         spec["Init"] = bool(definition["init"])
     if "stop_grace_period" in definition:
         spec["StopGracePeriod"] = parse_duration(definition["stop_grace_period"])
-    # docker sends an empty Privileges (its two pointers null) with every service.
+    # The CLI always sends Privileges (its credential spec, unsupported here, and no SELinux
+    # context); the engine stores it as sent, so a spec without it would differ from docker's.
     spec["Privileges"] = {"CredentialSpec": None, "SELinuxContext": None}
     return spec

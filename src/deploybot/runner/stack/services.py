@@ -14,6 +14,7 @@ from typing import Any
 
 from deploybot.runner.stack.container import container_spec, volume_defs
 from deploybot.runner.stack.file_objects import KINDS, FileObject, references
+from deploybot.runner.stack.images import normalize_image
 from deploybot.runner.stack.model import (
     ENDPOINT_MODES,
     IMAGE_LABEL,
@@ -211,6 +212,7 @@ class _Target:
 
     namespace: str
     image: str
+    """As the docker CLI stores it (`images.normalize_image`)."""
     labels: Mapping[str, str]
     endpoint_mode: str
     publish_mode: str
@@ -220,6 +222,8 @@ class _Target:
     """Top-level configs and secrets by kind."""
     object_names: Mapping[tuple[str, str], str]
     """(kind, key) → the name the object was created under (default: docker's)."""
+    written_image: str
+    """As the stack file (or the build) gave it: the stack's image label keeps it."""
 
 
 def _task_template(
@@ -264,7 +268,7 @@ def _service_spec(definition: Mapping[str, Any], service: str, target: _Target) 
         **mapping(deploy.get("labels")),
         **target.labels,
         NAMESPACE_LABEL: target.namespace,
-        IMAGE_LABEL: target.image,
+        IMAGE_LABEL: target.written_image,
     }
     spec: dict[str, Any] = {
         "Name": f"{target.namespace}_{service}",
@@ -304,7 +308,7 @@ def convert_all(
             raise Invalid(f"services.{service}.image", f"no image to run: the service {why}")
         target = _Target(
             namespace,
-            str(image),
+            normalize_image(str(image)),
             labels or {},
             endpoint_mode,
             publish_mode,
@@ -312,6 +316,7 @@ def convert_all(
             volumes,
             objects,
             object_names or {},
+            written_image=str(image),
         )
         spec = _service_spec(definition, service, target)
         specs.append(ServiceSpec(name=spec["Name"], service=service, spec=spec))

@@ -133,6 +133,16 @@ function servicesTable(services) {
       h("td", {}, (s.digest || "").slice(0, 19)), h("td", {}, `${s.replicasRunning ?? "?"}/${s.replicasDesired ?? "?"}`), h("td", {}, s.error || s.state || "")))));
 }
 
+// Whether the signed-in token may deploy (roll back, cancel) this application.
+async function mayDeploy(application) {
+  try {
+    const data = await api.query(`query May($app: String) { viewer { may(action: DEPLOY, application: $app) } }`, { app: application });
+    return data.viewer.may;
+  } catch (err) {
+    return false;
+  }
+}
+
 async function mutate(kind, input, out) {
   const field = kind === "cancel" ? "cancelDeployment" : "rollback";
   const type = kind === "cancel" ? "CancelDeploymentInput" : "RollbackInput";
@@ -159,10 +169,14 @@ async function deploymentPage(id) {
   const log = h("pre", { id: "log" });
   const out = h("span", { class: "muted", id: "actionresult" });
   const state = stateCell(d.state);
-  const actions = h("div", { class: "actions" },
+  const actions = h("div", { class: "actions", hidden: true },
     h("button", { type: "button", id: "cancel", onclick: () => mutate("cancel", { id: d.id }, out) }, "Cancel"),
     h("button", { type: "button", id: "rollback", onclick: () => mutate("rollback", { application: d.application, environment: d.environment }, out) }, "Roll back application"),
     out);
+  mayDeploy(d.application).then((may) => {
+    actions.hidden = !may;
+    actions.dataset.checked = "true";
+  });
   render(h("h1", {}, `${d.application} #${d.number} `, state),
     h("dl", {}, [["Environment", d.environment], ["Version", d.version], ["Repository", d.repositoryUrl], ["Ref", d.ref], ["Commit", d.commitSha],
       ["Message", d.commitMessage], ["Image", d.image], ["Stack file", d.stackFile], ["Trigger", d.trigger], ["Actor", d.actor],
@@ -236,12 +250,17 @@ async function applicationPage(environment, name) {
   }
   if (!app) return render(h("h1", {}, "Application not found"));
   const out = h("span", { class: "muted", id: "actionresult" });
+  const rollback = h("button", { type: "button", id: "rollback", hidden: true, onclick: () => mutate("rollback", { application: app.name, environment: app.environment }, out) }, "Roll back");
+  mayDeploy(app.name).then((may) => {
+    rollback.hidden = !may;
+    rollback.dataset.checked = "true";
+  });
   render(h("h1", {}, `${app.name} `, stateCell(app.state)),
     h("dl", {}, [["Environment", app.environment], ["Health", app.health], ["Current version", app.currentVersion],
       ["Replicas", `${app.replicas.running}/${app.replicas.desired} (${app.replicas.ready} ready)`], ["Repository", app.repositoryUrl],
       ["Last updated", when(app.lastUpdated)]].filter(([, v]) => v).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("div", { class: "actions" }, app.currentDeployment ? h("a", { href: "#/deployment/" + encodeURIComponent(app.currentDeployment.id) }, `current deployment #${app.currentDeployment.number}`) : null,
-      h("button", { type: "button", id: "rollback", onclick: () => mutate("rollback", { application: app.name, environment: app.environment }, out) }, "Roll back"), out),
+      rollback, out),
     h("h2", {}, "Health: " + app.healthReport.overall), h("p", {}, app.healthReport.message),
     h("table", {}, h("thead", {}, h("tr", {}, ["Service", "Status", "Image", "Replicas", "Message"].map((t) => h("th", {}, t)))),
       h("tbody", {}, app.healthReport.components.map((c) => h("tr", {}, h("td", {}, c.swarmName), h("td", {}, c.status), h("td", {}, c.image || ""),
