@@ -227,7 +227,7 @@ def token_create(
         list[str],
         typer.Option(
             "--scope",
-            help="A grant `ACTIONS[:ENVIRONMENTS[/APPLICATIONS]][@REPOSITORIES]`, "
+            help="A grant `ACTIONS\\[:ENVIRONMENTS\\[/APPLICATIONS]]\\[@REPOSITORIES]`, "
             "e.g. `deploy,read:staging/shop*`; repeat for several",
         ),
     ],

@@ -17,7 +17,9 @@ from starlette.routing import Route, request_response
 
 from deploybot.web.body_size import BodySizeLimit
 from tests.conftest import server_env, ws_url
-from tests.servers import ServerProcess
+from tests.servers import ADMIN_TOKEN, AUTH_HEADERS, WS_INIT_PAYLOAD, ServerProcess
+
+AUTH_LINE = f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
 
 LIMIT = 64 * 1024
 
@@ -61,7 +63,8 @@ def test_a_declared_length_above_the_limit_is_refused_before_the_body(
     with _connect(server) as sock:
         sock.sendall(
             b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 200000000\r\n\r\n"
+            + AUTH_LINE
+            + b"Content-Length: 200000000\r\n\r\n"
         )
         status, headers, body = _response(sock)  # not one byte of the 200 MB was sent
     assert status == 413
@@ -75,7 +78,8 @@ def test_a_chunked_body_is_cut_off_where_it_crosses_the_limit(server: ServerProc
     with _connect(server) as sock:
         sock.sendall(
             b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
+            + AUTH_LINE
+            + b"Transfer-Encoding: chunked\r\n\r\n"
         )
         piece = b"x" * 16384
         for _ in range(LIMIT // len(piece) + 1):  # just over the limit; never the last chunk
@@ -88,11 +92,14 @@ def test_a_chunked_body_is_cut_off_where_it_crosses_the_limit(server: ServerProc
 def test_bodies_within_the_limit_are_served(server: ServerProcess) -> None:
     padding = " " * (LIMIT - 200)
     response = httpx.post(
-        f"{server.url}/graphql", json={"query": "{ __typename }" + padding}, timeout=30
+        f"{server.url}/graphql",
+        json={"query": "{ __typename }" + padding},
+        timeout=30,
+        headers=AUTH_HEADERS,
     )
     assert response.status_code == 200
     assert response.json() == {"data": {"__typename": "Query"}}
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=AUTH_HEADERS) as http:
         too_big = http.post("/graphql", json={"query": "{ __typename }" + " " * LIMIT})
         assert too_big.status_code == 413
         assert http.post("/graphql", json={"query": "{ __typename }"}).status_code == 200
@@ -106,7 +113,7 @@ async def test_a_websocket_message_above_the_limit_closes_the_socket(
         subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
         max_size=None,
     ) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": WS_INIT_PAYLOAD}))
         assert json.loads(await ws.recv()) == {"type": "connection_ack"}
         query = "{ __typename }" + " " * LIMIT
         await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": query}}))
