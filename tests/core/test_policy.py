@@ -529,7 +529,9 @@ async def test_rollbacks_are_held_to_the_policy_at_admission_and_at_run_time(
     record = await _rollback(database, permissive, first)
     assert record.rollback_to_id == first and record.rollback_of_id == current
     assert await queue.claim_next(database, "test", "runner-po") == record.id
-    ctx = RunnerContext(database, EventBus(), strict, mirror_cache(strict), swarm_client)
+    ctx = RunnerContext(
+        database, EventBus(), strict, mirror_cache(strict), swarm_client, runner_id="runner-po"
+    )
     assert await execute(ctx, record.id) is DeploymentState.FAILURE
     done = await history.get_deployment(database, record.id)
     assert done is not None and done.error_code == "POLICY_VIOLATION"

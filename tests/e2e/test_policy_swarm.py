@@ -81,7 +81,9 @@ async def test_a_policy_tightened_after_admission_stops_the_runner(
         work_dir=tmp_path / "runner",
         policy_bind_mount_prefixes="/var/run",
     )
-    ctx = RunnerContext(database, EventBus(), settings, mirror_cache(settings), swarm_client)
+    ctx = RunnerContext(
+        database, EventBus(), settings, mirror_cache(settings), swarm_client, runner_id="runner-po"
+    )
     try:
         for number in numbers:
             assert await queue.claim_next(database, "test", "runner-po") == number
