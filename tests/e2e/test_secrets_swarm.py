@@ -33,7 +33,7 @@ SECRETS = "query($app: String!) { secrets(application: $app) { name version upda
 VALIDATE = """query($input: DeployInput!) { validateDeployment(input: $input) {
   valid issues { field message severity code } } }"""
 COUNT = "{ deployments { totalCount } }"
-EVERYTHING = """{ deployments(first: 100) { nodes { number state version errorMessage
+EVERYTHING = """{ deployments(first: 40) { nodes { number state version errorMessage
   originalRequest mappedRequest description logsUrl
   steps { name message error } services { service image state }
   logs(first: 1000) { nodes { text } } } } }"""
