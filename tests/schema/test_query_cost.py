@@ -15,7 +15,7 @@ from graphql import OperationDefinitionNode, parse
 from deploybot.schema import schema
 from deploybot.schema.limits import estimated_nodes, exceeds_tokens
 from tests.conftest import server_env, ws_url
-from tests.servers import Client, ServerProcess
+from tests.servers import WS_INIT_PAYLOAD, Client, ServerProcess
 
 LOGS = "logs(first: 100) { totalCount }"
 ALIASES_2000 = (
@@ -114,7 +114,7 @@ async def test_the_limits_hold_over_websocket(server: ServerProcess) -> None:
         subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
         max_size=None,
     ) as ws:
-        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": WS_INIT_PAYLOAD}))
         assert json.loads(await ws.recv()) == {"type": "connection_ack"}
 
         async def errors(op_id: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
