@@ -31,6 +31,7 @@ from deploybot.web.hooks import RedactHookTokens, receive_hook
 from deploybot.web.logs import raw_logs
 from deploybot.web.pages import dashboard, static_files
 from deploybot.web.providers import provider_routes
+from deploybot.web.relay_rpc import relay_rpc
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 
@@ -93,6 +94,7 @@ def create_app(
         routes=[
             Route("/deployments/{id}/logs", raw_logs),
             Route("/healthz", healthz),
+            Route("/relay/rpc/{method}", relay_rpc, methods=["POST"]),
             Route(
                 "/graphql",
                 BodySizeLimit(GraphQLApp(), instance.settings.graphql_max_body_bytes),

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db",
     )
     environment: str = Field(default="local", description="The environment this instance serves")
+    relay_environments: str = Field(
+        default="",
+        description="`deploybot relay`: JSON {name: {url, token, timeout}} of the environments'"
+        " instances, or @path of a JSON file",
+    )
     stack_namespace: str = Field(
         default=DEFAULT_PATTERN,
         description="Stack namespace of an application on the Swarm, from {application} and"
