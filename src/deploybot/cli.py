@@ -105,6 +105,25 @@ def serve(
     GracefulServer(config, app, settings.runner_stop_grace).run()
 
 
+@cli.command()
+def relay(
+    host: Annotated[str, typer.Option(envvar="DEPLOYBOT_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="DEPLOYBOT_PORT")] = 8000,
+    database_url: DatabaseOpt = None,
+    log_level: str = "info",
+) -> None:
+    """Run the environment relay: one schema over every environment's instance
+    (DEPLOYBOT_RELAY_ENVIRONMENTS); its database holds only the callers' tokens."""
+    import uvicorn
+
+    from deploybot.relay.app import create_relay_app
+
+    _logging(log_level)
+    settings = _settings(database_url, None)
+    app = create_relay_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

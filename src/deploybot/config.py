@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploybot.core.policy import DeployPolicy, parse_port_ranges, split_list
+from deploybot.namespaces import DEFAULT_PATTERN, StackNamespaces, check_pattern
 
 SECRETS_DIR = Path("/run/secrets")
 """Where Swarm mounts a service's secrets: a file named like a setting's variable
@@ -32,6 +33,16 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db",
     )
     environment: str = Field(default="local", description="The environment this instance serves")
+    relay_environments: str = Field(
+        default="",
+        description="`deploybot relay`: JSON {name: {url, token, timeout}} of the environments'"
+        " instances, or @path of a JSON file",
+    )
+    stack_namespace: str = Field(
+        default=DEFAULT_PATTERN,
+        description="Stack namespace of an application on the Swarm, from {application} and"
+        " {environment} (`{environment}-{application}` lets several instances share one Swarm)",
+    )
     docker_host: str = Field(
         default="unix:///var/run/docker.sock", description="Docker Engine API of the Swarm manager"
     )
@@ -290,6 +301,11 @@ class Settings(BaseSettings):
             raise ValueError("rate_limit_storage is auto, memory or database")
         return value
 
+    @field_validator("stack_namespace")
+    @classmethod
+    def _check_stack_namespace(cls, value: str) -> str:
+        return check_pattern(value)
+
     @field_validator("release_trains")
     @classmethod
     def _check_release_trains(cls, value: str) -> str:
@@ -315,6 +331,11 @@ class Settings(BaseSettings):
             allow_host_namespaces=self.policy_allow_host_namespaces,
             allow_privileged=self.policy_allow_privileged,
         )
+
+    @property
+    def namespaces(self) -> StackNamespaces:
+        """Where this instance's applications live on the Swarm."""
+        return StackNamespaces(self.stack_namespace, self.environment)
 
     @property
     def release_train_map(self) -> dict[str, str]:

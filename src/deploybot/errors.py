@@ -50,6 +50,8 @@ class ErrorCode(enum.StrEnum):
     NOTIFICATION_TARGET_NOT_FOUND = "NOTIFICATION_TARGET_NOT_FOUND"
     # Limits (issue 10).
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    # The environment relay (issue 13).
+    ENVIRONMENT_UNAVAILABLE = "ENVIRONMENT_UNAVAILABLE"
 
 
 class DeploybotError(Exception):

@@ -53,7 +53,7 @@ class Instance:
         """On PostgreSQL, processes sharing the database hear each other's events."""
         self.swarm = Swarm(settings.docker_host)
         """The process's one Docker client (the runner's, the inspectors', the log streams')."""
-        self.service_logs = ServiceLogStreams(self.swarm)
+        self.service_logs = ServiceLogStreams(self.swarm, settings.namespaces)
         self.tokens = TokenCache(self.db, ttl=settings.token_cache_ttl)
         """Token text → principal, cached a few seconds (no database round trip per call)."""
 
@@ -66,7 +66,7 @@ class Instance:
             bus=self.bus,
             hub=self.hub,
             inspector=Preflight(self.settings, self.swarm, db=self.db),
-            swarm=SwarmStatus(self.swarm),
+            swarm=SwarmStatus(self.swarm, self.settings.namespaces),
             service_logs=self.service_logs,
             token_cache=self.tokens,
             rate_limits=RateLimits.from_settings(self.settings, self.db),

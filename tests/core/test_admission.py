@@ -19,6 +19,7 @@ from deploybot.domain import DeploymentState, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
 from deploybot.inputs import DeployRequest
+from deploybot.namespaces import StackNamespaces
 from deploybot.records import DeploymentRecord
 from deploybot.runner.preflight import Preflight
 from deploybot.runner.status import SwarmStatus
@@ -180,7 +181,7 @@ async def test_dependency_not_running_refuses_before_writing(
             settings,
             Preflight(settings, swarm_client),
             request("ad-dependent", "1", dependencies=["ad-nowhere"]),
-            swarm=SwarmStatus(swarm_client),
+            swarm=SwarmStatus(swarm_client, StackNamespaces()),
         )
     assert failed.value.code is ErrorCode.DEPENDENCY_FAILED
     assert "ad-nowhere is not deployed in test" in failed.value.message

@@ -11,6 +11,7 @@ import pytest
 from deploybot.core.feeds import ApplicationLogFeed
 from deploybot.domain import LogStream
 from deploybot.live.hub import Hub, LiveSource
+from deploybot.namespaces import StackNamespaces
 from deploybot.records import ServiceLogLine
 from deploybot.runner.service_logs import ServiceLogStreams, parse_line, parse_timestamp
 from deploybot.runner.swarm import Swarm
@@ -60,7 +61,7 @@ async def wait_for_lines(source: ServiceLogStreams, count: int) -> list[ServiceL
 
 
 async def test_tail_keeps_streams_apart(talker: str, swarm_client: Swarm) -> None:
-    source = ServiceLogStreams(swarm_client)
+    source = ServiceLogStreams(swarm_client, StackNamespaces())
     lines = await wait_for_lines(source, 6)
     assert {line.service for line in lines} == {talker}
     assert all(line.task for line in lines)
@@ -71,7 +72,7 @@ async def test_tail_keeps_streams_apart(talker: str, swarm_client: Swarm) -> Non
 
 
 async def test_one_stream_per_service_shared_and_closed(talker: str, swarm_client: Swarm) -> None:
-    source = ServiceLogStreams(swarm_client, poll_interval=0.5)
+    source = ServiceLogStreams(swarm_client, StackNamespaces(), poll_interval=0.5)
     hub = Hub()
     try:
         await wait_for_lines(source, 1)
@@ -112,7 +113,7 @@ async def test_one_stream_per_service_shared_and_closed(talker: str, swarm_clien
 async def test_the_stream_closes_when_the_last_subscriber_leaves(
     talker: str, swarm_client: Swarm
 ) -> None:
-    source = ServiceLogStreams(swarm_client, poll_interval=0.5)
+    source = ServiceLogStreams(swarm_client, StackNamespaces(), poll_interval=0.5)
     hub = Hub()
     try:
         feed = ApplicationLogFeed(source, APP, "test")

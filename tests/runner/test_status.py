@@ -9,6 +9,7 @@ import pytest
 from deploybot.core.applications import EventType
 from deploybot.domain import Health
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.namespaces import StackNamespaces
 from deploybot.runner.status import SwarmStatus, _check_of, docker_time, task_events
 from deploybot.runner.swarm import Swarm
 
@@ -77,7 +78,7 @@ def test_healthcheck_log_becomes_a_check() -> None:
 
 async def test_unreachable_docker_is_a_typed_error(tmp_path: object) -> None:
     unreachable = Swarm(f"unix://{tmp_path}/no-docker.sock")
-    status = SwarmStatus(unreachable)
+    status = SwarmStatus(unreachable, StackNamespaces())
     with pytest.raises(DeploybotError) as failed:
         await status.stack("ad-anything")
     await unreachable.close()
@@ -85,5 +86,5 @@ async def test_unreachable_docker_is_a_typed_error(tmp_path: object) -> None:
 
 
 async def test_a_stack_that_does_not_run_has_no_services(swarm_client: Swarm) -> None:
-    live = await SwarmStatus(swarm_client).stack("ad-not-running")
+    live = await SwarmStatus(swarm_client, StackNamespaces()).stack("ad-not-running")
     assert live.services == []

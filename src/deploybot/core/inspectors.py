@@ -71,7 +71,7 @@ class SourceInspector(Protocol):
 
 
 class SwarmInspector(Protocol):
-    """The runner's live view of a stack (`com.docker.stack.namespace=<application>`)."""
+    """The runner's live view of an application's stack (its namespace: `Settings.namespaces`)."""
 
     async def stack(self, application: str) -> LiveStack: ...
 
@@ -79,14 +79,14 @@ class SwarmInspector(Protocol):
 
 
 class ServiceLogSource(Protocol):
-    """The runner's side of application logs."""
+    """The runner's side of application logs (by application: the source knows its stack)."""
 
-    async def services(self, namespace: str) -> list[str]: ...
+    async def services(self, application: str) -> list[str]: ...
 
     async def tail(
-        self, namespace: str, *, tail: int | None, since: datetime | None
+        self, application: str, *, tail: int | None, since: datetime | None
     ) -> list[ServiceLogLine]: ...
 
     async def follow(
-        self, namespace: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
+        self, application: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
     ) -> None: ...

@@ -51,7 +51,7 @@ async def hooks_step(
 
             code, error = await run_hook(
                 run.swarm,
-                name=f"{run.record.application}_{step.value}-{run.id}-{index}",
+                name=f"{run.namespace}_{step.value}-{run.id}-{index}",
                 spec=specs[service],
                 command=hook.command,
                 labels={

@@ -235,7 +235,7 @@ async def run_image(run: DeploymentRun) -> None:
         result["message"] = image
         run.say(f"image {image}")
     stack = single_service_stack(service)
-    existing = await run.swarm.find_service(f"{record.application}_{service}")
+    existing = await run.swarm.find_service(f"{run.namespace}_{service}")
     template = None
     if existing is not None:
         template = copy.deepcopy(existing["Spec"])
@@ -263,7 +263,7 @@ async def _rollout(
     replace: dict[str, dict[str, Any]] | None = None,
     prune: bool = True,
 ) -> None:
-    namespace = run.record.application
+    namespace = run.namespace
     settings = run.ctx.settings
     options = RolloutOptions.from_json(run.record.rollout_options)
     strategy = run.record.strategy
@@ -382,7 +382,10 @@ async def _check_dependencies(run: DeploymentRun) -> None:
         return
     try:
         await check_dependencies(
-            run.ctx.db, SwarmStatus(run.swarm), run.record.environment, dependencies
+            run.ctx.db,
+            SwarmStatus(run.swarm, run.ctx.settings.namespaces),
+            run.record.environment,
+            dependencies,
         )
     except DeploybotError as exc:
         raise StepFailure(exc.code, exc.message) from exc

@@ -58,7 +58,7 @@ async def apply_recorded(
 ) -> tuple[list[ServiceWatch], list[asyncio.Task[None]]]:
     """Deploy each recorded spec; remove the stack's other services. `record` saves them as
     this deployment's services (a rollback deployment), else they are only applied."""
-    namespace = run.record.application
+    namespace = run.namespace
     kept: set[str] = set()
     watches: list[ServiceWatch] = []
     followers: list[asyncio.Task[None]] = []
@@ -195,7 +195,7 @@ async def run_rollback(run: DeploymentRun) -> None:
     try:
         async with run.step(StepName.ROLLOUT) as result:
             watches, followers = await apply_recorded(run, rows, record=True)
-            result["message"] = f"{len(rows)} service(s) of #{target} on stack {record.application}"
+            result["message"] = f"{len(rows)} service(s) of #{target} on stack {run.namespace}"
         async with run.step(StepName.CONVERGE) as result:
             try:
                 result["message"] = await converge(run, watches, record=True)
@@ -204,6 +204,6 @@ async def run_rollback(run: DeploymentRun) -> None:
     finally:
         await stop_following(followers)
     try:
-        await prune_objects(run, record.application)
+        await prune_objects(run, run.namespace)
     except Exception as exc:  # clean-up never fails the rollback
         run.say(f"unused configs and secrets not removed: {exc}", LogStream.STDERR)

@@ -93,6 +93,11 @@ class DeploymentRun:
     def swarm(self) -> Swarm:
         return self.ctx.swarm
 
+    @property
+    def namespace(self) -> str:
+        """The stack namespace of this deployment's application on the Swarm."""
+        return self.ctx.settings.namespaces.of(self.record.application)
+
     def say(self, text: str, stream: LogStream = LogStream.STDOUT) -> None:
         self.log.write(text, source=LogSource.SYSTEM, stream=stream)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from aiodocker.exceptions import DockerError
 
 from deploybot.domain import LogStream
+from deploybot.namespaces import StackNamespaces
 from deploybot.records import ServiceLogLine
 from deploybot.runner.swarm import DockerUnavailable, Swarm
 
@@ -53,19 +54,29 @@ def parse_line(service: str, stream: LogStream, raw: str) -> ServiceLogLine:
 class ServiceLogStreams:
     """`core.feeds.ServiceLogSource` over the Docker API."""
 
-    def __init__(self, swarm: Swarm, *, poll_interval: float = 2.0, flush: float = 0.1) -> None:
+    def __init__(
+        self,
+        swarm: Swarm,
+        namespaces: StackNamespaces,
+        *,
+        poll_interval: float = 2.0,
+        flush: float = 0.1,
+    ) -> None:
         self.swarm = swarm
+        self.namespaces = namespaces
+        """An application's services are those of its stack application."""
         self.poll_interval = poll_interval
         self.flush = flush
         self.open_streams: dict[str, int] = {}
         """Open Docker log streams per service (what the tests observe)."""
 
-    async def _services(self, namespace: str) -> dict[str, str]:
-        return {s["ID"]: s["Spec"]["Name"] for s in await self.swarm.stack_services(namespace)}
+    async def _services(self, application: str) -> dict[str, str]:
+        found = await self.swarm.stack_services(self.namespaces.of(application))
+        return {s["ID"]: s["Spec"]["Name"] for s in found}
 
-    async def services(self, namespace: str) -> list[str]:
+    async def services(self, application: str) -> list[str]:
         try:
-            return sorted((await self._services(namespace)).values())
+            return sorted((await self._services(application)).values())
         except (DockerError, DockerUnavailable):
             return []
 
@@ -89,10 +100,10 @@ class ServiceLogStreams:
                     yield _STREAMS.get(kind, LogStream.STDOUT), line
 
     async def tail(
-        self, namespace: str, *, tail: int | None, since: datetime | None
+        self, application: str, *, tail: int | None, since: datetime | None
     ) -> list[ServiceLogLine]:
         lines: list[ServiceLogLine] = []
-        for service_id, name in (await self._services(namespace)).items():
+        for service_id, name in (await self._services(application)).items():
             with contextlib.suppress(DockerError, DockerUnavailable):
                 async for stream, raw in self._frames(
                     service_id,
@@ -105,7 +116,7 @@ class ServiceLogStreams:
         return lines[-tail:] if tail else lines
 
     async def follow(
-        self, namespace: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
+        self, application: str, emit: Callable[[list[ServiceLogLine]], Awaitable[None]]
     ) -> None:
         """Stream every service of the stack until none is left (or until cancelled)."""
         buffer: list[ServiceLogLine] = []
@@ -114,7 +125,7 @@ class ServiceLogStreams:
         flusher = asyncio.create_task(self._flush_every(buffer, emit))
         try:
             while True:
-                current = await self._current(namespace, streams)
+                current = await self._current(application, streams)
                 for service_id in list(streams):
                     if service_id not in current:  # removed: its stream would never end
                         streams.pop(service_id).cancel()
@@ -131,11 +142,11 @@ class ServiceLogStreams:
                 await emit(buffer)
 
     async def _current(
-        self, namespace: str, streams: dict[str, asyncio.Task[None]]
+        self, application: str, streams: dict[str, asyncio.Task[None]]
     ) -> dict[str, str]:
         """The stack's services now; while Docker does not answer, the ones being read."""
         try:
-            return await self._services(namespace)
+            return await self._services(application)
         except (DockerError, DockerUnavailable):
             return {service_id: "" for service_id in streams}
 

@@ -17,6 +17,7 @@ from aiodocker.exceptions import DockerError
 
 from deploybot.domain import Health
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.namespaces import StackNamespaces
 from deploybot.records import (
     ApplicationEvent,
     EventType,
@@ -104,15 +105,17 @@ def _check_of(name: str, health: dict[str, Any]) -> HealthCheckResult:
 class SwarmStatus:
     """`SwarmInspector` over the Swarm manager's Engine API."""
 
-    def __init__(self, swarm: Swarm) -> None:
+    def __init__(self, swarm: Swarm, namespaces: StackNamespaces) -> None:
         self.swarm = swarm
+        self.namespaces = namespaces
 
     async def stack(self, application: str) -> LiveStack:
         swarm = self.swarm
+        namespace = self.namespaces.of(application)
         try:
-            services = await swarm.stack_services(application)
+            services = await swarm.stack_services(namespace)
             nodes = await swarm.ready_nodes() if services else 0
-            live = [await self._service(swarm, application, s, nodes) for s in services]
+            live = [await self._service(swarm, namespace, s, nodes) for s in services]
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
         return LiveStack(sorted(live, key=lambda s: s.name), utcnow())
@@ -123,7 +126,10 @@ class SwarmStatus:
             services = await self.swarm.query("services", params={"filters": filters})
         except DockerUnavailable as exc:
             raise DeploybotError(ErrorCode.DOCKER_UNAVAILABLE, str(exc)) from exc
-        return sorted({s["Spec"]["Labels"][NAMESPACE_LABEL] for s in services})
+        found = {
+            self.namespaces.application_of(s["Spec"]["Labels"][NAMESPACE_LABEL]) for s in services
+        }
+        return sorted(application for application in found if application is not None)
 
     async def _service(
         self, swarm: Swarm, namespace: str, service: dict[str, Any], nodes: int

@@ -6,7 +6,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
 from deploybot.errors import DeploybotError
@@ -345,16 +345,22 @@ def _public(error: GraphQLError, original: GraphQLError) -> GraphQLError:
     )
 
 
-schema = Schema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    types=[Deployment, Release, Webhook],
-    execution_context_class=Executor,
-    extensions=[
-        QueryLimitsExtension,
-        lambda: ParserCache(maxsize=1000),
-        lambda: ValidationCache(maxsize=1000),
-        OperationMetrics,
-    ],
-)
+def build_schema(*extra: type[SchemaExtension]) -> Schema:
+    """The schema; the relay's adds extensions (the SDL is the same)."""
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[Deployment, Release, Webhook],
+        execution_context_class=Executor,
+        extensions=[
+            QueryLimitsExtension,
+            lambda: ParserCache(maxsize=1000),
+            lambda: ValidationCache(maxsize=1000),
+            OperationMetrics,
+            *extra,
+        ],
+    )
+
+
+schema = build_schema()

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deploybot.access import Principal
+from deploybot.access import Action, GrantError, Principal, parse_grants
 from deploybot.backend.local import LocalBackend
+from deploybot.relay.wire import FORWARDED_GRANTS, ON_BEHALF_OF
 from deploybot.web.requests import instance_of
 
 PRINCIPAL = "deploybot.principal"
@@ -71,8 +73,40 @@ class TokenAuthMiddleware:
             token = token_from_header(_header(scope, b"authorization"))
             instance = scope["app"].state.instance
             scope[TOKEN] = token
-            scope[PRINCIPAL] = await instance.authenticate(token)
+            principal = await instance.authenticate(token)
+            forwarded = _header(scope, ON_BEHALF_OF.encode())
+            if forwarded is not None and principal is not None:
+                grants = _header(scope, FORWARDED_GRANTS.encode()) or ""
+                principal = forwarded_principal(
+                    principal, forwarded, grants, instance.settings.environment
+                )
+            scope[PRINCIPAL] = principal
         await self.app(scope, receive, send)
+
+
+def forwarded_principal(
+    relay: Principal, caller: str, grants: str, environment: str
+) -> Principal | None:
+    """The caller a relay forwards, with the caller's grants capped by the relay token's
+    actions; None (→ 401) when the token is not allowed to forward (no relay grant here)."""
+    if not relay.allows(Action.RELAY, environment, None):
+        return None
+    try:
+        wanted = parse_grants(g for g in grants.split(";") if g.strip())
+    except GrantError:
+        return None
+    capped = []
+    for grant in wanted:
+        # an admin's grant gives every action: what the relay token gives of them
+        given = set(Action) if Action.ADMIN in grant.actions else set(grant.actions)
+        actions = {a for a in given if a is not Action.RELAY and relay.may_anywhere(a)}
+        if not relay.is_admin:
+            actions.discard(Action.ADMIN)
+        if actions:
+            capped.append(dataclasses.replace(grant, actions=frozenset(actions)))
+    return dataclasses.replace(
+        relay, grants=tuple(capped), on_behalf_of=caller[:200], key=f"{relay.key}/{caller[:200]}"
+    )
 
 
 def principal_of(connection: HTTPConnection) -> Principal | None:

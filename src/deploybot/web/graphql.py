@@ -9,6 +9,7 @@ loads without a token; paste the token into its Headers pane.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from deploybot.access import ANONYMOUS, Principal
-from deploybot.schema import schema
+from deploybot.schema import Schema, schema
 from deploybot.schema.context import Context
 from deploybot.web.auth import CHALLENGE, principal_of
 from deploybot.web.errors import error_response
@@ -50,13 +51,17 @@ def _is_ide_page(request: Request) -> bool:
     return request.method == "GET" and "query" not in request.query_params
 
 
+ContextFor = Callable[[HTTPConnection, Principal], Context]
+
+
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self) -> None:
-        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+    def __init__(self, served: Schema = schema, make_context: ContextFor = context_for) -> None:
+        super().__init__(served, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        self.make_context = make_context
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # Only the GraphiQL page is served without a token (__call__ answers 401 otherwise).
-        return context_for(request, principal_of(request) or ANONYMOUS)
+        return self.make_context(request, principal_of(request) or ANONYMOUS)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """deploybot's GraphiQL page: the same IDE, its assets served from here, not a CDN."""

@@ -1,0 +1,90 @@
+"""The Starlette app of `deploybot relay`: the same GraphQL schema over a `RelayBackend`.
+
+Callers authenticate with their own tokens against the relay's own token database (the
+same `deploybot token` commands and `DEPLOYBOT_ADMIN_TOKEN` as an instance); the relay then
+calls each environment with that environment's service token, forwarding the caller's name
+and grants. No runner, no Docker client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import cast
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
+from starlette.routing import Route
+
+from deploybot.access import Principal
+from deploybot.backend import Backend
+from deploybot.config import Settings, get_settings
+from deploybot.first_start import prepare_access
+from deploybot.instance import Instance
+from deploybot.relay.backend import RelayBackend
+from deploybot.relay.config import parse_environments
+from deploybot.relay.schema import relay_schema
+from deploybot.schema import limits as query_limits
+from deploybot.schema.context import Context
+from deploybot.web.auth import NotAuthenticated, TokenAuthMiddleware, not_authenticated
+from deploybot.web.body_size import BodySizeLimit
+from deploybot.web.errors import http_error, server_error
+from deploybot.web.graphql import GraphQLApp
+from deploybot.web.health import healthz
+from deploybot.web.requests import base_url
+
+
+def create_relay_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    instance = Instance(settings)
+    upstreams = parse_environments(settings.relay_environments)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=64)
+    clients = {name: httpx.AsyncClient(limits=limits) for name in upstreams}
+    """One keep-alive pool per environment."""
+    from deploybot.access import ANONYMOUS
+
+    backend = RelayBackend(upstreams, clients, ANONYMOUS)
+    query_limits.configure(query_limits.QueryLimits.from_settings(settings))
+
+    def context_for(connection: HTTPConnection, principal: Principal) -> Context:
+        return Context(
+            backend=cast(Backend, backend.bound(principal)),
+            base_url=base_url(connection),
+            principal=principal,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with instance.running():
+            await prepare_access(instance)
+            try:
+                yield
+            finally:
+                for client in clients.values():
+                    await client.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route(
+                "/graphql",
+                BodySizeLimit(
+                    GraphQLApp(relay_schema, context_for), settings.graphql_max_body_bytes
+                ),
+                methods=["GET", "POST"],
+            ),
+        ],
+        middleware=[Middleware(TokenAuthMiddleware)],
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: http_error,
+            NotAuthenticated: not_authenticated,
+            500: server_error,
+        },
+    )
+    app.state.instance = instance
+    app.state.relay = backend
+    return app

@@ -1,0 +1,358 @@
+"""`RelayBackend`: the backend protocol over the environments' instances (`relay.wire`).
+
+Lists are asked of every selected environment at once and k-way merged; one object is
+asked of the environment its ID names; a change is sent to the environment its input
+names. An environment that does not answer within its timeout is left out of lists (the
+request gets an ENVIRONMENT_UNAVAILABLE error naming it) and fails what is routed to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import heapq
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from deploybot.access import Action, Principal
+from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.filters import DeploymentFilter
+from deploybot.ids import InvalidId, encode_cursor
+from deploybot.inputs import (
+    DeploymentRef,
+    DeployRequest,
+    PageRequest,
+    RecordRequest,
+    RollbackRequest,
+)
+from deploybot.records import DeploymentRecord, Edge, Page
+from deploybot.relay import wire
+from deploybot.relay.config import Upstream
+
+
+class EnvironmentUnavailable(DeploybotError):
+    def __init__(self, environment: str, why: str) -> None:
+        super().__init__(
+            ErrorCode.ENVIRONMENT_UNAVAILABLE,
+            f"environment {environment!r} is unavailable: {why}",
+            field="environment",
+        )
+        self.environment = environment
+
+
+@dataclass
+class RelayBackend:
+    upstreams: dict[str, Upstream]
+    clients: dict[str, httpx.AsyncClient]
+    principal: Principal
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Environments left out of this request's answers, and why (reported as errors)."""
+
+    def bound(self, principal: Principal) -> RelayBackend:
+        return dataclasses.replace(self, principal=principal, unavailable={})
+
+    # --- calling one environment ---------------------------------------------------------------
+
+    def _upstream(self, environment: str | None, name: str = "environment") -> Upstream:
+        if not environment:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT, "the relay needs an environment", field=name
+            )
+        upstream = self.upstreams.get(environment)
+        if upstream is None:
+            raise DeploybotError(
+                ErrorCode.INVALID_INPUT,
+                f"unknown environment {environment!r} (known: {', '.join(sorted(self.upstreams))})",
+                field=name,
+            )
+        return upstream
+
+    async def _call(self, environment: str | None, name: str, /, **arguments: Any) -> Any:
+        upstream = self._upstream(environment)
+        call = wire.method(name)
+        headers = {
+            "authorization": f"Bearer {upstream.token.get_secret_value()}",
+            wire.ON_BEHALF_OF: self.principal.label,
+            wire.FORWARDED_GRANTS: ";".join(str(g) for g in self.principal.grants),
+        }
+        try:
+            response = await self.clients[upstream.name].post(
+                f"{upstream.url}{wire.RPC_PATH}{name}",
+                content=orjson.dumps(call.encode_arguments(arguments)),
+                headers=headers,
+                timeout=upstream.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise EnvironmentUnavailable(upstream.name, type(exc).__name__) from None
+        if response.status_code in (401, 403) or response.status_code >= 500:
+            raise EnvironmentUnavailable(upstream.name, f"HTTP {response.status_code}")
+        body = response.json()
+        if "error" in body:
+            raise wire.error_of(body)
+        return call.decode_answer(body["answer"])
+
+    async def _each(
+        self, environments: Sequence[str], name: str, /, **arguments: Any
+    ) -> dict[str, Any]:
+        """Ask every environment at once; one that fails to answer is noted, not fatal."""
+        answers = await asyncio.gather(
+            *(self._call(env, name, **arguments) for env in environments), return_exceptions=True
+        )
+        found: dict[str, Any] = {}
+        for env, answer in zip(environments, answers, strict=True):
+            if isinstance(answer, EnvironmentUnavailable):
+                self.unavailable[env] = answer.message
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found[env] = answer
+        return found
+
+    def _readable(self, wanted: Sequence[str] | None) -> list[str]:
+        """The environments a list asks: those selected that the caller may read."""
+        names = (
+            sorted(self.upstreams)
+            if not wanted
+            else [e for e in sorted(set(wanted)) if e in self.upstreams]
+        )
+        return [e for e in names if self.principal.scopes(Action.READ, e)]
+
+    # --- routed by the input's environment ------------------------------------------------------
+
+    async def deploy(self, request: DeployRequest) -> Any:
+        return await self._call(request.environment, "deploy", request=request)
+
+    async def validate_deployment(self, request: DeployRequest) -> Any:
+        return await self._call(request.environment, "validate_deployment", request=request)
+
+    async def rollback(self, request: RollbackRequest) -> Any:
+        return await self._call(request.environment, "rollback", request=request)
+
+    async def record_deployment(self, request: RecordRequest) -> Any:
+        return await self._call(request.environment, "record_deployment", request=request)
+
+    async def application(self, name: str, environment: str | None) -> Any:
+        return await self._call(environment, "application", name=name, environment=environment)
+
+    async def applications(self, environment: str | None) -> Any:
+        if environment is not None:
+            return await self._call(environment, "applications", environment=environment)
+        found = await self._each(self._readable(None), "applications", environment=None)
+        return [app for env in sorted(found) for app in found[env]]
+
+    # --- routed by the ID's environment ---------------------------------------------------------
+
+    async def deployment(self, ref: DeploymentRef) -> DeploymentRecord | None:
+        if ref.environment not in self.upstreams:
+            return None
+        record: DeploymentRecord | None = await self._call(ref.environment, "deployment", ref=ref)
+        return record
+
+    async def cancel_deployment(self, ref: DeploymentRef) -> Any:
+        return await self._call(_env_of(ref), "cancel_deployment", ref=ref)
+
+    async def report_deployment_status(
+        self, ref: DeploymentRef, state: Any, message: str | None
+    ) -> Any:
+        return await self._call(
+            _env_of(ref), "report_deployment_status", ref=ref, state=state, message=message
+        )
+
+    async def add_deployment_result(self, ref: DeploymentRef, data: Any) -> Any:
+        return await self._call(_env_of(ref), "add_deployment_result", ref=ref, data=data)
+
+    async def add_recorded_services(self, ref: DeploymentRef, services: Any) -> Any:
+        return await self._call(_env_of(ref), "add_recorded_services", ref=ref, services=services)
+
+    async def log_lines(self, ref: DeploymentRef, *, after: int, first: int) -> Any:
+        return await self._call(_env_of(ref), "log_lines", ref=ref, after=after, first=first)
+
+    async def count_log_lines(self, ref: DeploymentRef) -> Any:
+        return await self._call(_env_of(ref), "count_log_lines", ref=ref)
+
+    async def _by_ref(self, name: str, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
+        groups: dict[str, list[DeploymentRef]] = defaultdict(list)
+        for ref in refs:
+            if ref.environment in self.upstreams:
+                groups[ref.environment].append(ref)
+        answers = await asyncio.gather(
+            *(self._call(env, name, refs=group) for env, group in groups.items()),
+            return_exceptions=True,
+        )
+        found: dict[Any, Any] = {}
+        for env, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, EnvironmentUnavailable):
+                self.unavailable[env] = answer.message
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found.update(answer)
+        return found
+
+    async def deployments_by_ref(self, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
+        return await self._by_ref("deployments_by_ref", refs)
+
+    async def steps(self, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
+        return await self._by_ref("steps", refs)
+
+    async def service_rollouts(self, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
+        return await self._by_ref("service_rollouts", refs)
+
+    async def results(self, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
+        return await self._by_ref("results", refs)
+
+    # --- aggregated -------------------------------------------------------------------------
+
+    async def count_deployments(self, filter: DeploymentFilter | None) -> int:
+        wanted = filter.environments if filter else None
+        found = await self._each(self._readable(wanted), "count_deployments", filter=filter)
+        return sum(found.values())
+
+    async def deployments(
+        self,
+        filter: DeploymentFilter | None,
+        page: PageRequest,
+        *,
+        fields: Collection[str] | None = None,
+    ) -> Page[DeploymentRecord]:
+        """Each environment's page after (or before) its own position, k-way merged."""
+        wanted = filter.environments if filter else None
+        backwards = page.last is not None and page.first is None
+        size = (page.last if backwards else page.first) or 50
+        marker = page.before if backwards else page.after
+        position, own = decode_relay_cursor(marker) if marker else ({}, None)
+        asks = {
+            env: _env_page(env, position, own, page, size, backwards)
+            for env in self._readable(wanted)
+        }
+        asks = {env: ask for env, ask in asks.items() if ask is not None}
+        answers = await asyncio.gather(
+            *(
+                self._call(env, "deployments", filter=filter, page=ask, fields=None)
+                for env, ask in asks.items()
+            ),
+            return_exceptions=True,
+        )
+        pages: dict[str, Page[DeploymentRecord]] = {}
+        for env, answer in zip(asks, answers, strict=True):
+            if isinstance(answer, EnvironmentUnavailable):
+                self.unavailable[env] = answer.message
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                pages[env] = answer
+        return _merge(pages, position, page.descending, size, backwards, marker is not None)
+
+
+def _env_of(ref: DeploymentRef) -> str:
+    if ref.environment is None:
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT, "the relay needs a global ID, not a bare number", field="id"
+        )
+    return ref.environment
+
+
+def _key(record: DeploymentRecord) -> tuple[Any, str, int]:
+    return (record.created_at, record.environment, record.id)
+
+
+def _env_page(
+    env: str,
+    position: dict[str, int],
+    own: str | None,
+    page: PageRequest,
+    size: int,
+    backwards: bool,
+) -> PageRequest | None:
+    """What to ask `env` for: after its position, or before it (at-or-before for the
+    environments other than the cursor's own, whose position is the cursor's edge itself)."""
+    if not backwards:
+        after = position.get(env)
+        return PageRequest(
+            first=size,
+            after=None if after is None else encode_cursor(after),
+            descending=page.descending,
+        )
+    if own is None:
+        return PageRequest(last=size, descending=page.descending)
+    bound = position.get(env)
+    if bound is None:
+        return None  # none of its deployments comes before the cursor
+    if env != own:
+        bound = bound - 1 if page.descending else bound + 1  # include the position itself
+        if bound < 1:
+            return PageRequest(last=size, descending=page.descending)
+    return PageRequest(last=size, before=encode_cursor(bound), descending=page.descending)
+
+
+def _merge(
+    pages: dict[str, Page[DeploymentRecord]],
+    start: dict[str, int],
+    descending: bool,
+    size: int,
+    backwards: bool,
+    had_marker: bool,
+) -> Page[DeploymentRecord]:
+    streams = [[e.node for e in p.edges] for p in pages.values()]
+    ordered = list(heapq.merge(*streams, key=_key, reverse=descending))
+    more = len(ordered) > size or any(
+        p.has_previous if backwards else p.has_next for p in pages.values()
+    )
+    taken = ordered[-size:] if backwards else ordered[:size]
+    edges: list[Edge[DeploymentRecord]] = []
+    # backwards, positions are found from the answers: those before the page's first edge
+    position = _before_positions(pages, taken, descending) if backwards else dict(start)
+    for record in taken:
+        position[record.environment] = record.id
+        edges.append(Edge(encode_relay_cursor(position, record.environment), record))
+    if backwards:
+        return Page(edges, has_next=had_marker, has_previous=more)
+    return Page(edges, has_next=more, has_previous=had_marker)
+
+
+def _before_positions(
+    pages: dict[str, Page[DeploymentRecord]], taken: list[DeploymentRecord], descending: bool
+) -> dict[str, int]:
+    """Each environment's last deployment before the page's first edge (from what the
+    environments answered: a backwards page holds them, or the environment has none)."""
+    if not taken:
+        return {}
+    first = _key(taken[0])
+    position: dict[str, int] = {}
+    for env, answered in pages.items():
+        earlier = [
+            e.node
+            for e in answered.edges
+            if (_key(e.node) > first if descending else _key(e.node) < first)
+        ]
+        if earlier:
+            position[env] = earlier[-1].id
+        elif answered.has_previous:
+            # older ones exist beyond what was asked: the first answered one bounds them
+            nodes = [e.node for e in answered.edges]
+            if nodes:
+                position[env] = nodes[0].id - (-1 if descending else 1)
+    return position
+
+
+def encode_relay_cursor(position: dict[str, int], own: str) -> str:
+    raw = orjson.dumps({"p": position, "o": own})
+    return base64.urlsafe_b64encode(b"r:" + raw).decode().rstrip("=")
+
+
+def decode_relay_cursor(value: str) -> tuple[dict[str, int], str | None]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        if not raw.startswith(b"r:"):
+            raise ValueError
+        body = orjson.loads(raw[2:])
+        position = {str(k): int(v) for k, v in body["p"].items()}
+        return position, str(body["o"])
+    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
+        raise InvalidId(f"not a valid cursor: {value[:60]!r}") from None
