@@ -38,9 +38,7 @@ def _edit_sqlite_declaration(old: str, new: str) -> None:
     version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
     bind.execute(sa.text("PRAGMA writable_schema = ON"))
     bind.execute(
-        sa.text(
-            "UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'deployment'"
-        ),
+        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'deployment'"),
         {"sql": sql.replace(old, new, 1)},
     )
     bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))

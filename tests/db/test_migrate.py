@@ -66,7 +66,7 @@ async def test_nullable_application_keeps_existing_history(empty_database_url: s
             await conn.execute(
                 text(
                     "INSERT INTO deployment (id, environment, application, strategy, state,"
-                    " trigger, \"references\", hosts, platforms, created_at, updated_at) VALUES (1,"
+                    ' trigger, "references", hosts, platforms, created_at, updated_at) VALUES (1,'
                     " 'test', 'shop', 'ROLLING', 'SUCCESS', 'API', '[]', '[]', '[]', :now, :now)"
                 ),
                 {"now": datetime(2026, 1, 1, tzinfo=UTC)},
@@ -83,7 +83,7 @@ async def test_nullable_application_keeps_existing_history(empty_database_url: s
             await conn.execute(
                 text(
                     "INSERT INTO deployment (id, environment, application, strategy, state,"
-                    " trigger, \"references\", hosts, platforms, created_at, updated_at) VALUES (2,"
+                    ' trigger, "references", hosts, platforms, created_at, updated_at) VALUES (2,'
                     " 'test', NULL, 'ROLLING', 'SUCCESS', 'EXTERNAL', '[]', '[]', '[]', :now, :now)"
                 ),
                 {"now": datetime(2026, 1, 1, tzinfo=UTC)},

@@ -4,9 +4,9 @@ and ongoing releases, the current version of a package.
 
 A Sponge release is a recorded deployment (trigger EXTERNAL); its packages are the
 deployment's services. Nothing in a body is required ("do the right thing" with missing
-data): a release without an application is filed under its first platform, without a
-version it has none, without times it finished when it was recorded, with a start and no
-end it is ongoing. Unknown keys are kept in the deployment's original request.
+data): a release without an application or a version has none and answers `null` for
+it, without times it finished when it was recorded, with a start and no end it is
+ongoing. Unknown keys are kept in the deployment's original request.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class PackageAnswer(BaseModel):
 
 class ReleaseAnswer(BaseModel):
     id: int
-    application: str
+    application: str | None
     version: str | None
     status: Literal["ongoing", "complete", "failed"]
     state: str
@@ -147,7 +147,7 @@ class HostsAnswer(BaseModel):
 class PackageVersionAnswer(BaseModel):
     package: str
     version: str | None
-    application: str
+    application: str | None
     release: int
     released: str | None
 
@@ -206,7 +206,7 @@ def record_request(body: ReleaseBody, original: dict[str, Any]) -> RecordRequest
     if isinstance(state, BodyError):
         return state
     return RecordRequest(
-        application=body.application,
+        application=(body.application or "").strip() or None,  # blank: none, as missing
         version=body.version,
         state=state,
         actor=body.user,

@@ -51,12 +51,12 @@ async def hooks_step(
 
             code, error = await run_hook(
                 run.swarm,
-                name=f"{run.record.application}_{step.value}-{run.id}-{index}",
+                name=f"{run.record.named_application}_{step.value}-{run.id}-{index}",
                 spec=specs[service],
                 command=hook.command,
                 labels={
                     HOOK_LABEL: step.value,
-                    "com.deploybot.application": run.record.application,
+                    "com.deploybot.application": run.record.named_application,
                     "com.deploybot.deployment": str(run.id),
                 },
                 timeout=run.ctx.settings.converge_timeout,

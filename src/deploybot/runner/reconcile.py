@@ -79,7 +79,7 @@ async def clean_up(run: DeploymentRun) -> None:
             await swarm.remove_service(service["ID"])
             run.say(f"removed {service['Spec']['Name']}, left by the replaced runner")
     hold = f"node.labels.{HOLD_LABEL}=={run.id}"
-    for service in await swarm.stack_services(run.record.application):
+    for service in await swarm.stack_services(run.record.named_application):
         placement = service["Spec"].get("TaskTemplate", {}).get("Placement") or {}
         if hold in (placement.get("Constraints") or []) and service.get("PreviousSpec"):
             await swarm.deploy_service(service["PreviousSpec"])

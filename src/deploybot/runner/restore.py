@@ -58,7 +58,7 @@ async def apply_recorded(
 ) -> tuple[list[ServiceWatch], list[asyncio.Task[None]]]:
     """Deploy each recorded spec; remove the stack's other services. `record` saves them as
     this deployment's services (a rollback deployment), else they are only applied."""
-    namespace = run.record.application
+    namespace = run.record.named_application
     kept: set[str] = set()
     watches: list[ServiceWatch] = []
     followers: list[asyncio.Task[None]] = []
@@ -138,14 +138,14 @@ async def roll_back_on_failure(
     if not RolloutOptions.from_json(record.rollout_options).rollback_on_failure:
         run.say("rollbackOnFailure is false: the stack stays as the failed rollout left it")
         return state, code, message
-    good = await rollbacks.last_good_deployment(db, record.application, record.environment)
+    good = await rollbacks.last_good_deployment(db, record.named_application, record.environment)
     rows = await rollbacks.restorable_services(db, good.id) if good is not None else []
     if good is None or not rows:
         run.say("no earlier successful deployment to roll back to", LogStream.STDERR)
         return state, code, message
     await rollbacks.add_step(db, run.id, StepName.ROLLBACK)
     await rollbacks.set_application_state(
-        db, record.application, record.environment, ApplicationState.ROLLING_BACK
+        db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
     )
     run.say(f"rolling the whole stack back to #{good.id} ({good.version}) after: {message}")
     followers: list[asyncio.Task[None]] = []
@@ -188,14 +188,16 @@ async def run_rollback(run: DeploymentRun) -> None:
         run.say(f"refused by the deploy policy: {message}", LogStream.STDERR)
         raise StepFailure(ErrorCode.POLICY_VIOLATION, message)
     await rollbacks.set_application_state(
-        db, record.application, record.environment, ApplicationState.ROLLING_BACK
+        db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
     )
     run.say(f"rollback to #{target} ({record.version}): {len(rows)} recorded service spec(s)")
     followers: list[asyncio.Task[None]] = []
     try:
         async with run.step(StepName.ROLLOUT) as result:
             watches, followers = await apply_recorded(run, rows, record=True)
-            result["message"] = f"{len(rows)} service(s) of #{target} on stack {record.application}"
+            result["message"] = (
+                f"{len(rows)} service(s) of #{target} on stack {record.named_application}"
+            )
         async with run.step(StepName.CONVERGE) as result:
             try:
                 result["message"] = await converge(run, watches, record=True)
@@ -204,6 +206,6 @@ async def run_rollback(run: DeploymentRun) -> None:
     finally:
         await stop_following(followers)
     try:
-        await prune_objects(run, record.application)
+        await prune_objects(run, record.named_application)
     except Exception as exc:  # clean-up never fails the rollback
         run.say(f"unused configs and secrets not removed: {exc}", LogStream.STDERR)
