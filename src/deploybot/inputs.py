@@ -202,8 +202,7 @@ class RecordedService:
 @dataclass
 class RecordRequest:
     """A deployment another tool made. Nothing is required (Sponge): a record without an
-    application is filed under its first platform, or `UNNAMED_APPLICATION`; one without a
-    version keeps none."""
+    application or a version keeps none and is shown so."""
 
     application: str | None = None
     version: str | None = None

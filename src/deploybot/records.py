@@ -43,7 +43,8 @@ class DeploymentRecord:
 
     id: int
     environment: str
-    application: str
+    application: str | None
+    """None: a recorded deployment that named no application (deploybot's own always do)."""
     state: DeploymentState
     strategy: DeploymentStrategy
     trigger: DeploymentTrigger
@@ -85,6 +86,14 @@ class DeploymentRecord:
     runner_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def named_application(self) -> str:
+        """The application of a deployment that names one, as all of deploybot's own do
+        (what its runner deploys); only a recorded deployment may name none."""
+        if self.application is None:
+            raise ValueError(f"deployment {self.id} names no application")
+        return self.application
 
     @classmethod
     def of(cls, values: Mapping[Any, Any]) -> DeploymentRecord:

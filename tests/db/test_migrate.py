@@ -3,11 +3,12 @@ matches the models exactly."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from deploybot.db import migrate
@@ -17,7 +18,7 @@ from tests.conftest import both_databases
 
 
 def test_single_head() -> None:
-    assert migrate.heads() == ["0012_log_retention"]
+    assert migrate.heads() == ["0014_nullable_application"]
 
 
 @both_databases
@@ -50,5 +51,48 @@ async def test_upgrade_empty_database_to_head(empty_database_url: str) -> None:
             "log_retention",
         } <= tables
         assert diff == [], f"models and migrations disagree: {diff}"
+    finally:
+        await db.dispose()
+
+
+@both_databases
+async def test_nullable_application_keeps_existing_history(empty_database_url: str) -> None:
+    """0014 lets `deployment.application` be NULL without touching the rows already there:
+    on SQLite a copy-and-drop of the table would cascade to every deployment's log."""
+    db = Database(empty_database_url)
+    try:
+        await migrate.upgrade(db, "0012_log_retention")
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO deployment (id, environment, application, strategy, state,"
+                    ' trigger, "references", hosts, platforms, created_at, updated_at) VALUES (1,'
+                    " 'test', 'shop', 'ROLLING', 'SUCCESS', 'API', '[]', '[]', '[]', :now, :now)"
+                ),
+                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO log_line (deployment_id, seq, timestamp, source, stream, text)"
+                    " VALUES (1, 1, :now, 'SYSTEM', 'STDOUT', 'kept')"
+                ),
+                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await migrate.upgrade(db)
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO deployment (id, environment, application, strategy, state,"
+                    ' trigger, "references", hosts, platforms, created_at, updated_at) VALUES (2,'
+                    " 'test', NULL, 'ROLLING', 'SUCCESS', 'EXTERNAL', '[]', '[]', '[]', :now, :now)"
+                ),
+                {"now": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            lines = (await conn.execute(text("SELECT text FROM log_line"))).scalars().all()
+            apps = (
+                await conn.execute(text("SELECT application FROM deployment ORDER BY id"))
+            ).scalars()
+            assert list(apps) == ["shop", None]
+        assert lines == ["kept"]
     finally:
         await db.dispose()

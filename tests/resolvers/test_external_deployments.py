@@ -297,7 +297,7 @@ mutation($input: AddDeploymentServicesInput!) {
 
 @both_databases
 async def test_recording_without_application_or_version(database: Database, api: Client) -> None:
-    """Sponge's forgiving recording: filed under its first platform, with no version."""
+    """Sponge's forgiving recording: no application and no version, shown as null."""
     payload = api.query(
         "mutation($input: RecordDeploymentInput!) { recordDeployment(input: $input) {"
         " userErrors { field } deployment { number application version platforms release {"
@@ -306,13 +306,13 @@ async def test_recording_without_application_or_version(database: Database, api:
     )["recordDeployment"]
     assert payload["userErrors"] == []
     deployment = payload["deployment"]
-    assert deployment["application"] == "my_platform"
+    assert deployment["application"] is None
     assert deployment["version"] is None
     assert deployment["platforms"] == ["My_Platform", "other"]
     assert deployment["release"] is None  # no version: nothing to publish
     nothing = record(api)
     assert nothing["userErrors"] == []
-    assert nothing["deployment"]["application"] == "unnamed"
+    assert nothing["deployment"]["application"] is None
 
 
 @both_databases

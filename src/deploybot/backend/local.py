@@ -462,6 +462,7 @@ class LocalBackend:
         limit: int,
         offset: int,
     ) -> tuple[list[ApplicationStatus], int]:
+        await self._limit(RateLimitKind.LIST)
         env = self._environment(environment)
         self.guard.require_anywhere(Action.READ)
         if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -647,6 +648,7 @@ class LocalBackend:
     async def provider_deployments(
         self, provider: str, repository: str, page: PageRequest
     ) -> Page[DeploymentRecord]:
+        await self._limit(RateLimitKind.LIST)
         self.guard.require_anywhere(Action.READ)
         flt = DeploymentFilter(providers=[provider], provider_repository=repository)
         found = await history.list_deployments(self.db, flt, page)
@@ -658,6 +660,7 @@ class LocalBackend:
     ) -> DeploymentRecord | None:
         """One of the deployments a provider's webhook made for that repository; None for
         any other (or one outside the caller's read scope)."""
+        await self._limit(RateLimitKind.STATUS)
         self.guard.require_anywhere(Action.READ)
         record = await self.deployment(ref)
         if (

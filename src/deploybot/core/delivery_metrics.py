@@ -89,9 +89,10 @@ def _facts(rows: Sequence[Any]) -> list[_Facts]:
     """One entry per counted deployment, in order of their ends; each application's line
     on each environment is walked backwards once, so the next success is always at hand."""
     rolled_back = {int(r.rollback_of_id) for r in rows if r.rollback_of_id is not None}
-    lines: dict[tuple[str, str], list[Any]] = {}
-    for row in rows:
-        lines.setdefault((row.application, row.environment), []).append(row)
+    lines: dict[tuple[str | int, str], list[Any]] = {}
+    for row in rows:  # a recording without an application is a line of its own
+        line = row.application if row.application is not None else int(row.id)
+        lines.setdefault((line, row.environment), []).append(row)
     facts: list[_Facts] = []
     for history in lines.values():
         history.sort(key=lambda r: (r.finished_at, r.id))

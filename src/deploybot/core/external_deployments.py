@@ -1,9 +1,10 @@
 """Deployments made by other tools (seeds 001 and 004): recorded here, moved through their
 states by their own runner, annotated with results. deploybot's runner never touches them.
 
-Recording is forgiving (Sponge): nothing is required. A record without an application is
-filed under its first platform (else `UNNAMED_APPLICATION`), one without a version keeps
-none, and what is missing is filled in where it can be told: a deployment recorded in a
+Recording is forgiving (Sponge): nothing is required. A record without an application or a
+version keeps none (it is shown as such, belongs to no application's history of current
+versions and releases, and only grants for every application reach it), and what is
+missing is filled in where it can be told: a deployment recorded in a
 final state without times finished when it was recorded; a duration with one end
 gives the other. It is not forgiving about what would corrupt the history: another
 environment's deployment, an impossible state change, times that run backwards.
@@ -42,9 +43,6 @@ from deploybot.records import DeploymentRecord, ResultRecord, ServiceRolloutReco
 from deploybot.times import parse_rfc3339, utcnow
 
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-UNNAMED_APPLICATION = "unnamed"
-"""Where a record that names neither an application nor a platform is filed."""
 
 #: States an outside reporter may set; INACTIVE is deploybot's (a newer success retires one).
 REPORTABLE = frozenset(s for s in DeploymentState if s is not DeploymentState.INACTIVE)
@@ -105,25 +103,13 @@ def _check_strings(errors: _Errors, name: str, values: Sequence[str], limit: int
             errors.fail(f"{name}[{index}]", f"{name} entries must be 1-{limit} characters")
 
 
-def application_of(request: RecordRequest) -> str:
-    """The application a record is filed under: its own, else its first platform's name
-    (`My_Platform` → `my_platform`), else `UNNAMED_APPLICATION`."""
-    if request.application is not None:
-        return request.application
-    for platform in request.platforms:
-        name = re.sub(r"[^a-z0-9_-]+", "-", platform.lower()).strip("-_")[:63]
-        if name:
-            return name
-    return UNNAMED_APPLICATION
-
-
 def version_of(request: RecordRequest) -> str | None:
     return request.version.strip() if request.version is not None else None
 
 
 def _check_fields(errors: _Errors, request: RecordRequest, settings: Settings) -> str:
     """The recording's own fields; answers the environment it records."""
-    if not NAME_RE.match(application_of(request)):
+    if request.application is not None and not NAME_RE.match(request.application):
         errors.fail(
             "application",
             "application must be 1-63 lowercase letters, digits, '-' or '_', starting with a"
@@ -217,7 +203,7 @@ async def record_deployment(
     now = utcnow()
     committed_at = errors.time("committedAt", request.committed_at)
     started_at, finished_at = _times(errors, request, now)
-    application = application_of(request)
+    application = request.application
     version = version_of(request)
     services = _services(
         errors,
@@ -232,7 +218,11 @@ async def record_deployment(
 
     state = request.state
     async with db.transaction() as session:
-        current = await _current_success(session, application, environment)
+        current = (
+            await _current_success(session, application, environment)
+            if application is not None
+            else None  # no application: nothing it could supersede or follow
+        )
         if (
             state is DeploymentState.SUCCESS
             and current is not None
@@ -272,7 +262,7 @@ async def record_deployment(
         except IntegrityError as exc:
             raise DeploybotError(
                 ErrorCode.DEPLOYMENT_IN_PROGRESS,
-                f"{application} already has a deployment in progress on {environment}",
+                f"{application or 'this'} already has a deployment in progress on {environment}",
                 field="state",
             ) from exc
         assert deployment.id is not None
@@ -361,7 +351,7 @@ async def report_status(
     except IntegrityError as exc:
         raise DeploybotError(
             ErrorCode.DEPLOYMENT_IN_PROGRESS,
-            f"{record.application} already has another deployment in progress",
+            f"{record.application or 'this'} already has another deployment in progress",
             field="state",
         ) from exc
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -184,43 +184,60 @@ async def finish_deployment(
                 error=error_message,
             )
         )
-        app = await find_application(session, deployment.application, deployment.environment)
-        if app is None:
-            app = Application(name=deployment.application, environment=deployment.environment)
-            session.add(app)
-        app.updated_at = now
-        retired: list[int] = []
-        if state is DeploymentState.SUCCESS:
-            superseded = (
-                deployment_table.c.application == deployment.application,
-                deployment_table.c.environment == deployment.environment,
-                deployment_table.c.state == DeploymentState.SUCCESS,
-                deployment_table.c.id != deployment_id,
-            )
-            retired = list(
-                (
-                    await session.execute(
-                        update(deployment_table)
-                        .where(*superseded)
-                        .values(state=DeploymentState.INACTIVE, updated_at=now)
-                        .returning(deployment_table.c.id)
-                    )
-                ).scalars()
-            )
-            app.current_deployment_id = deployment_id
-            app.current_version = deployment.version
-            app.repository_url = deployment.repository_url or app.repository_url
-            app.stack_file = deployment.stack_file or app.stack_file
-            app.state = ApplicationState.HEALTHY
-            app.health = Health.HEALTHY
-        elif state is DeploymentState.ROLLED_BACK:
-            app.state = ApplicationState.HEALTHY  # the last good deployment runs again
-            app.health = Health.HEALTHY
-        elif swarm_changed and state is not DeploymentState.CANCELLED:
-            app.state = ApplicationState.FAILED
-            app.health = Health.UNKNOWN
+        retired = await _settle_application(session, deployment, state, swarm_changed, now)
     if took is not None:
         DEPLOYMENT_DURATION.labels(*labels, state.value).observe(max(0.0, took))
     bus.publish(DeploymentEvent(deployment_id, state.value))
     for retired_id in retired:
         bus.publish(DeploymentEvent(retired_id, DeploymentState.INACTIVE.value))
+
+
+async def _settle_application(
+    session: AsyncSession,
+    deployment: Deployment,
+    state: DeploymentState,
+    swarm_changed: bool,
+    now: datetime,
+) -> list[int]:
+    """What the end of `deployment` means for its application: a success retires the
+    previous success (answered) and becomes current. A recorded deployment that names no
+    application belongs to none: it neither retires nor becomes anything's current one."""
+    application = deployment.application
+    if application is None:
+        return []
+    app = await find_application(session, application, deployment.environment)
+    if app is None:
+        app = Application(name=application, environment=deployment.environment)
+        session.add(app)
+    app.updated_at = now
+    retired: list[int] = []
+    if state is DeploymentState.SUCCESS:
+        superseded = (
+            deployment_table.c.application == application,
+            deployment_table.c.environment == deployment.environment,
+            deployment_table.c.state == DeploymentState.SUCCESS,
+            deployment_table.c.id != deployment.id,
+        )
+        retired = list(
+            (
+                await session.execute(
+                    update(deployment_table)
+                    .where(*superseded)
+                    .values(state=DeploymentState.INACTIVE, updated_at=now)
+                    .returning(deployment_table.c.id)
+                )
+            ).scalars()
+        )
+        app.current_deployment_id = deployment.id
+        app.current_version = deployment.version
+        app.repository_url = deployment.repository_url or app.repository_url
+        app.stack_file = deployment.stack_file or app.stack_file
+        app.state = ApplicationState.HEALTHY
+        app.health = Health.HEALTHY
+    elif state is DeploymentState.ROLLED_BACK:
+        app.state = ApplicationState.HEALTHY  # the last good deployment runs again
+        app.health = Health.HEALTHY
+    elif swarm_changed and state is not DeploymentState.CANCELLED:
+        app.state = ApplicationState.FAILED
+        app.health = Health.UNKNOWN
+    return retired

@@ -241,9 +241,8 @@ def notification_body(
         "graphql": f"{base_url}/graphql",
     }
     if fmt == "SLACK":
-        what = (
-            f"{record.application} #{record.id} ({record.version or '?'}) on {record.environment}"
-        )
+        application = record.application or "(no application)"
+        what = f"{application} #{record.id} ({record.version or '?'}) on {record.environment}"
         error = f": {record.error_message}" if record.error_message else ""
         return {"text": f"{what} is {record.state.value}{error} <{links['logs']}|logs>"}
     return {

@@ -277,10 +277,11 @@ async def publish_deployment_release(
     Component: the application (its repository's name); train: from the branch; version:
     the deployment's (a tag at the commit, else the short sha); time: the commit's (else
     the deployment's end). Deploying a published version again links to that release.
+    A deployment that names no application (recorded so) links to none.
     """
     deployment = await get_deployment(db, deployment_id)
-    if deployment is None or not deployment.version:
-        return None
+    if deployment is None or not deployment.version or deployment.application is None:
+        return None  # no release without a version, nor without a component to be of
     request = PublishRequest(
         component=deployment.application,
         train=train_for(settings, branch),

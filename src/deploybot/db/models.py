@@ -81,7 +81,11 @@ class Deployment(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_type=BigIntKey, primary_key=True)
     environment: str = Field(sa_type=String(100))
-    application: str = Field(sa_type=String(200))
+    application: str | None = Field(
+        default=None,
+        sa_type=String(200),
+        description="None: a recorded deployment that named no application",
+    )
     repository_url: str | None = Field(default=None, sa_type=String(1000))
     ref: str | None = Field(default=None, sa_type=String(255))
     commit_sha: str | None = Field(default=None, sa_type=String(64))

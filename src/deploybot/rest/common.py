@@ -3,7 +3,6 @@ read into pydantic models, and JSON answers."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,7 +10,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from deploybot.backend.local import LocalBackend
 from deploybot.web.auth import bound_backend
@@ -24,22 +23,6 @@ def backend_of(connection: HTTPConnection) -> LocalBackend:
     `NotAuthenticated` (401 with a JSON body) without a valid token: the seeds' clients send
     one as `Authorization: Bearer` or as the password of Basic authentication."""
     return bound_backend(connection)
-
-
-class RateRule(enum.StrEnum):
-    """Seed 002's rate limits: deploy 5 a minute per deployment, status and health 100 a
-    minute, list 50 a minute (the other seeds' routes count as status reads)."""
-
-    DEPLOY = "deploy"
-    STATUS = "status"
-    LIST = "list"
-
-
-async def rate_limit(connection: HTTPConnection, rule: RateRule, key: str | None = None) -> None:
-    """Where a REST call is counted against its caller's limits (`key`: the deployment, for
-    a per-deployment limit). The rate limiter plugs in here and raises
-    `DeploybotError(RATE_LIMITED)`, which each seed answers with 429 in its own shape."""
-    del connection, rule, key
 
 
 class BodyError(Exception):
@@ -112,3 +95,14 @@ def go_duration(seconds: float | None) -> str | None:
     if minutes:
         return f"{sign}{int(minutes)}m{text}"
     return sign + text
+
+
+R = TypeVar("R", bound=Response)
+
+
+def waited(response: R, exc: object) -> R:
+    """`response` with `Retry-After` when `exc` is a rate limit that says how long to wait."""
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response

@@ -22,7 +22,7 @@ from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.filters import ReleaseFilter
 from deploybot.inputs import PublishRequest
 from deploybot.records import ReleaseRecord
-from deploybot.rest.common import BodyError, RateRule, backend_of, parse, rate_limit, read_json
+from deploybot.rest.common import BodyError, backend_of, parse, read_json, waited
 from deploybot.rest.common import rfc3339 as time_text
 from deploybot.rest.openapi import api
 
@@ -94,7 +94,7 @@ def failure(exc: DeploybotError | ValidationFailed) -> PlainTextResponse:
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.RATE_LIMITED: 429,
     }.get(exc.code, 400)
-    return text(exc.message, status)
+    return waited(text(exc.message, status), exc)
 
 
 def _mismatches(body: ComponentVersion, train: str, component: str, version: str) -> list[str]:
@@ -132,7 +132,6 @@ def _api_version(request: Request) -> Response | None:
 async def publish(request: Request) -> Response:
     """Publish a component's version on a release train (400 on a body that disagrees with
     the URL; 409 when it is already published)."""
-    await rate_limit(request, RateRule.DEPLOY)
     wrong = _api_version(request)
     if wrong is not None:
         return wrong
@@ -185,7 +184,6 @@ async def _versions(request: Request) -> list[ReleaseRecord]:
 @api.validate(resp=Doc(HTTP_200=ComponentVersions), tags=[TAG], skip_validation=True)
 async def component_versions(request: Request) -> Response:
     """A component's versions on a train, newest release first."""
-    await rate_limit(request, RateRule.STATUS)
     wrong = _api_version(request)
     if wrong is not None:
         return wrong
@@ -201,7 +199,6 @@ async def component_versions(request: Request) -> Response:
 )
 async def latest(request: Request) -> Response:
     """The latest version (by release time) of a component on a train; 404 when none."""
-    await rate_limit(request, RateRule.STATUS)
     wrong = _api_version(request)
     if wrong is not None:
         return wrong
@@ -222,7 +219,6 @@ async def latest(request: Request) -> Response:
 )
 async def one_version(request: Request) -> Response:
     """One version of a component on a train; 404 when it was not published."""
-    await rate_limit(request, RateRule.STATUS)
     wrong = _api_version(request)
     if wrong is not None:
         return wrong
@@ -267,7 +263,6 @@ class LatestAnswer(BaseModel):
 async def latest_of_many(request: Request) -> Response:
     """The latest version of each component on its train (`{"data": [{"component":
     {"name"}, "version": {"train"}}]}`); those with none are left out."""
-    await rate_limit(request, RateRule.STATUS)
     wrong = _api_version(request)
     if wrong is not None:
         return wrong

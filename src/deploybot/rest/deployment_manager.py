@@ -46,13 +46,12 @@ from deploybot.records import (
 )
 from deploybot.rest.common import (
     BodyError,
-    RateRule,
     backend_of,
     go_duration,
     parse,
-    rate_limit,
     read_json,
     rfc3339,
+    waited,
 )
 from deploybot.rest.openapi import api
 from deploybot.times import seconds_between, utcnow
@@ -304,7 +303,7 @@ def failure(
         return error(STATUS_OF.get(first.code, 400), code, message, deployment, operation)
     code = SEED_CODE.get(exc.code, exc.code)
     message = f"{exc.field}: {exc.message}" if exc.field else exc.message
-    return error(STATUS_OF.get(exc.code, 400), code, message, deployment, operation)
+    return waited(error(STATUS_OF.get(exc.code, 400), code, message, deployment, operation), exc)
 
 
 # --- deploy ---------------------------------------------------------------------------------
@@ -432,7 +431,6 @@ async def deploy(request: Request) -> Response:
         spec = parse(DeploySpec, data)
     except BodyError as exc:
         return failure(exc, None, "deploy")
-    await rate_limit(request, RateRule.DEPLOY, spec.name)
     backend = backend_of(request)
     try:
         record = await backend.deploy(deploy_request(spec, data))
@@ -464,7 +462,6 @@ async def deploy(request: Request) -> Response:
 async def rollback(request: Request) -> Response:
     """Roll a deployment back to a version (its previous one without a version)."""
     name = request.path_params["name"]
-    await rate_limit(request, RateRule.DEPLOY, name)
     try:
         data = await read_json(request)
         body = parse(RollbackBody, data if data is not None else {})
@@ -540,7 +537,6 @@ def status_of(app: ApplicationStatus) -> dict[str, Any]:
 async def status(request: Request) -> Response:
     """A deployment's state, health, replicas, configuration and events."""
     name = request.path_params["name"]
-    await rate_limit(request, RateRule.STATUS)
     try:
         app = await backend_of(request).application(name, None)
     except DeploybotError as exc:
@@ -568,7 +564,6 @@ def _int(request: Request, name: str, default: int) -> int:
 )
 async def list_deployments(request: Request) -> Response:
     """Deployments (applications) by name, filtered, offset-paginated."""
-    await rate_limit(request, RateRule.LIST)
     query = request.query_params
     try:
         limit = _int(request, "limit", DEFAULT_LIMIT)
@@ -608,7 +603,6 @@ async def list_deployments(request: Request) -> Response:
 async def health(request: Request) -> Response:
     """Health check of a deployment: each service and its checks."""
     name = request.path_params["name"]
-    await rate_limit(request, RateRule.STATUS)
     try:
         app = await backend_of(request).application(name, None)
     except DeploybotError as exc:
@@ -665,7 +659,6 @@ def report_of(report: ValidationReport) -> dict[str, Any]:
 )
 async def validate(request: Request) -> Response:
     """Every check of a deploy, nothing deployed: 200 when valid, else 400 with the issues."""
-    await rate_limit(request, RateRule.STATUS)
     try:
         data = await read_json(request)
         if not isinstance(data, dict):

@@ -23,7 +23,7 @@ from deploybot.domain import DeploymentState
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.inputs import DeploymentRef, DeployRequest, RecordRequest
 from deploybot.records import DeploymentRecord
-from deploybot.rest.common import BodyError, RateRule, backend_of, rate_limit, read_body
+from deploybot.rest.common import BodyError, backend_of, read_body, waited
 from deploybot.rest.openapi import api
 
 TAG = "SPEED"
@@ -112,7 +112,7 @@ def failure(exc: DeploybotError | ValidationFailed) -> JSONResponse:
         ErrorCode.INVALID_STATE_TRANSITION: 409,
         ErrorCode.NOT_EXTERNAL: 409,
     }.get(exc.code, 400)
-    return error(exc.message, status)
+    return waited(error(exc.message, status), exc)
 
 
 def _number(raw: str) -> int | None:
@@ -127,7 +127,6 @@ def _number(raw: str) -> int | None:
 )
 async def start(request: Request) -> Response:
     """Start a deployment of a repository's branch."""
-    await rate_limit(request, RateRule.DEPLOY)
     try:
         body = await read_body(request, StartBody)
     except BodyError as exc:
@@ -170,7 +169,6 @@ def info_of(record: DeploymentRecord) -> dict[str, Any]:
 @api.validate(resp=Doc(HTTP_200=InfoAnswer, HTTP_404=SpeedError), tags=[TAG], skip_validation=True)
 async def info(request: Request) -> Response:
     """A deployment's repository, branch and status."""
-    await rate_limit(request, RateRule.STATUS)
     number = _number(request.path_params["deployment_id"])
     record = (
         None
@@ -190,7 +188,6 @@ async def info(request: Request) -> Response:
 )
 async def update(request: Request) -> Response:
     """The runner reports its deployment's status (or new results)."""
-    await rate_limit(request, RateRule.STATUS)
     try:
         body = await read_body(request, UpdateBody)
     except BodyError as exc:
@@ -216,7 +213,6 @@ async def update(request: Request) -> Response:
 )
 async def add_results(request: Request) -> Response:
     """Add results (logs, output) to a deployment."""
-    await rate_limit(request, RateRule.STATUS)
     number = _number(request.path_params["deployment_id"])
     if number is None:
         return error(NOT_FOUND, 404)
@@ -242,7 +238,6 @@ def _text(data: Any) -> str:
 )
 async def results(request: Request) -> Response:
     """Every result of a deployment."""
-    await rate_limit(request, RateRule.STATUS)
     number = _number(request.path_params["deployment_id"])
     if number is None:
         return error(NOT_FOUND, 404)

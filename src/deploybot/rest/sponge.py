@@ -4,9 +4,9 @@ and ongoing releases, the current version of a package.
 
 A Sponge release is a recorded deployment (trigger EXTERNAL); its packages are the
 deployment's services. Nothing in a body is required ("do the right thing" with missing
-data): a release without an application is filed under its first platform, without a
-version it has none, without times it finished when it was recorded, with a start and no
-end it is ongoing. Unknown keys are kept in the deployment's original request.
+data): a release without an application or a version has none and answers `null` for
+it, without times it finished when it was recorded, with a start and no end it is
+ongoing. Unknown keys are kept in the deployment's original request.
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from deploybot.inputs import DeploymentRef, PageRequest, RecordedService, Record
 from deploybot.records import DeploymentRecord, ServiceRolloutRecord
 from deploybot.rest.common import (
     BodyError,
-    RateRule,
     backend_of,
     parse,
-    rate_limit,
     read_json,
     rfc3339,
+    waited,
 )
 from deploybot.rest.openapi import api
 from deploybot.times import seconds_between
@@ -119,7 +118,7 @@ class PackageAnswer(BaseModel):
 
 class ReleaseAnswer(BaseModel):
     id: int
-    application: str
+    application: str | None
     version: str | None
     status: Literal["ongoing", "complete", "failed"]
     state: str
@@ -147,7 +146,7 @@ class HostsAnswer(BaseModel):
 class PackageVersionAnswer(BaseModel):
     package: str
     version: str | None
-    application: str
+    application: str | None
     release: int
     released: str | None
 
@@ -175,7 +174,7 @@ def failure(exc: DeploybotError | ValidationFailed | BodyError) -> JSONResponse:
         ErrorCode.DEPLOYMENT_IN_PROGRESS: 409,
         ErrorCode.NOT_EXTERNAL: 409,
     }.get(exc.code, 400)
-    return error(status, exc.message, exc.code, exc.field)
+    return waited(error(status, exc.message, exc.code, exc.field), exc)
 
 
 def _service(package: Package) -> RecordedService:
@@ -206,7 +205,7 @@ def record_request(body: ReleaseBody, original: dict[str, Any]) -> RecordRequest
     if isinstance(state, BodyError):
         return state
     return RecordRequest(
-        application=body.application,
+        application=(body.application or "").strip() or None,  # blank: none, as missing
         version=body.version,
         state=state,
         actor=body.user,
@@ -285,7 +284,6 @@ def not_found(raw: object) -> JSONResponse:
 )
 async def create_release(request: Request) -> Response:
     """Record a release; nothing in the body is required."""
-    await rate_limit(request, RateRule.DEPLOY)
     try:
         data = await read_json(request)
         body = parse(ReleaseBody, data if data is not None else {})
@@ -315,7 +313,6 @@ async def create_release(request: Request) -> Response:
 async def add_packages(request: Request) -> Response:
     """Add packages (versions, hosts, durations) to a recorded release. The body is
     `{"packages": [...]}`, a list of packages, or one package."""
-    await rate_limit(request, RateRule.DEPLOY)
     number = _id(request)
     if number is None:
         return not_found(request.path_params["release_id"])
@@ -349,7 +346,6 @@ async def add_packages(request: Request) -> Response:
 async def add_results(request: Request) -> Response:
     """Attach results (any JSON) to a release: `{"release": id, "results": ...}`; other keys
     are kept with them."""
-    await rate_limit(request, RateRule.STATUS)
     try:
         body = parse(ResultsBody, await read_json(request))
     except BodyError as exc:
@@ -383,7 +379,6 @@ async def _release(request: Request) -> tuple[DeploymentRecord, list[ServiceRoll
 )
 async def get_release(request: Request) -> Response:
     """One release with its packages and hosts."""
-    await rate_limit(request, RateRule.STATUS)
     found = await _release(request)
     if found is None:
         return not_found(request.path_params["release_id"])
@@ -395,7 +390,6 @@ async def get_release(request: Request) -> Response:
 )
 async def release_hosts(request: Request) -> Response:
     """The hosts a release went to (its own and its packages')."""
-    await rate_limit(request, RateRule.STATUS)
     found = await _release(request)
     if found is None:
         return not_found(request.path_params["release_id"])
@@ -419,7 +413,6 @@ class ReleasesQuery(BaseModel):
 async def list_releases(request: Request) -> Response:
     """Releases, newest first: `?status=ongoing` or `past`, `?application=`, `?platform=`,
     `?limit=` (1-100)."""
-    await rate_limit(request, RateRule.LIST)
     query = request.query_params
     status = query.get("status")
     try:
@@ -480,7 +473,6 @@ async def _recorded(
 async def package_version(request: Request) -> Response:
     """The version of a package deployed now: the newest successful release (or deploybot
     deployment) that carried it (`?application=` to pick among applications)."""
-    await rate_limit(request, RateRule.STATUS)
     name = request.path_params["name"]
     application = request.query_params.get("application")
     backend = backend_of(request)

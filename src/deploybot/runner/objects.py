@@ -56,7 +56,7 @@ class ObjectPlan:
     async def create(self, run: DeploymentRun, namespace: str) -> None:
         """Create the content-named objects the Swarm lacks (a known name has this content)."""
         labels = {
-            "com.deploybot.application": run.record.application,
+            "com.deploybot.application": run.record.named_application,
             "com.deploybot.deployment": str(run.id),
         }
         for item in self.pending:
@@ -119,7 +119,7 @@ async def _plan_kept(
     try:
         box = box_for(run.ctx.settings)
         values = await kept_values(
-            run.ctx.db, box, record.environment, record.application, sorted(kept)
+            run.ctx.db, box, record.environment, record.named_application, sorted(kept)
         )
     except SecretKeyError as exc:
         raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
@@ -127,7 +127,7 @@ async def _plan_kept(
         value = values.get(name)
         if value is None:
             problems.append(
-                f"{stack.filename}: secrets.{key}: {record.application} has no kept secret"
+                f"{stack.filename}: secrets.{key}: {record.named_application} has no kept secret"
                 f" {name!r} on {record.environment} (set it with setSecret)"
             )
             continue
@@ -208,7 +208,7 @@ async def prune_objects(run: DeploymentRun, namespace: str) -> None:
         used |= referenced_names(service["Spec"])
     for spec in await rollbacks.recent_restorable_specs(
         run.ctx.db,
-        record.application,
+        record.named_application,
         record.environment,
         run.ctx.settings.kept_object_versions,
     ):

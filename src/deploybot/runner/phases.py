@@ -56,7 +56,7 @@ async def hooks_step(
                 command=hook.command,
                 labels={
                     HOOK_LABEL: step.value,
-                    "com.deploybot.application": run.record.application,
+                    "com.deploybot.application": run.record.named_application,
                     "com.deploybot.deployment": str(run.id),
                 },
                 timeout=run.ctx.settings.converge_timeout,

@@ -97,7 +97,7 @@ async def run_git(run: DeploymentRun) -> None:
                 url,
                 commit,
                 record.stack_file,
-                application=record.application,
+                application=record.named_application,
                 env=_env(run, commit),
                 working_directory=record.working_directory,
             )
@@ -146,7 +146,7 @@ async def _check_policy(
 
 def _env(run: DeploymentRun, commit: ResolvedCommit) -> dict[str, str]:
     return stack_env(
-        application=run.record.application,
+        application=run.record.named_application,
         environment=run.record.environment,
         version=run.record.version or "",
         commit=commit,
@@ -157,13 +157,13 @@ async def _build(run: DeploymentRun, url: str, commit: ResolvedCommit, stack: St
     registry = run.ctx.settings.registry
     tag = image_tag(run.record.version or "")
     labels = {
-        "com.deploybot.application": run.record.application,
+        "com.deploybot.application": run.record.named_application,
         "com.deploybot.commit": commit.sha,
         "com.deploybot.deployment": str(run.id),
     }
     async with run.step(StepName.BUILD) as result:
         for service, build in sorted(stack.builds.items()):
-            repository = image_repository(registry, run.record.application, service)
+            repository = image_repository(registry, run.record.named_application, service)
 
             def log(text: str, stream: LogStream, service: str = service) -> None:
                 run.log.write(text, source=LogSource.BUILD, stream=stream, source_name=service)
@@ -198,7 +198,7 @@ async def _build(run: DeploymentRun, url: str, commit: ResolvedCommit, stack: St
         return
     async with run.step(StepName.PUSH) as result:
         for service in sorted(stack.builds):
-            repository = image_repository(registry, run.record.application, service)
+            repository = image_repository(registry, run.record.named_application, service)
 
             def log(text: str, stream: LogStream, service: str = service) -> None:
                 run.log.write(text, source=LogSource.BUILD, stream=stream, source_name=service)
@@ -223,7 +223,7 @@ async def _build(run: DeploymentRun, url: str, commit: ResolvedCommit, stack: St
 
 async def run_image(run: DeploymentRun) -> None:
     record = run.record
-    service = record.service or record.application
+    service = record.service or record.named_application
     image = record.image
     assert image is not None  # an image deployment was admitted with it
     async with run.step(StepName.FETCH) as result:
@@ -249,7 +249,7 @@ async def run_image(run: DeploymentRun) -> None:
 # --- rollout and converge -------------------------------------------------------------------
 def _labels(run: DeploymentRun) -> dict[str, str]:
     return {
-        "com.deploybot.application": run.record.application,
+        "com.deploybot.application": run.record.named_application,
         "com.deploybot.environment": run.record.environment,
         "com.deploybot.deployment": str(run.id),
         "com.deploybot.version": run.record.version or "",
@@ -456,7 +456,7 @@ async def execute(
         async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
             run = DeploymentRun(ctx, record, log, cancel=CancelWatch(ctx.db, deployment_id))
             run.say(
-                f"deployment #{deployment_id} of {record.application} {record.version}"
+                f"deployment #{deployment_id} of {record.named_application} {record.version}"
                 f" to {record.environment}"
             )
             try:

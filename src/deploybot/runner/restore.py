@@ -138,14 +138,14 @@ async def roll_back_on_failure(
     if not RolloutOptions.from_json(record.rollout_options).rollback_on_failure:
         run.say("rollbackOnFailure is false: the stack stays as the failed rollout left it")
         return state, code, message
-    good = await rollbacks.last_good_deployment(db, record.application, record.environment)
+    good = await rollbacks.last_good_deployment(db, record.named_application, record.environment)
     rows = await rollbacks.restorable_services(db, good.id) if good is not None else []
     if good is None or not rows:
         run.say("no earlier successful deployment to roll back to", LogStream.STDERR)
         return state, code, message
     await rollbacks.add_step(db, run.id, StepName.ROLLBACK)
     await rollbacks.set_application_state(
-        db, record.application, record.environment, ApplicationState.ROLLING_BACK
+        db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
     )
     run.say(f"rolling the whole stack back to #{good.id} ({good.version}) after: {message}")
     followers: list[asyncio.Task[None]] = []
@@ -188,7 +188,7 @@ async def run_rollback(run: DeploymentRun) -> None:
         run.say(f"refused by the deploy policy: {message}", LogStream.STDERR)
         raise StepFailure(ErrorCode.POLICY_VIOLATION, message)
     await rollbacks.set_application_state(
-        db, record.application, record.environment, ApplicationState.ROLLING_BACK
+        db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
     )
     run.say(f"rollback to #{target} ({record.version}): {len(rows)} recorded service spec(s)")
     followers: list[asyncio.Task[None]] = []

@@ -96,7 +96,7 @@ class DeploymentRun:
     @property
     def namespace(self) -> str:
         """The stack namespace of this deployment's application on the Swarm."""
-        return self.ctx.settings.namespaces.of(self.record.application)
+        return self.ctx.settings.namespaces.of(self.record.named_application)
 
     def say(self, text: str, stream: LogStream = LogStream.STDOUT) -> None:
         self.log.write(text, source=LogSource.SYSTEM, stream=stream)

@@ -151,7 +151,10 @@ class Deployment(Node):
     id: strawberry.ID
     number: int = strawberry.field(description="Serial number in this environment.")
     environment: str
-    application: str
+    application: str | None = strawberry.field(
+        description="null: a recorded deployment that named no application (deploybot's own"
+        " deployments always name one)."
+    )
     repository_url: str | None
     ref: str | None = strawberry.field(description="Branch or tag asked for, if any.")
     commit_sha: str | None = strawberry.field(description="The exact commit deployed.")

@@ -52,7 +52,7 @@ class RecordedServiceInput:
 
 @strawberry.input(
     description="A deployment another tool made. Nothing is required: without an application"
-    " it is filed under its first platform (else `unnamed`); without a version it has none."
+    " or a version it has none (null), and belongs to no application's current version."
 )
 class RecordDeploymentInput:
     application: str | None = None
