@@ -36,6 +36,8 @@ class ErrorCode(enum.StrEnum):
     POLICY_VIOLATION = "POLICY_VIOLATION"
     HOOK_FAILED = "HOOK_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    """The database cannot be reached right now (restarting): retry shortly."""
     # Releases and deployments recorded from elsewhere (issue 5).
     RELEASE_EXISTS = "RELEASE_EXISTS"
     INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"

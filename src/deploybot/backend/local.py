@@ -41,7 +41,7 @@ from deploybot.core.inspectors import ServiceLogSource, SourceInspector, SwarmIn
 from deploybot.core.policy import PolicyChange, StoredPolicy
 from deploybot.core.rate_limits import RateLimitKind, RateLimits
 from deploybot.core.requests import application_of
-from deploybot.db.engine import Database
+from deploybot.db.engine import Database, is_database_unavailable
 from deploybot.domain import ApplicationState, DeploymentState, Interval
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
@@ -169,8 +169,9 @@ class LocalBackend:
             code = exc.errors[0].code if exc.errors else ErrorCode.INVALID_INPUT
             await audit.record(self.db, self.principal, operation, target, code, str(exc))
             raise
-        except Exception:
-            await audit.record(self.db, self.principal, operation, target, "INTERNAL_ERROR")
+        except Exception as exc:
+            if not is_database_unavailable(exc):  # then nothing can be recorded either
+                await audit.record(self.db, self.principal, operation, target, "INTERNAL_ERROR")
             raise
         await audit.record(self.db, self.principal, operation, target, audit.OK)
         return result
@@ -732,16 +733,30 @@ class LocalBackend:
         await self._prepared(feed)
         return LiveSource(self.hub, feed, self.environment)
 
-    async def follow_deployment_events(self, filter: DeploymentFilter | None) -> LiveSource:
+    async def follow_deployment_events(
+        self, filter: DeploymentFilter | None, *, after: str | None = None
+    ) -> LiveSource:
         scoped = self._scoped(filter)
         scoped.check()
-        feed = feeds.DeploymentEventFeed(self.db, self.bus)
+        since = feeds.parse_event_cursor(after) if after is not None else None
+        feed = feeds.DeploymentEventFeed(self.db, self.bus, self.environment)
         await self._prepared(feed)
 
         def keep(change: DeploymentChange) -> bool:
             return scoped.matches(change.deployment)
 
-        return LiveSource(self.hub, feed, self.environment, keep=keep, view=scoped.scope)
+        async def missed(_cursor: int | None) -> Batch | None:
+            assert since is not None
+            return await feeds.changes_since(self.db, self.environment, since)
+
+        return LiveSource(
+            self.hub,
+            feed,
+            self.environment,
+            initial=missed if since is not None else None,
+            keep=keep,
+            view=scoped.scope,
+        )
 
     async def follow_application_logs(
         self,

@@ -296,8 +296,11 @@ class Backend(Protocol):
         """Seed 002's progress messages (`Progress`): the current one, then each change."""
         ...
 
-    async def follow_deployment_events(self, filter: DeploymentFilter | None) -> LiveSource:
-        """Every deployment created or changing state (`DeploymentChange`) that matches."""
+    async def follow_deployment_events(
+        self, filter: DeploymentFilter | None, *, after: str | None = None
+    ) -> LiveSource:
+        """Every deployment created or changing state (`DeploymentChange`) that matches;
+        with `after` (an event's cursor), first each one that changed since then."""
         ...
 
     async def follow_application_logs(

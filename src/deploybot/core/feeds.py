@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from deploybot.core import history
 from deploybot.core import logs as core_logs
 from deploybot.core.inspectors import ServiceLogSource
 from deploybot.core.progress import progress_of
-from deploybot.db.engine import Database
+from deploybot.db.engine import Database, is_database_unavailable
 from deploybot.domain import DeploymentState, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.live.feed import Batch, Emit, Feed
 from deploybot.records import (
     DeploymentChange,
+    DeploymentRecord,
     LogLineRecord,
     Progress,
     ServiceLogLine,
@@ -29,6 +31,16 @@ from deploybot.times import utcnow
 BACKLOG_PAGE = 1000
 """Lines per backlog read (and per frame of a catching-up subscriber)."""
 
+CHANGES_PAGE = 1000
+"""Deployments per read of what changed since a cursor (a resume, a resync)."""
+
+
+class DatabaseFeed(Feed):
+    """A feed read from the database: a database outage is passing, the feed resumes."""
+
+    def retryable(self, exc: BaseException) -> bool:
+        return is_database_unavailable(exc)
+
 
 def _drain(queue: asyncio.Queue[DeploymentEvent]) -> list[DeploymentEvent]:
     events = []
@@ -37,7 +49,7 @@ def _drain(queue: asyncio.Queue[DeploymentEvent]) -> list[DeploymentEvent]:
     return events
 
 
-class DeploymentLogFeed(Feed):
+class DeploymentLogFeed(DatabaseFeed):
     """One deployment's log lines, in order, ending when the deployment has ended
     and its last line was emitted."""
 
@@ -141,7 +153,7 @@ class DeploymentLogFeed(Feed):
             await emit(Batch(lines, start=start, end=self.position))
 
 
-class DeploymentProgressFeed(Feed):
+class DeploymentProgressFeed(DatabaseFeed):
     """Seed 002's progress messages of one deployment: a snapshot first, then each change."""
 
     def __init__(self, db: Database, bus: EventBus, deployment_id: int) -> None:
@@ -221,19 +233,67 @@ def _apply_step(steps: list[SimpleNamespace], event: DeploymentEvent) -> None:
                 step.message, step.finished_at = event.message or step.message, now
 
 
-class DeploymentEventFeed(Feed):
-    """Every deployment created or changing state in this environment (never final).
-    Filters are applied per subscription by the reader, since they differ."""
+def event_cursor(deployment: DeploymentRecord) -> str:
+    """A `deploymentEvents` cursor: when the deployment last changed (its `updated_at`)."""
+    return deployment.updated_at.astimezone(UTC).isoformat()
 
-    def __init__(self, db: Database, bus: EventBus) -> None:
-        super().__init__(("deployment-events",))
+
+def parse_event_cursor(text: str) -> datetime:
+    """The time a cursor stands for; INVALID_INPUT naming `after` when it is not one."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT, "after is not a deploymentEvents cursor", field="after"
+        ) from None
+    if when.tzinfo is None:
+        raise DeploybotError(
+            ErrorCode.INVALID_INPUT, "after is not a deploymentEvents cursor", field="after"
+        )
+    return when
+
+
+def change_of(deployment: DeploymentRecord) -> DeploymentChange:
+    """A change read back from storage: the deployment as it is now."""
+    kind = "created" if deployment.updated_at == deployment.created_at else "changed"
+    return DeploymentChange(kind, deployment.state, deployment)
+
+
+async def changes_since(db: Database, environment: str, since: datetime) -> Batch:
+    """What a subscriber resuming at `since` missed: each deployment changed since then, once,
+    as it is now (its intermediate states are not stored), oldest change first."""
+    rows = await history.changed_since(db, environment, since, limit=CHANGES_PAGE)
+    return Batch([change_of(row) for row in rows])
+
+
+class DeploymentEventFeed(DatabaseFeed):
+    """Every deployment created or changing state in this environment (never final).
+    Filters are applied per subscription by the reader, since they differ.
+
+    `watermark` is the latest change emitted. When events may have been missed (the
+    relay lost its LISTEN connection, the bus queue overflowed, the database went
+    away under the feed), the deployments changed after it are read back and emitted.
+    """
+
+    def __init__(self, db: Database, bus: EventBus, environment: str) -> None:
+        super().__init__(("deployment-events", environment))
         self.db = db
         self.bus = bus
+        self.environment = environment
+        self.watermark: datetime | None = None
 
     async def run(self, emit: Emit) -> None:
         async with self.bus.subscribe(maxsize=10_000) as sub:
+            if self.watermark is None:
+                self.watermark = await history.last_change(self.db, self.environment)
+            else:  # run again after a database outage: what changed meanwhile
+                await self._resync(emit)
             while True:
                 events = [await sub.queue.get(), *_drain(sub.queue)]
+                overflowed, sub.overflowed = sub.overflowed, False
+                if overflowed or any(e.kind == "resync" for e in events):
+                    await self._resync(emit)
+                    continue
                 changes = [e for e in events if e.kind in ("created", "changed") and e.state]
                 if not changes:
                     continue
@@ -244,7 +304,27 @@ class DeploymentEventFeed(Feed):
                     if e.deployment_id in rows
                 ]
                 if items:
+                    self._advance(items)
                     await emit(Batch(items))
+
+    def _advance(self, items: list[DeploymentChange]) -> None:
+        latest = max(item.deployment.updated_at for item in items)
+        if self.watermark is None or latest > self.watermark:
+            self.watermark = latest
+
+    async def _resync(self, emit: Emit) -> None:
+        """Emit the deployments changed after the watermark (all of them, page by page)."""
+        while True:
+            if self.watermark is None:
+                self.watermark = await history.last_change(self.db, self.environment)
+                return
+            batch = await changes_since(self.db, self.environment, self.watermark)
+            if not batch.items:
+                return
+            self._advance(list(batch.items))
+            await emit(batch)
+            if len(batch.items) < CHANGES_PAGE:
+                return
 
 
 # --- application (service) logs -----------------------------------------------------------------

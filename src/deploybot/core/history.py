@@ -4,6 +4,7 @@ hang off them (steps, services, results), always as records."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, and_, func, select
@@ -39,6 +40,32 @@ async def get_deployments(
             select(deployment_table).where(deployment_table.c.id.in_(list(deployment_ids)))
         )
         return {row.id: DeploymentRecord.of(row._mapping) for row in result}
+
+
+async def changed_since(
+    db: Database, environment: str, since: datetime, *, limit: int
+) -> list[DeploymentRecord]:
+    """The environment's deployments last changed after `since`, oldest change first."""
+    c = deployment_table.c
+    query = (
+        select(deployment_table)
+        .where(c.environment == environment, c.updated_at > since)
+        .order_by(c.updated_at, c.id)
+        .limit(limit)
+    )
+    async with db.connection() as connection:
+        return [DeploymentRecord.of(row._mapping) for row in await connection.execute(query)]
+
+
+async def last_change(db: Database, environment: str) -> datetime | None:
+    """When a deployment of the environment last changed (None: it has none)."""
+    c = deployment_table.c
+    async with db.connection() as connection:
+        result = await connection.execute(
+            select(func.max(c.updated_at)).where(c.environment == environment)
+        )
+        value: datetime | None = result.scalar_one()
+        return value
 
 
 async def require_deployment(db: Database, deployment_id: int) -> DeploymentRecord:

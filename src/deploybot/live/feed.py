@@ -6,6 +6,10 @@ A feed with exact cursors (`contiguous`: log sequence numbers) also answers
 `backlog(cursor)` from storage, which is how a late subscriber, a reconnecting
 one (`after:`) and one whose queue overflowed get exactly the lines they have not
 seen: no gap, no duplicate.
+
+A feed whose upstream fails for a passing reason (`retryable`: the database
+restarting) is run again, with backoff, from where it was: `run` starts by
+catching up from its position, so its subscribers lose nothing and see nothing twice.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ class Feed(ABC):
     @abstractmethod
     async def run(self, emit: Emit) -> None:
         """Emit live batches until the stream is final (then return) or cancelled."""
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether a failure of `run` or `backlog` is passing (the database restarting):
+        the feed is then run again from its position instead of failing its subscribers."""
+        return False
 
     async def backlog(self, cursor: int | None) -> Batch | None:
         """What a subscriber at `cursor` gets before (or instead of) live batches."""

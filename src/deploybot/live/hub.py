@@ -30,6 +30,25 @@ logger = logging.getLogger(__name__)
 FRAME_QUEUE = 100
 """Frames a subscriber may have waiting before it falls back to the database."""
 
+RETRY_FIRST = 0.2
+RETRY_MAX = 5.0
+"""Backoff (seconds) between attempts while a feed's upstream is passingly unavailable."""
+
+
+class Backoff:
+    """Doubling waits from RETRY_FIRST to RETRY_MAX."""
+
+    def __init__(self) -> None:
+        self.delay = RETRY_FIRST
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, RETRY_MAX)
+
+    def reset(self) -> None:
+        self.delay = RETRY_FIRST
+
+
 Render = Callable[[Batch], Awaitable[Any]]
 Initial = Callable[[int | None], Awaitable[Batch | None]]
 
@@ -81,8 +100,18 @@ class Subscriber:
 
     async def _read_stored(self) -> AsyncIterator[Batch]:
         """Batches from storage from the cursor on, until caught up with the live feed."""
+        feed = self.channel.feed
+        backoff = Backoff()
         while True:
-            batch = await self.initial(self.cursor)
+            try:
+                batch = await self.initial(self.cursor)
+            except Exception as exc:
+                if not feed.retryable(exc):
+                    raise
+                logger.warning("reading %s from storage failed (%s); retrying", feed.key, exc)
+                await backoff.wait()
+                continue
+            backoff.reset()
             if batch is None:
                 return
             if batch.end is not None:
@@ -158,13 +187,14 @@ class Channel:
         self.topics: dict[Hashable, Topic] = {}
         self.done = False
         self.task: asyncio.Task[None] | None = None
+        self._delivered = False
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"feed {self.feed.key}")
 
     async def _run(self) -> None:
         try:
-            await self.feed.run(self._deliver)
+            await self._run_retrying()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -176,7 +206,29 @@ class Channel:
             self.done = True
             self.hub._forget(self)
 
+    async def _run_retrying(self) -> None:
+        """Run the feed; after a passing failure run it again (it resumes from its position)."""
+        backoff = Backoff()
+        while True:
+            self._delivered = False
+            try:
+                await self.feed.run(self._deliver)
+                return
+            except Exception as exc:
+                if not self.feed.retryable(exc):
+                    raise
+                if self._delivered:
+                    backoff.reset()
+                logger.warning(
+                    "live feed %s lost its upstream (%s); resuming in %.1f s",
+                    self.feed.key,
+                    exc,
+                    backoff.delay,
+                )
+                await backoff.wait()
+
     async def _deliver(self, batch: Batch) -> None:
+        self._delivered = True
         for topic in list(self.topics.values()):
             try:
                 await topic.deliver(batch)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import strawberry
 
+from deploybot.core.feeds import event_cursor
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.ids import encode_id
 from deploybot.inputs import DeploymentRef
@@ -93,10 +94,18 @@ async def deployment_progress(info: Info, id: DeploymentId) -> AsyncIterator[Dep
 
 
 async def deployment_events(
-    info: Info, filter: DeploymentFilter | None = None
+    info: Info,
+    filter: DeploymentFilter | None = None,
+    after: Annotated[
+        str | None,
+        strawberry.argument(
+            description="Resume after this event's `cursor`: the deployments changed since "
+            "then come first (each once, as it is now), then live events."
+        ),
+    ] = None,
 ) -> AsyncIterator[DeploymentEvent]:
     flt = filter.to_core() if filter else None
-    source = await _live(info.context.backend.follow_deployment_events(flt))
+    source = await _live(info.context.backend.follow_deployment_events(flt, after=after))
     base_url = info.context.base_url
 
     def payloads(batch: Batch) -> list[DeploymentEvent]:
@@ -108,6 +117,7 @@ async def deployment_events(
                     kind=DeploymentEventKind[change.kind.upper()],
                     state=change.state,
                     deployment=Deployment.from_record(change.deployment, base_url),
+                    cursor=event_cursor(change.deployment),
                 )
             )
         return out

@@ -9,7 +9,8 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
-from deploybot.errors import DeploybotError
+from deploybot.db.engine import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
+from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.resolvers import (
     access,
     admission,
@@ -332,6 +333,15 @@ class Schema(strawberry.Schema):
                 )
                 continue
             if isinstance(original, PublicError):
+                continue
+            if is_database_unavailable(original):
+                logger.warning("database unavailable in %s: %s", error.path, original)
+                errors[index] = GraphQLError(
+                    DATABASE_UNAVAILABLE_MESSAGE,
+                    nodes=error.nodes,
+                    path=error.path,
+                    extensions={"code": ErrorCode.DATABASE_UNAVAILABLE.value},
+                )
                 continue
             logger.error("unexpected error in %s", error.path, exc_info=original)
             errors[index] = GraphQLError(

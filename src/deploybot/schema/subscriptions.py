@@ -42,6 +42,10 @@ class DeploymentEvent:
     kind: DeploymentEventKind
     state: DeploymentState
     deployment: Deployment
+    cursor: str = strawberry.field(
+        description="Where this event stands: pass it as `after` to resume the "
+        "subscription; every deployment changed since then is sent first, as it is now."
+    )
 
 
 @strawberry.type(description="A line a running service printed.")

@@ -9,7 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from deploybot.errors import DeploybotError
+from deploybot.db.engine import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
+from deploybot.errors import DeploybotError, ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -54,5 +55,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable on %s: %s", request.url.path, exc)
+        return error_response(
+            503, ErrorCode.DATABASE_UNAVAILABLE.value, DATABASE_UNAVAILABLE_MESSAGE, retry_after=1
+        )
     logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "internal server error")
