@@ -24,6 +24,7 @@ from deploybot.db.engine import Database
 from deploybot.runner.swarm import Swarm
 from tests import browser
 from tests.gitserver import GitServer
+from tests.pgcluster import PgCluster
 from tests.servers import ADMIN_TOKEN, Client, ServerProcess
 
 DOCKER = "/usr/bin/docker"
@@ -178,6 +179,17 @@ def service_inspect(name: str) -> dict[str, object]:
 async def postgres_url() -> str:
     """A fresh, empty PostgreSQL database for the module's server processes."""
     return await _create_pg_database()
+
+
+@pytest.fixture(scope="module")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A running PostgreSQL cluster of the module's own, which its tests may restart."""
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 Lines are numbered per deployment (`seq`, from 1) so that a reader can resume
 exactly after the last line it saw. Writes are batched by time and by count:
-a chatty service must not cost a database round trip per line.
+a chatty service must not cost a database round trip per line. While the database
+is unavailable (restarting), lines wait in memory and their batch is retried; the
+sequence number makes the retry safe (see `store_lines`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Insert, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from deploybot.core.log_retention import pruned
 from deploybot.db.engine import Database
 from deploybot.db.models import log_table
+from deploybot.db.retry import retry_unavailable
 from deploybot.domain import LogSource, LogStream
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.metrics import LOG_LINES
@@ -97,8 +101,7 @@ class LogWriter:
             while remaining > 0:
                 chunk = self._pending[: min(self.batch, remaining)]
                 remaining -= len(chunk)
-                async with self.db.transaction() as session:
-                    await session.execute(insert(log_table), chunk)
+                await store_lines(self.db, chunk)
                 del self._pending[: len(chunk)]
                 LOG_LINES.inc(len(chunk))
                 self.bus.publish(
@@ -118,6 +121,36 @@ class LogWriter:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
             await self.flush()
+
+
+async def store_lines(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Insert a batch of one deployment's lines in one transaction. While the database is
+    unavailable the batch is tried again until it is stored (the runner keeps its lines
+    meanwhile). An attempt may have committed although its answer was lost with the
+    connection: a retry therefore skips the lines whose (deployment, seq) is already
+    stored, so no line is ever stored twice. The first attempt inserts plainly, so a
+    conflict there (another runner wrote these numbers) still fails loudly."""
+    attempts = 0
+
+    async def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        statement = insert(log_table) if attempts == 1 else _insert_skipping_stored(db)
+        async with db.transaction() as session:
+            await session.execute(statement, rows)
+
+    await retry_unavailable(
+        attempt, what=f"storing log lines of deployment {rows[0]['deployment_id']}"
+    )
+
+
+def _insert_skipping_stored(db: Database) -> Insert:
+    """INSERT … ON CONFLICT (deployment_id, seq) DO NOTHING, in the database's dialect."""
+    dialect = sqlite if db.is_sqlite else postgresql
+    statement: Insert = dialect.insert(log_table).on_conflict_do_nothing(
+        index_elements=[log_table.c.deployment_id, log_table.c.seq]
+    )
+    return statement
 
 
 async def list_lines(

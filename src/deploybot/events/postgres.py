@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "deploybot_events"
 
+PROBE_EVERY = 10.0
+PROBE_TIMEOUT = 5.0
+"""Seconds between checks that a quiet listening connection is alive, and their limit."""
+
 
 def asyncpg_dsn(database_url: str) -> str:
     """The SQLAlchemy URL (`postgresql+asyncpg://...`) as a libpq DSN for asyncpg."""
@@ -109,10 +113,17 @@ class PostgresRelay:
             self.bus.publish(event)
 
     async def _listen(self) -> None:
+        """Keep one connection LISTENing, reconnecting for as long as it takes. Once LISTEN
+        is in place again after a loss, a `resync` event tells the local readers to re-read
+        what they missed from the database: announced any earlier, a reader could re-read
+        before the last lines of the outage were stored and never hear of them."""
+        missed = False
         while True:
             try:
                 conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
                 logger.warning("event relay cannot connect (%s); retrying", exc)
                 await asyncio.sleep(self.reconnect_delay)
                 continue
@@ -121,13 +132,30 @@ class PostgresRelay:
             try:
                 await conn.add_listener(CHANNEL, self._received)
                 self._listening.set()
-                await lost.wait()
+                if missed:
+                    logger.warning("event relay listens again; readers re-read what they missed")
+                    self.bus.publish(DeploymentEvent(0, None, "resync", origin="relay"))
+                    missed = False
+                await self._watch(conn, lost)
                 logger.warning("event relay lost its listening connection; reconnecting")
-                # Whatever was missed meanwhile is in the database: tell readers to look.
-                self.bus.publish(DeploymentEvent(0, None, "resync", origin="relay"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("event relay's listening connection failed (%s); reconnecting", exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await conn.close()
+                    await asyncio.wait_for(conn.close(), 2)
+            missed = True
+            await asyncio.sleep(self.reconnect_delay)
+
+    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Return when the connection is lost: closed by the server (a restart), or silent
+        (a dead peer never says goodbye: a query every `PROBE_EVERY` seconds finds it)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), PROBE_EVERY)
+                return
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), PROBE_TIMEOUT)
 
     async def _send(self) -> None:
         conn: asyncpg.Connection | None = None
@@ -144,8 +172,13 @@ class PostgresRelay:
                         CHANNEL,
                         batch,
                     )
-                except (OSError, asyncpg.PostgresError) as exc:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a restart, or any other failure: keep the events
                     logger.warning("event relay could not notify (%s); retrying", exc)
                     self._outbox[:0] = batch
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            conn.terminate()
                     conn = None
                     await asyncio.sleep(self.reconnect_delay)

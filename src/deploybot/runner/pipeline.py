@@ -20,6 +20,7 @@ from deploybot.core.applications import check_dependencies
 from deploybot.core.logs import LogWriter
 from deploybot.core.policy import image_violation, repository_violation, stack_violations
 from deploybot.core.policy_store import current_policy
+from deploybot.db.retry import retry_unavailable
 from deploybot.domain import (
     DeploymentState,
     DeploymentStrategy,
@@ -185,9 +186,7 @@ async def _build(run: DeploymentRun, url: str, commit: ResolvedCommit, stack: St
                 raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, exc.message) from exc
             run.images[service] = f"{repository}:{tag}"
             run.digests[service] = image_id
-            await lifecycle.save_service_rollout(
-                run.ctx.db,
-                run.id,
+            await run.save_service_rollout(
                 service,
                 image=f"{repository}:{tag}",
                 digest=image_id,
@@ -212,9 +211,7 @@ async def _build(run: DeploymentRun, url: str, commit: ResolvedCommit, stack: St
             run.images[service] = f"{repository}:{tag}@{digest}"
             run.digests[service] = digest
             run.say(f"pushed {repository}:{tag} {digest}")
-            await lifecycle.save_service_rollout(
-                run.ctx.db, run.id, service, image=run.images[service], digest=digest
-            )
+            await run.save_service_rollout(service, image=run.images[service], digest=digest)
         result["message"] = f"pushed {len(stack.builds)} image(s) to {registry}"
 
 
@@ -316,9 +313,7 @@ async def _rollout(
             run.swarm_changed = True
             kept.add(service_id)
             run.say(f"{'created' if created else 'updated'} service {spec.name}")
-            await lifecycle.save_service_rollout(
-                run.ctx.db,
-                run.id,
+            await run.save_service_rollout(
                 spec.service,
                 swarm_name=spec.name,
                 swarm_id=service_id,
@@ -463,7 +458,7 @@ async def execute(
                 state, code, message = await _drive(run, replaced)
             except HandedOver as exc:
                 run.say(f"{exc.message}: the deployment is left to the next runner")
-                await queue.release(ctx.db, deployment_id, ctx.runner_id)
+                await _release(ctx, deployment_id)
                 return None
             except asyncio.CancelledError:
                 if lost.is_set():
@@ -472,7 +467,7 @@ async def execute(
                     return None
                 if ctx.stopping.is_set():  # the grace period is over
                     run.say("the runner stopped: the deployment is left to the next runner")
-                    await queue.release(ctx.db, deployment_id, ctx.runner_id)
+                    await _release(ctx, deployment_id)
                 raise
             except Exception as exc:
                 logger.exception("deployment %s failed unexpectedly", deployment_id)
@@ -486,18 +481,35 @@ async def execute(
                 run.say("deployment succeeded")
     finally:
         beat.cancel()
-    if not await queue.owns(ctx.db, deployment_id, ctx.runner_id):
+    # The outcome is what happened on the Swarm: a database restart meanwhile delays its
+    # record, it does not change it.
+    ours = await retry_unavailable(
+        lambda: queue.owns(ctx.db, deployment_id, ctx.runner_id),
+        what=f"deployment {deployment_id}: checking the claim",
+    )
+    if not ours:
         logger.warning("deployment %s is no longer this runner's: not ended", deployment_id)
         return None
     if state is DeploymentState.SUCCESS:
         await publish_release_of(ctx.db, ctx.settings, ctx.mirrors, record)
-    await lifecycle.finish_deployment(
-        ctx.db,
-        ctx.bus,
-        deployment_id,
-        state,
-        error_code=code,
-        error_message=message,
-        swarm_changed=run.swarm_changed,
+    await retry_unavailable(
+        lambda: lifecycle.finish_deployment(
+            ctx.db,
+            ctx.bus,
+            deployment_id,
+            state,
+            error_code=code,
+            error_message=message,
+            swarm_changed=run.swarm_changed,
+        ),
+        what=f"deployment {deployment_id}: recording its end",
     )
     return state
+
+
+async def _release(ctx: RunnerContext, deployment_id: int) -> None:
+    """Leave the deployment to the next runner (waiting out a database restart)."""
+    await retry_unavailable(
+        lambda: queue.release(ctx.db, deployment_id, ctx.runner_id),
+        what=f"deployment {deployment_id}: handing it over",
+    )

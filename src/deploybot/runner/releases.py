@@ -11,6 +11,7 @@ import pygit2
 from deploybot.config import Settings
 from deploybot.core import releases as core_releases
 from deploybot.db.engine import Database
+from deploybot.db.retry import retry_unavailable
 from deploybot.records import DeploymentRecord
 from deploybot.runner.git import MirrorCache
 
@@ -55,6 +56,11 @@ async def publish_release_of(
             branch = await asyncio.to_thread(
                 deployed_branch, mirrors, record.repository_url, record.commit_sha, record.ref
             )
-        await core_releases.publish_deployment_release(db, settings, int(record.id), branch=branch)
+        await retry_unavailable(
+            lambda: core_releases.publish_deployment_release(
+                db, settings, int(record.id), branch=branch
+            ),
+            what=f"deployment {record.id}: publishing its release",
+        )
     except Exception:
         logger.exception("deployment %s: could not publish its release", record.id)

@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any
 
-from deploybot.core import lifecycle, rollbacks
+from deploybot.core import rollbacks
 from deploybot.core.policy import restore_violations
 from deploybot.core.policy_store import current_policy
 from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
@@ -77,9 +77,7 @@ async def apply_recorded(
         kept.add(service_id)
         run.say(f"{'created' if created else 'restored'} service {body['Name']}: {row.image}")
         if record:
-            await lifecycle.save_service_rollout(
-                run.ctx.db,
-                run.id,
+            await run.save_service_rollout(
                 row.service,
                 swarm_name=body["Name"],
                 swarm_id=service_id,

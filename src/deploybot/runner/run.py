@@ -20,6 +20,7 @@ from deploybot.config import Settings
 from deploybot.core import lifecycle
 from deploybot.core.logs import LogWriter
 from deploybot.db.engine import Database
+from deploybot.db.retry import retry_unavailable
 from deploybot.domain import DeploymentState, LogSource, LogStream, StepName, StepStatus
 from deploybot.errors import ErrorCode
 from deploybot.events.bus import EventBus
@@ -118,7 +119,7 @@ class DeploymentRun:
             self.cancel.before(name.value, interruptible=name is not StepName.ROLLOUT)
         started = time.monotonic()
         self.say(f"==> {name.value}")
-        await lifecycle.set_step(self.ctx.db, self.id, name, StepStatus.RUNNING, bus=self.ctx.bus)
+        await self.set_step(name, StepStatus.RUNNING)
         try:
             yield result
         except BaseException as exc:
@@ -133,35 +134,53 @@ class DeploymentRun:
                 raise
             if stopped and requested:
                 self.say(f"{name.value} cancelled", LogStream.STDERR)
-                await lifecycle.set_step(
-                    self.ctx.db, self.id, name, StepStatus.CANCELLED, error="cancelled"
-                )
+                await self.set_step(name, StepStatus.CANCELLED, error="cancelled", announce=False)
                 raise
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.say(f"{name.value} failed: {message}", LogStream.STDERR)
-            await lifecycle.set_step(
-                self.ctx.db, self.id, name, StepStatus.FAILED, error=message, bus=self.ctx.bus
-            )
+            await self.set_step(name, StepStatus.FAILED, error=message)
             raise
         took = time.monotonic() - started
         self.say(f"{name.value} done in {took:.1f}s")
-        await lifecycle.set_step(
-            self.ctx.db,
-            self.id,
-            name,
-            StepStatus.COMPLETED,
-            message=result.get("message"),
-            bus=self.ctx.bus,
-        )
+        await self.set_step(name, StepStatus.COMPLETED, message=result.get("message"))
         if self.cancel is not None:
             self.cancel.after()
+
+    async def set_step(
+        self,
+        name: StepName,
+        status: StepStatus,
+        *,
+        message: str | None = None,
+        error: str | None = None,
+        announce: bool = True,
+    ) -> None:
+        """Record a step's status, waiting out a database restart (see `db.retry`).
+        `announce`: publish the change to the bus (live progress)."""
+        await retry_unavailable(
+            lambda: lifecycle.set_step(
+                self.ctx.db,
+                self.id,
+                name,
+                status,
+                message=message,
+                error=error,
+                bus=self.ctx.bus if announce else None,
+            ),
+            what=f"deployment {self.id}: step {name.value} {status.value}",
+        )
+
+    async def save_service_rollout(self, service: str, **values: Any) -> None:
+        """Record what a service of the stack became, waiting out a database restart."""
+        await retry_unavailable(
+            lambda: lifecycle.save_service_rollout(self.ctx.db, self.id, service, **values),
+            what=f"deployment {self.id}: service {service}",
+        )
 
     async def save_watches(self, watches: list[ServiceWatch]) -> None:
         """Record what each watched service became (replicas, nodes, outcome)."""
         for watch in watches:
-            await lifecycle.save_service_rollout(
-                self.ctx.db,
-                self.id,
+            await self.save_service_rollout(
                 watch.service,
                 replicas_desired=watch.desired,
                 replicas_running=watch.running,

@@ -1,0 +1,158 @@
+"""A real PostgreSQL server restarted under the relay and the runner's writers.
+
+The cluster is the module's own (`pg_cluster`): stopped with a fast shutdown, which
+closes every client connection as a real restart does, and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from deploybot.core import lifecycle, logs
+from deploybot.db import migrate
+from deploybot.db.engine import Database, is_database_unavailable
+from deploybot.db.models import Deployment, DeploymentStep, step_table
+from deploybot.db.retry import retry_unavailable
+from deploybot.domain import StepName, StepStatus
+from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.events.postgres import PostgresRelay
+from tests.pgcluster import PgCluster
+
+OUTAGE = 2.0
+"""Seconds the server stays down."""
+
+
+async def restart(cluster: PgCluster, outage: float = OUTAGE) -> float:
+    """Stop the server, wait, start it; when it answers again (time.monotonic())."""
+    await asyncio.to_thread(cluster.stop)
+    await asyncio.sleep(outage)
+    await asyncio.to_thread(cluster.start)
+    return time.monotonic()
+
+
+@pytest.fixture
+async def db(pg_cluster: PgCluster) -> AsyncIterator[Database]:
+    database = Database(pg_cluster.url)
+    await migrate.upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def new_deployment(db: Database) -> int:
+    async with db.transaction() as session:
+        row = Deployment(environment="test", application="web")
+        session.add(row)
+        await session.flush()
+        assert row.id is not None
+        session.add(DeploymentStep(deployment_id=row.id, position=0, name=StepName.ROLLOUT.value))
+        return row.id
+
+
+async def next_event(sub_queue: asyncio.Queue[DeploymentEvent], timeout: float) -> DeploymentEvent:
+    return await asyncio.wait_for(sub_queue.get(), timeout)
+
+
+async def test_the_relay_listens_again_then_asks_for_a_resync(pg_cluster: PgCluster) -> None:
+    here, there = EventBus(), EventBus()
+    relays = [
+        PostgresRelay(pg_cluster.url, here, reconnect_delay=0.2),
+        PostgresRelay(pg_cluster.url, there, reconnect_delay=0.2),
+    ]
+    for relay in relays:
+        await relay.start()
+    try:
+        async with there.subscribe() as theirs:
+            here.publish(DeploymentEvent(1, None, "log", sequence=1, first_sequence=1))
+            assert (await next_event(theirs.queue, 10)).sequence == 1
+
+            stop_task = asyncio.create_task(restart(pg_cluster))
+            await asyncio.sleep(0.5)  # down: this event waits in the sender's outbox
+            here.publish(DeploymentEvent(1, None, "log", sequence=2, first_sequence=2))
+            back_at = await stop_task
+
+            received: list[DeploymentEvent] = []
+            while not any(e.kind == "resync" for e in received):
+                received.append(await next_event(theirs.queue, 15))
+            resync_at = time.monotonic()
+            # Announced once LISTEN is in place again, never while the server was down.
+            assert resync_at >= back_at
+            assert [e.origin for e in received if e.kind == "resync"] == ["relay"]
+
+            # Notifications cross again, both ways of the restart.
+            here.publish(DeploymentEvent(1, "SUCCESS"))
+            while not any(e.state == "SUCCESS" for e in received):
+                received.append(await next_event(theirs.queue, 10))
+            sequences = [e.sequence for e in received if e.kind == "log"]
+            # Sent during the outage: delivered after it, or covered by the resync.
+            assert sequences in ([2], [])
+    finally:
+        for relay in relays:
+            await relay.stop()
+
+
+async def test_log_lines_written_during_a_restart_are_stored_once_in_order(
+    pg_cluster: PgCluster, db: Database
+) -> None:
+    deployment_id = await new_deployment(db)
+    bus = EventBus()
+    written = 0
+
+    async def write_steadily(writer: logs.LogWriter, until: asyncio.Task[float]) -> None:
+        nonlocal written
+        while not until.done() or written < 150:
+            written += 1
+            writer.write(f"line {written}")
+            await asyncio.sleep(0.02)
+
+    async with bus.subscribe() as sub:
+        async with logs.LogWriter(db, bus, deployment_id, interval=0.05) as writer:
+            await asyncio.sleep(0.3)
+            outage = asyncio.create_task(restart(pg_cluster))
+            await write_steadily(writer, outage)
+            await outage
+        announced = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+
+    stored = await logs.list_lines(db, deployment_id, limit=10_000)
+    assert [r.text for r in stored] == [f"line {n}" for n in range(1, written + 1)]
+    assert [r.sequence for r in stored] == list(range(1, written + 1))
+    # Every batch announced once, in order, covering each line exactly once.
+    covered = [n for e in announced for n in range(e.first_sequence or 0, (e.sequence or 0) + 1)]
+    assert covered == list(range(1, written + 1))
+
+
+async def test_a_step_recorded_during_a_restart_waits_for_the_database(
+    pg_cluster: PgCluster, db: Database
+) -> None:
+    deployment_id = await new_deployment(db)
+    await asyncio.to_thread(pg_cluster.stop)
+    try:
+        with pytest.raises(Exception) as refused:
+            await lifecycle.set_step(db, deployment_id, StepName.ROLLOUT, StepStatus.RUNNING)
+        assert is_database_unavailable(refused.value)
+        recording = asyncio.create_task(
+            retry_unavailable(
+                lambda: lifecycle.set_step(
+                    db, deployment_id, StepName.ROLLOUT, StepStatus.COMPLETED, message="done"
+                ),
+                what="test step",
+            )
+        )
+        await asyncio.sleep(OUTAGE)
+        assert not recording.done()
+    finally:
+        await asyncio.to_thread(pg_cluster.start)
+    await asyncio.wait_for(recording, 15)
+    async with db.connection() as connection:
+        row = (
+            await connection.execute(
+                select(step_table.c.status, step_table.c.message).where(
+                    step_table.c.deployment_id == deployment_id
+                )
+            )
+        ).one()
+    assert (row.status, row.message) == (StepStatus.COMPLETED, "done")
