@@ -62,6 +62,12 @@ class Client:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class ServerProcess:
     """`deploybot serve` started the way a user starts it, on a free port."""

@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,7 +25,7 @@ from deploybot.schema import limits as query_limits
 from deploybot.schema import schema
 from deploybot.web.auth import NotAuthenticated, TokenAuthMiddleware, not_authenticated
 from deploybot.web.body_size import BodySizeLimit
-from deploybot.web.errors import http_error, server_error
+from deploybot.web.errors import database_error, http_error, server_error
 from deploybot.web.graphql import GraphQLApp, context_for
 from deploybot.web.health import healthz, readyz
 from deploybot.web.hooks import RedactHookTokens, receive_hook
@@ -119,6 +120,8 @@ def create_app(
         exception_handlers={
             HTTPException: http_error,
             NotAuthenticated: not_authenticated,
+            DBAPIError: database_error,
+            OSError: database_error,
             500: server_error,
         },
     )

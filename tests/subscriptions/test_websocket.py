@@ -163,6 +163,56 @@ async def test_deployment_events_follow_the_filter(
     ]
 
 
+RESUMABLE_EVENTS = """subscription($after: String) {
+  deploymentEvents(filter: {applications: ["resumed"]}, after: $after) {
+    kind state cursor deployment { number } } }"""
+
+
+async def test_deployment_events_resume_after_a_cursor(
+    pg_api: ServerProcess, producer: LogProducer
+) -> None:
+    """A subscriber gone for a while resumes from its last event's cursor: each deployment
+    changed meanwhile comes first, once, as it is now; then live events."""
+
+    async def events(after: str | None, count: int) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        request = GraphQLRequest(RESUMABLE_EVENTS, variable_values={"after": after})
+        async with _client(pg_api, TRANSPORT_WS) as session:
+            async for result in session.subscribe(request):
+                got.append(result["deploymentEvents"])
+                if len(got) == count:
+                    return got
+        return got
+
+    first = asyncio.create_task(events(None, 1))
+    await started(first, pg_api)
+    old = await producer.create("resumed")
+    [seen] = await asyncio.wait_for(first, 20)
+    assert (seen["kind"], seen["state"], seen["deployment"]["number"]) == (
+        "CREATED",
+        "IN_PROGRESS",
+        old,
+    )
+
+    # Missed while away: the first one ended, another one started.
+    await producer.finish(old)
+    new = await producer.create("resumed")
+    resumed = asyncio.create_task(events(seen["cursor"], 3))
+    await started(resumed, pg_api)
+    await producer.finish(new)
+    got = await asyncio.wait_for(resumed, 20)
+    assert [(e["kind"], e["state"], e["deployment"]["number"]) for e in got] == [
+        ("CHANGED", "SUCCESS", old),
+        ("CREATED", "IN_PROGRESS", new),
+        ("CHANGED", "SUCCESS", new),
+    ]
+    assert len({e["cursor"] for e in got}) == 3
+
+    with pytest.raises(TransportQueryError) as caught:
+        await events("not a cursor", 1)
+    assert "INVALID_INPUT" in json.dumps(caught.value.errors or [caught.value.args[0]])
+
+
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_unknown_deployment_is_a_clear_error(pg_api: ServerProcess, protocol: str) -> None:
     with pytest.raises(TransportQueryError) as caught:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from deploybot.core import history
@@ -18,6 +18,7 @@ from deploybot.db.engine import Database, is_database_unavailable
 from deploybot.domain import DeploymentState, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.ids import InvalidId, decode_keyset, encode_keyset
 from deploybot.live.feed import Batch, Emit, Feed
 from deploybot.records import (
     DeploymentChange,
@@ -233,24 +234,25 @@ def _apply_step(steps: list[SimpleNamespace], event: DeploymentEvent) -> None:
                 step.message, step.finished_at = event.message or step.message, now
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def event_cursor(deployment: DeploymentRecord) -> str:
-    """A `deploymentEvents` cursor: when the deployment last changed (its `updated_at`)."""
-    return deployment.updated_at.astimezone(UTC).isoformat()
+    """A `deploymentEvents` cursor (opaque to clients): when the deployment last changed,
+    its `updated_at` in microseconds since the epoch."""
+    return encode_keyset((deployment.updated_at - EPOCH) // MICROSECOND)
 
 
 def parse_event_cursor(text: str) -> datetime:
     """The time a cursor stands for; INVALID_INPUT naming `after` when it is not one."""
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        (micros,) = decode_keyset(text, 1)
+        return EPOCH + micros * MICROSECOND
+    except (InvalidId, OverflowError):
         raise DeploybotError(
             ErrorCode.INVALID_INPUT, "after is not a deploymentEvents cursor", field="after"
         ) from None
-    if when.tzinfo is None:
-        raise DeploybotError(
-            ErrorCode.INVALID_INPUT, "after is not a deploymentEvents cursor", field="after"
-        )
-    return when
 
 
 def change_of(deployment: DeploymentRecord) -> DeploymentChange:

@@ -31,6 +31,7 @@ from deploybot.db.models import (
     notification_delivery_table,
     notification_target_table,
 )
+from deploybot.db.retry import log_failure
 from deploybot.domain import DeploymentState
 from deploybot.errors import DeploybotError, ErrorCode, ValidationFailed
 from deploybot.events.bus import EventBus
@@ -412,8 +413,8 @@ class Notifier:
         while True:
             try:
                 sent = await self.send_due()
-            except Exception:
-                logger.exception("notification sending failed")
+            except Exception as exc:
+                log_failure(logger, "notification sending failed", exc)
                 sent = 0
             if sent:
                 continue

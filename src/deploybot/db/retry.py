@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_FIRST = 0.2
-RETRY_MAX = 2.0
+RETRY_MAX = 1.0
 """Seconds between attempts: doubling, but short, so writes resume soon after a restart."""
 
 PATIENCE = 300.0
@@ -50,3 +50,12 @@ async def retry_unavailable(
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX)
+
+
+def log_failure(log: logging.Logger, message: str, exc: BaseException) -> None:
+    """Log a background loop's failure: one line while the database is unavailable (the
+    loop tries again; a traceback per attempt would only bury the restart), else in full."""
+    if is_database_unavailable(exc):
+        log.warning("%s: the database is unavailable (%s)", message, exc)
+    else:
+        log.error(message, exc_info=exc)

@@ -19,6 +19,7 @@ import uuid
 from deploybot.config import Settings
 from deploybot.core import log_retention, queue
 from deploybot.db.engine import Database
+from deploybot.db.retry import log_failure
 from deploybot.domain import DeploymentState
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.runner.pipeline import execute
@@ -120,16 +121,16 @@ class Runner:
         self._next_recovery = now + interval
         try:
             await self.recover()
-        except Exception:
-            logger.exception("could not take over abandoned deployments")
+        except Exception as exc:
+            log_failure(logger, "could not take over abandoned deployments", exc)
 
     async def _fill(self) -> None:
         settings = self.ctx.settings
         while len(self._running) < settings.runner_concurrency:
             try:
                 claimed = await queue.claim_next(self.ctx.db, settings.environment, self.id)
-            except Exception:
-                logger.exception("runner could not claim work")
+            except Exception as exc:
+                log_failure(logger, "runner could not claim work", exc)
                 return
             if claimed is None:
                 return

@@ -20,7 +20,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deploybot.access import Action, GrantError, Principal, parse_grants
 from deploybot.backend.local import LocalBackend
+from deploybot.db.engine import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
+from deploybot.errors import ErrorCode
 from deploybot.relay.wire import FORWARDED_GRANTS, ON_BEHALF_OF
+from deploybot.web.errors import error_response
 from deploybot.web.requests import instance_of
 
 PRINCIPAL = "deploybot.principal"
@@ -73,7 +76,13 @@ class TokenAuthMiddleware:
             token = token_from_header(_header(scope, b"authorization"))
             instance = scope["app"].state.instance
             scope[TOKEN] = token
-            principal = await instance.authenticate(token)
+            try:
+                principal = await instance.authenticate(token)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                await database_unavailable(scope, receive, send)
+                return
             forwarded = _header(scope, ON_BEHALF_OF.encode())
             if forwarded is not None and principal is not None:
                 grants = _header(scope, FORWARDED_GRANTS.encode()) or ""
@@ -82,6 +91,24 @@ class TokenAuthMiddleware:
                 )
             scope[PRINCIPAL] = principal
         await self.app(scope, receive, send)
+
+
+async def database_unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    """A token could not be checked because the database is down (restarting): HTTP 503
+    with `Retry-After` (a GraphQL body on /graphql, so GraphQL clients see the
+    `extensions.code`); a WebSocket is refused with close code 1013, "try again later"."""
+    code = ErrorCode.DATABASE_UNAVAILABLE.value
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013, "reason": code})
+        return
+    if scope["path"].rstrip("/").endswith("/graphql"):
+        error = {"message": DATABASE_UNAVAILABLE_MESSAGE, "extensions": {"code": code}}
+        response: Response = JSONResponse(
+            {"data": None, "errors": [error]}, status_code=503, headers={"Retry-After": "1"}
+        )
+    else:
+        response = error_response(503, code, DATABASE_UNAVAILABLE_MESSAGE, retry_after=1)
+    await response(scope, receive, send)
 
 
 def forwarded_principal(

@@ -54,6 +54,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, f"{exc.detail}: {request.url.path}")
 
 
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A database or connection error on a plain route: 503 DATABASE_UNAVAILABLE when the
+    database is down (a restart, not a bug: no traceback); anything else goes on to
+    `server_error`."""
+    if not is_database_unavailable(exc):
+        raise exc
+    logger.warning("database unavailable on %s: %s", request.url.path, exc)
+    return error_response(
+        503, ErrorCode.DATABASE_UNAVAILABLE.value, DATABASE_UNAVAILABLE_MESSAGE, retry_after=1
+    )
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     if is_database_unavailable(exc):
         logger.warning("database unavailable on %s: %s", request.url.path, exc)
