@@ -7,6 +7,7 @@ closes every client connection as a real restart does, and started again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from deploybot.core import lifecycle, logs
+from deploybot.core.feeds import DeploymentLogFeed
 from deploybot.db import migrate
 from deploybot.db.engine import Database, is_database_unavailable
 from deploybot.db.models import Deployment, DeploymentStep, step_table
@@ -21,6 +23,8 @@ from deploybot.db.retry import retry_unavailable
 from deploybot.domain import StepName, StepStatus
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.events.postgres import PostgresRelay
+from deploybot.live.hub import Hub, LiveSource
+from tests.logproducer import LogProducer
 from tests.pgcluster import PgCluster
 
 OUTAGE = 2.0
@@ -156,3 +160,39 @@ async def test_a_step_recorded_during_a_restart_waits_for_the_database(
             )
         ).one()
     assert (row.status, row.message) == (StepStatus.COMPLETED, "done")
+
+
+async def test_a_log_subscriber_in_another_process_gets_every_line_once_across_a_restart(
+    pg_cluster: PgCluster, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The measured bug: the subscriber's feed read the database on a pooled connection the
+    restart had closed, and failed with INTERNAL_ERROR. Now the feed resumes from its
+    position, and the relay's resync covers the notifications lost meanwhile."""
+    caplog.set_level(logging.WARNING)
+    bus = EventBus()  # the API process: its own pool, bus, relay and hub
+    relay = PostgresRelay(pg_cluster.url, bus, reconnect_delay=0.2)
+    await relay.start()
+    hub = Hub()
+    try:
+        async with LogProducer(pg_cluster.url) as runner:
+            deployment_id = await runner.create()
+            feed = DeploymentLogFeed(db, bus, deployment_id)
+            source = LiveSource(hub, feed, "test", cursor=0)
+            await hub.prepare(feed)
+
+            async def follow() -> list[int]:
+                return [line.sequence async for batch in source.batches() for line in batch.items]
+
+            following = asyncio.create_task(follow())
+            await runner.write(deployment_id, 20)
+            writing = asyncio.create_task(runner.write(deployment_id, 150, rate=40))
+            await asyncio.sleep(0.5)
+            await restart(pg_cluster)
+            await writing
+            await runner.finish(deployment_id)
+            sequences = await asyncio.wait_for(following, 30)
+    finally:
+        await hub.close()
+        await relay.stop()
+    assert sequences == list(range(1, 171))
+    assert "lost its upstream" in caplog.text  # the feed's read failed, and was retried
