@@ -449,7 +449,9 @@ async def execute(
     beat = asyncio.create_task(_heartbeat(ctx, deployment_id, lost, driver))
     try:
         async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
-            run = DeploymentRun(ctx, record, log, cancel=CancelWatch(ctx.db, deployment_id))
+            run = DeploymentRun(
+                ctx, record, log, cancel=CancelWatch(ctx.db, deployment_id), claim_lost=lost
+            )
             run.say(
                 f"deployment #{deployment_id} of {record.named_application} {record.version}"
                 f" to {record.environment}"

@@ -85,6 +85,8 @@ class DeploymentRun:
     """Temporary services beside the stack (a canary, a green version): removed at the end."""
     done_before: set[StepName] = field(default_factory=set)
     """Steps a replaced runner completed: repeated for their result, not recorded again."""
+    claim_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when another runner took the deployment over: this one records nothing more."""
 
     @property
     def id(self) -> int:
@@ -171,7 +173,11 @@ class DeploymentRun:
         )
 
     async def save_service_rollout(self, service: str, **values: Any) -> None:
-        """Record what a service of the stack became, waiting out a database restart."""
+        """Record what a service of the stack became, waiting out a database restart.
+        Not once the deployment was taken over: a runner woken from a long pause, whose
+        watch was cut short, would overwrite what the runner that ended it recorded."""
+        if self.claim_lost.is_set():
+            return
         await retry_unavailable(
             lambda: lifecycle.save_service_rollout(self.ctx.db, self.id, service, **values),
             what=f"deployment {self.id}: service {service}",
