@@ -27,6 +27,7 @@ from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
+from deploybot.domain import DeploymentState, StepName, StepStatus
 from deploybot.ids import encode_id
 from tests.conftest import server_env
 from tests.e2e.test_relay import RECORD, RelayProcess, _instance, _service_token
@@ -186,9 +187,10 @@ def _runs(seen: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def metric(url: str, name: str, labels: str) -> float:
+def metric(url: str, name: str, labels: str = "") -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    found = re.search(rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", text, re.MULTILINE)
+    selector = re.escape(f"{{{labels}}}") if labels else ""
+    found = re.search(rf"^{name}{selector} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
@@ -212,14 +214,19 @@ async def test_every_client_gets_every_line_once_across_cut_upstream_connections
     direct = asyncio.create_task(
         follow_gql(direct_ws, TRANSPORT_WS, gid, latencies=direct_latencies)
     )
+    active = "deploybot_active_subscriptions"
+    deadline = time.monotonic() + 30
+    while await asyncio.to_thread(metric, setup.relay.url, active) < 3:  # the WebSocket ones
+        assert time.monotonic() < deadline, "the subscriptions did not start"
+        await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
     assert not any(task.done() for task in [*followers, direct])
     # four clients at the relay, one stream from the relay to the instance
     labels = 'method="follow_deployment_logs"'
-    assert (
-        await asyncio.to_thread(metric, setup.production.url, "deploybot_relay_streams", labels)
-        == 1
+    streams = await asyncio.to_thread(
+        metric, setup.production.url, "deploybot_relay_streams", labels
     )
+    assert streams == 1
     relay_streams = "deploybot_relay_upstream_streams"
     assert await asyncio.to_thread(metric, setup.relay.url, relay_streams, labels) == 1
 
@@ -243,6 +250,49 @@ async def test_every_client_gets_every_line_once_across_cut_upstream_connections
     live = slice(600, None)  # the lines written while the clients followed
     extra = statistics.median(relay_latencies[live]) - statistics.median(direct_latencies[live])
     print(f"relay adds {extra * 1000:.1f} ms per log line (median)")
+
+
+async def test_progress_routed_by_id_snapshot_then_changes(
+    setup: Setup, producer: LogProducer
+) -> None:
+    deployment = await producer.create("progressing")
+    gid = encode_id("Deployment", "production", deployment)
+    query = """subscription($id: ID!) { deploymentProgress(id: $id) {
+        deploymentId state step status percentage } }"""
+    updates: list[dict[str, Any]] = []
+
+    async def watch() -> None:
+        async with GqlClient(transport=_transport(setup.relay_ws, LEGACY_WS, ADMIN_TOKEN)) as s:
+            async for result in s.subscribe(GraphQLRequest(query, variable_values={"id": gid})):
+                updates.append(result["deploymentProgress"])
+
+    task = asyncio.create_task(watch())
+    labels = 'method="follow_deployment_progress"'
+    deadline = time.monotonic() + 30
+    while (
+        not updates
+        or await asyncio.to_thread(metric, setup.production.url, "deploybot_relay_streams", labels)
+        < 1
+    ):  # the snapshot came, and the relay's stream is open at the instance
+        assert time.monotonic() < deadline and not task.done(), "the subscription did not start"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.3)
+    await producer.step(deployment, StepName.BUILD, StepStatus.RUNNING)
+    await producer.step(deployment, StepName.BUILD, StepStatus.COMPLETED)
+    await asyncio.sleep(0.5)
+    setup.proxy.drop_all()  # reopened upstream: the current state is not reported twice
+    await asyncio.sleep(0.5)
+    await producer.step(deployment, StepName.ROLLOUT, StepStatus.RUNNING)
+    await asyncio.sleep(0.5)
+    await producer.finish(deployment, DeploymentState.FAILURE)
+    await asyncio.wait_for(task, 20)
+    assert {u["deploymentId"] for u in updates} == {gid}
+    steps = [(u["state"], u["step"], u["status"], u["percentage"]) for u in updates]
+    assert len(steps) == len(set(steps)), steps
+    assert steps[0][0] == "IN_PROGRESS"
+    assert ("IN_PROGRESS", "build", "RUNNING", 0) in steps
+    assert ("IN_PROGRESS", "rollout", "RUNNING", 50) in steps
+    assert steps[-1][0] == "FAILURE" and steps[-1][3] == 100
 
 
 async def test_a_staging_token_cannot_follow_production_logs(

@@ -17,6 +17,7 @@ every client sees every line exactly once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import typing
 from collections.abc import AsyncIterator, Hashable, Mapping
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 STREAM_PATH: Final = "/relay/stream/"
 SHARED_CALLER: Final = "relay subscription"
 """The caller a shared upstream stream is opened as (each client was checked on its own)."""
+HEARTBEAT: Final = 10.0
+"""Seconds an instance's stream to a relay stays silent at most (it sends an empty line)."""
+SILENCE: Final = 3 * HEARTBEAT
+"""Seconds of silence after which the relay takes its upstream connection for dead."""
 READ_ANYTHING: Final = "read"
 """A shared log/progress stream reads as the relay's token may (capped by it upstream)."""
 
@@ -142,7 +147,7 @@ async def _lines(
     follow: bool,
 ) -> AsyncIterator[dict[str, Any]]:
     """The stream's messages; the header line is checked (an error raises, typed)."""
-    timeout = httpx.Timeout(upstream.timeout, read=None if follow else upstream.timeout)
+    timeout = httpx.Timeout(upstream.timeout, read=SILENCE if follow else upstream.timeout)
     try:
         async with relay.clients[upstream.name].stream(
             "POST",
@@ -244,6 +249,7 @@ class UpstreamFeed(Feed):
                 arguments["after"] = self.position
             body = {"arguments": method.encode_arguments(arguments), "mode": "follow"}
             UPSTREAM_STREAMS.labels(self.name).inc()
+            opening = True
             try:
                 async for message in _lines(
                     self.relay, self.upstream, self.name, body, self.caller, follow=True
@@ -251,7 +257,8 @@ class UpstreamFeed(Feed):
                     if "batch" not in message:
                         continue
                     delay = 0.05
-                    batch = self._fresh(method.decode_batch(message["batch"]))
+                    batch = self._fresh(method.decode_batch(message["batch"]), opening)
+                    opening = False
                     if batch is None:
                         continue
                     if batch.final:
@@ -269,7 +276,7 @@ class UpstreamFeed(Feed):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _fresh(self, batch: Batch) -> Batch | None:
+    def _fresh(self, batch: Batch, opening: bool) -> Batch | None:
         """The part of `batch` not emitted yet (after a reconnection), None if nothing."""
         if self.contiguous:
             assert self.position is not None
@@ -280,9 +287,15 @@ class UpstreamFeed(Feed):
             self.position = items[-1].sequence if items else self.position
             return Batch(items, start, self.position, batch.final)
         items = list(batch.items)
-        if self.snapshot and items and items[0] == self._last:
-            items = items[1:]  # a reopened progress stream starts with the current state again
-            if not items and not batch.final:
+        if self.snapshot and opening and items and not batch.final:
+            # Every upstream stream starts with the current state (the instance's snapshot):
+            # the relay's subscribers got their own; after a reconnection it is news only if
+            # a change was missed meanwhile.
+            current, items = items[0], items[1:]
+            if self._last is not None and not _same(current, self._last):
+                items = [current, *items]
+            self._last = current
+            if not items:
                 return None
         if items:
             self._last = items[-1]
@@ -316,6 +329,13 @@ class UpstreamFeed(Feed):
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, progress messages but for the time they were made."""
+    if isinstance(a, Progress) and isinstance(b, Progress):
+        return dataclasses.replace(a, timestamp=b.timestamp) == b
+    return bool(a == b)
 
 
 class MergedFeed(Feed):

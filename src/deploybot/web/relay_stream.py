@@ -4,6 +4,8 @@ it, and the backend's `follow_*` method checks that caller as for any subscripti
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.live.hub import LiveSource
 from deploybot.relay import wire
-from deploybot.relay.streams import StreamMethod, stream_method
+from deploybot.relay.streams import HEARTBEAT, StreamMethod, stream_method
 from deploybot.web.auth import bound_backend, principal_of
 
 RELAY_STREAMS = Gauge(
@@ -76,7 +78,40 @@ async def _messages(
         return
     RELAY_STREAMS.labels(call.name).inc()
     try:
-        async for batch in opened.batches():
-            yield call.encode_batch(batch)
+        batches = (call.encode_batch(batch) async for batch in opened.batches())
+        async for message in with_heartbeats(batches, HEARTBEAT):
+            yield message
     finally:
         RELAY_STREAMS.labels(call.name).dec()
+
+
+async def with_heartbeats(messages: AsyncIterator[bytes], every: float) -> AsyncIterator[bytes]:
+    """`messages`, and an empty line whenever none came for `every` seconds: the relay
+    reads a silent stream as a dead connection (`relay.streams.SILENCE`) and reopens it."""
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        try:
+            async for message in messages:
+                await queue.put(message)
+            await queue.put(None)
+        except Exception as exc:
+            await queue.put(exc)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), every)
+            except TimeoutError:
+                yield b"\n"
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
