@@ -34,6 +34,7 @@ from deploybot.web.metrics import metrics
 from deploybot.web.pages import dashboard, static_files
 from deploybot.web.providers import provider_routes
 from deploybot.web.relay_rpc import relay_rpc
+from deploybot.web.relay_stream import relay_stream
 from deploybot.web.request_ids import RequestIds
 from deploybot.web.websocket import GraphQLWebSocket, Limits
 
@@ -100,6 +101,7 @@ def create_app(
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/relay/rpc/{method}", relay_rpc, methods=["POST"]),
+            Route("/relay/stream/{method}", relay_stream, methods=["POST"]),
             Route(
                 "/graphql",
                 BodySizeLimit(GraphQLApp(), instance.settings.graphql_max_body_bytes),

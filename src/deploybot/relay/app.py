@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import HTTPConnection
-from starlette.routing import Route
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
 
 from deploybot.access import Principal
 from deploybot.backend import Backend
@@ -26,7 +28,9 @@ from deploybot.first_start import prepare_access
 from deploybot.instance import Instance
 from deploybot.relay.backend import RelayBackend
 from deploybot.relay.config import parse_environments
+from deploybot.relay.logs import relay_raw_logs
 from deploybot.relay.schema import relay_schema
+from deploybot.relay.streams import RelayLive, unavailable_notices
 from deploybot.schema import limits as query_limits
 from deploybot.schema.context import Context
 from deploybot.web.auth import NotAuthenticated, TokenAuthMiddleware, not_authenticated
@@ -35,6 +39,7 @@ from deploybot.web.errors import http_error, server_error
 from deploybot.web.graphql import GraphQLApp
 from deploybot.web.health import healthz
 from deploybot.web.requests import base_url
+from deploybot.web.websocket import GraphQLWebSocket, Limits
 
 
 def create_relay_app(settings: Settings | None = None) -> Starlette:
@@ -46,7 +51,8 @@ def create_relay_app(settings: Settings | None = None) -> Starlette:
     """One keep-alive pool per environment."""
     from deploybot.access import ANONYMOUS
 
-    backend = RelayBackend(upstreams, clients, ANONYMOUS)
+    live = RelayLive()
+    backend = RelayBackend(upstreams, clients, ANONYMOUS, live=live)
     query_limits.configure(query_limits.QueryLimits.from_settings(settings))
 
     def context_for(connection: HTTPConnection, principal: Principal) -> Context:
@@ -63,12 +69,30 @@ def create_relay_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
+                await live.close()
                 for client in clients.values():
                     await client.aclose()
 
+    async def metrics(request: Request) -> Response:
+        """This process's figures (the relay's upstream streams among them)."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    ws_limits = Limits(
+        keep_alive=settings.ws_keep_alive,
+        max_subscriptions=settings.ws_max_subscriptions,
+        auth_recheck=settings.ws_auth_recheck,
+    )
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/metrics", metrics),
+            Route("/deployments/{id}/logs", relay_raw_logs),
+            WebSocketRoute(
+                "/graphql",
+                GraphQLWebSocket(
+                    relay_schema, context_for, instance.authenticate, ws_limits, unavailable_notices
+                ),
+            ),
             Route(
                 "/graphql",
                 BodySizeLimit(

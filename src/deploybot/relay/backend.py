@@ -13,9 +13,10 @@ import base64
 import dataclasses
 import heapq
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -35,6 +36,10 @@ from deploybot.records import DeploymentRecord, Edge, Page
 from deploybot.relay import wire
 from deploybot.relay.config import Upstream
 
+if TYPE_CHECKING:
+    from deploybot.live.hub import LiveSource
+    from deploybot.relay.streams import RelayLive
+
 
 class EnvironmentUnavailable(DeploybotError):
     def __init__(self, environment: str, why: str) -> None:
@@ -53,6 +58,8 @@ class RelayBackend:
     principal: Principal
     unavailable: dict[str, str] = field(default_factory=dict)
     """Environments left out of this request's answers, and why (reported as errors)."""
+    live: RelayLive | None = None
+    """The subscriptions' shared upstream streams (`relay.streams`)."""
 
     def bound(self, principal: Principal) -> RelayBackend:
         return dataclasses.replace(self, principal=principal, unavailable={})
@@ -206,6 +213,36 @@ class RelayBackend:
 
     async def results(self, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
         return await self._by_ref("results", refs)
+
+    # --- live: subscriptions and the raw log (relay.streams) -----------------------------------
+
+    def _live(self) -> RelayLive:
+        if self.live is None:
+            raise DeploybotError(ErrorCode.INTERNAL_ERROR, "this relay serves no subscriptions")
+        return self.live
+
+    async def raw_log(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        return await self._live().raw_log(self, ref)
+
+    async def follow_deployment_logs(self, ref: DeploymentRef, *, after: int) -> LiveSource:
+        return await self._live().follow_deployment_logs(self, ref, after=after)
+
+    async def follow_deployment_logs_text(self, ref: DeploymentRef) -> AsyncIterator[str]:
+        return await self._live().follow_deployment_logs_text(self, ref)
+
+    async def follow_deployment_progress(self, ref: DeploymentRef) -> LiveSource:
+        return await self._live().follow_deployment_progress(self, ref)
+
+    async def follow_deployment_events(self, filter: DeploymentFilter | None) -> LiveSource:
+        return await self._live().follow_deployment_events(self, filter)
+
+    async def follow_application_logs(
+        self, application: str, environment: str | None, *, tail: int | None, since: datetime | None
+    ) -> LiveSource:
+        live = self._live()
+        return await live.follow_application_logs(
+            self, application, environment, tail=tail, since=since
+        )
 
     # --- aggregated -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from deploybot.backend.protocol import Backend
 from deploybot.errors import DeploybotError
 from deploybot.ids import InvalidId, parse_key
 from deploybot.inputs import DeploymentRef
@@ -24,12 +25,15 @@ async def raw_logs(request: Request) -> Response:
     return await log_response(request, ref)
 
 
-async def log_response(request: Request, ref: DeploymentRef) -> Response:
-    """The raw log of `ref`, or (`?follow=true`) its live stream."""
+async def log_response(
+    request: Request, ref: DeploymentRef, backend: Backend | None = None
+) -> Response:
+    """The raw log of `ref`, or (`?follow=true`) its live stream; from `backend` (the
+    relay's), else from the caller's backend here."""
     follow = request.query_params.get("follow", "false").lower()
     if follow not in ("true", "false", "1", "0"):
         return error_response(400, "INVALID_INPUT", "follow must be true or false")
-    backend = bound_backend(request)
+    backend = backend or bound_backend(request)
     try:
         if follow in ("false", "0"):
             return StreamingResponse(await backend.raw_log(ref), media_type=TEXT)

@@ -104,8 +104,12 @@ class GraphQLWebSocket:
         context_for: Callable[[WebSocket, Principal], Context],
         authenticate: Callable[[str | None], Awaitable[Principal | None]],
         limits: Limits | None = None,
+        notices: Callable[[Context], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.schema = schema
+        self.notices = notices
+        """Errors to send as a subscription starts, from its context (the relay's environments
+        left out of a merged stream)."""
         self.context_for = context_for
         self.authenticate = authenticate
         self.limits = limits or Limits()
@@ -369,6 +373,9 @@ class _Connection:
             schema.process_errors(source.errors or [])
             await self._send_error(op_id, [e.formatted for e in source.errors or []])  # type: ignore[misc]
             return False
+        notices = self.endpoint.notices(executor.context_value) if self.endpoint.notices else []
+        if notices:
+            await self._send_next(op_id, orjson.dumps({"data": None, "errors": notices}).decode())
         ACTIVE_SUBSCRIPTIONS.inc()
         try:
             if isinstance(source, LiveStream):
