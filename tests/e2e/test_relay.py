@@ -1,21 +1,26 @@
 """The environment relay over three real instances (dev, staging, production; own SQLite
-databases, `--no-runner`) and one real `deploybot relay`."""
+databases, each with its runner on the local Swarm, stacks named
+`{environment}-{application}`) and one real `deploybot relay`."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from deploybot.ids import decode_id
 from tests.conftest import server_env
 from tests.servers import Client, ServerProcess, free_port
 
@@ -58,11 +63,19 @@ class RelayProcess:
         self.proc.wait(20)
 
 
-def _instance(tmp: Path, environment: str) -> ServerProcess:
+NAMESPACE = "{environment}-{application}"
+
+
+def _instance(tmp: Path, environment: str, swarm: str) -> ServerProcess:
     home = tmp / environment
     home.mkdir(exist_ok=True)
-    env = server_env(home, DEPLOYBOT_ENVIRONMENT=environment)
-    return ServerProcess(env, home, "--no-runner")
+    env = server_env(
+        home,
+        DEPLOYBOT_ENVIRONMENT=environment,
+        DEPLOYBOT_DOCKER_HOST=swarm,
+        DEPLOYBOT_STACK_NAMESPACE=NAMESPACE,
+    )
+    return ServerProcess(env, home)
 
 
 TOKEN = """mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }"""
@@ -77,9 +90,9 @@ def _service_token(server: ServerProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def relay_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def relay_setup(tmp_path_factory: pytest.TempPathFactory, swarm: str) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("relay")
-    instances = {env: _instance(tmp, env) for env in ENVIRONMENTS}
+    instances = {env: _instance(tmp, env, swarm) for env in ENVIRONMENTS}
     upstreams = {
         env: {"url": server.url, "token": _service_token(server), "timeout": 3}
         for env, server in instances.items()
@@ -109,7 +122,7 @@ def _walk(client: Client, forwards: bool, rng: random.Random) -> list[str]:
         cursor = info["endCursor"] if forwards else info["startCursor"]
 
 
-def test_merged_paging_and_partial_failure(relay_setup: dict[str, Any]) -> None:
+def test_merged_paging(relay_setup: dict[str, Any]) -> None:
     relay: RelayProcess = relay_setup["relay"]
     client = Client(relay.url)
     plan = [env for env, n in COUNTS.items() for _ in range(n)]
@@ -136,15 +149,117 @@ def test_merged_paging_and_partial_failure(relay_setup: dict[str, Any]) -> None:
         assert _walk(client, True, rng) == ids
         assert _walk(client, False, rng) == list(reversed(ids))
 
-    # one instance down: the others answer, an error names it; routed calls fail typed
-    relay_setup["instances"]["staging"].stop()
-    answer = client.execute(PAGE, {"first": 100})
-    assert len(answer["data"]["deployments"]["edges"]) == COUNTS["dev"] + COUNTS["production"]
-    codes = {
-        (e["extensions"]["code"], e["extensions"].get("environment")) for e in answer["errors"]
+
+# --- aggregations ----------------------------------------------------------------------------
+
+PUBLISH = """mutation($input: PublishReleaseInput!) {
+  publishRelease(input: $input) { release { id } userErrors { code message } } }"""
+RELEASES = """query($first: Int, $after: String, $order: ReleaseOrder) {
+  releases(first: $first, after: $after, filter: {components: ["rl-comp"]}, orderBy: $order) {
+    totalCount edges { cursor node { id version releasedAt } }
+    pageInfo { hasNextPage endCursor } } }"""
+LATEST = """query($by: LatestReleaseBy!) {
+  latestRelease(component: "rl-comp", train: "stable", by: $by) { version id } }"""
+METRICS = """query($envs: [String!]) {
+  deliveryMetrics(filter: {applications: ["rl-metrics"], environments: $envs},
+                  since: "2026-03-01T00:00:00Z", until: "2026-03-08T00:00:00Z", interval: WEEK) {
+    total { deployments successfulDeployments leadTimeMedian leadTimeP90 } } }"""
+CURRENT = """{ currentVersion(application: "rl-cv") { environment version deployment { id } } }"""
+
+# (environment, version, released at): 1.0.0 reached every environment, 1.1.0 two of them.
+PUBLISHED = [
+    ("dev", "1.0.0", "2026-02-01T10:00:00Z"),
+    ("staging", "1.0.0", "2026-02-01T12:00:00Z"),
+    ("production", "1.0.0", "2026-02-02T09:00:00Z"),
+    ("dev", "1.1.0", "2026-02-03T10:00:00Z"),
+    ("staging", "1.1.0", "2026-02-04T10:00:00Z"),
+    ("dev", "1.0.1", "2026-02-05T10:00:00Z"),
+]
+# lead times in hours (commit → end of deployment) per environment: the union's median
+# (5) is not the average of the environments' medians ((1 + 6 + 20) / 3 = 9).
+LEAD_HOURS = {"dev": [1, 1, 2], "staging": [5, 6, 7], "production": [20]}
+
+
+def _version_where(release: dict[str, Any]) -> tuple[str, str]:
+    """A release's version and the environment its ID names."""
+    return release["version"], decode_id(release["id"]).environment
+
+
+def test_aggregations(relay_setup: dict[str, Any]) -> None:
+    relay: RelayProcess = relay_setup["relay"]
+    instances: dict[str, ServerProcess] = relay_setup["instances"]
+    client = Client(relay.url)
+    direct = {env: Client(server.url) for env, server in instances.items()}
+    for env, version, at in PUBLISHED:
+        release = {"component": "rl-comp", "train": "stable", "version": version}
+        payload = direct[env].query(PUBLISH, {"input": {**release, "releasedAt": at}})
+        assert payload["publishRelease"]["userErrors"] == []
+
+    # one entry per version, as its most recent release, in release-time order
+    merged = client.query(RELEASES, {"first": 10})["releases"]
+    assert merged["totalCount"] == 3
+    listed = [_version_where(e["node"]) for e in merged["edges"]]
+    assert listed == [("1.0.1", "dev"), ("1.1.0", "staging"), ("1.0.0", "production")]
+    walked, cursor = [], None
+    while True:
+        page = client.query(RELEASES, {"first": 1, "after": cursor})["releases"]
+        walked += [_version_where(e["node"]) for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        cursor = page["pageInfo"]["endCursor"]
+    assert walked == listed
+    oldest = client.query(RELEASES, {"first": 10, "order": {"direction": "ASC"}})["releases"]
+    assert [e["node"]["version"] for e in oldest["edges"]] == ["1.0.0", "1.1.0", "1.0.1"]
+    by_time = client.query(LATEST, {"by": "RELEASED_AT"})["latestRelease"]
+    assert _version_where(by_time) == ("1.0.1", "dev")
+    by_semver = client.query(LATEST, {"by": "SEMANTIC_VERSION"})["latestRelease"]
+    assert _version_where(by_semver) == ("1.1.0", "staging")
+
+    # delivery metrics: computed on the union's own samples
+    lead_times: list[float] = []
+    for env, hours in LEAD_HOURS.items():
+        for index, lead in enumerate(hours):
+            finished = datetime(2026, 3, 2 + index, 12, tzinfo=UTC)
+            record = {
+                "application": "rl-metrics",
+                "environment": env,
+                "version": f"{env}-{index}",
+                "committedAt": (finished - timedelta(hours=lead)).isoformat(),
+                "finishedAt": finished.isoformat(),
+            }
+            data = client.query(RECORD, {"input": record})["recordDeployment"]
+            assert data["userErrors"] == []
+            lead_times.append(lead * 3600.0)
+    total = client.query(METRICS)["deliveryMetrics"]["total"]
+    ordered = sorted(lead_times)
+    assert total == {
+        "deployments": 7,
+        "successfulDeployments": 7,
+        "leadTimeMedian": statistics.median(ordered),
+        "leadTimeP90": ordered[math.ceil(0.9 * len(ordered)) - 1],
     }
-    assert codes == {("ENVIRONMENT_UNAVAILABLE", "staging")}
-    routed = client.query(
-        RECORD, {"input": {"application": "rl-y", "version": "1", "environment": "staging"}}
-    )["recordDeployment"]
-    assert routed["userErrors"][0]["code"] == "ENVIRONMENT_UNAVAILABLE"
+    assert total["leadTimeMedian"] == 5 * 3600.0
+    medians = [
+        direct[env].query(METRICS)["deliveryMetrics"]["total"]["leadTimeMedian"]
+        for env in ENVIRONMENTS
+    ]
+    assert statistics.mean(medians) == 9 * 3600.0 != total["leadTimeMedian"]
+    two = client.query(METRICS, {"envs": ["dev", "production"]})["deliveryMetrics"]["total"]
+    assert two["deployments"] == 4 and two["leadTimeMedian"] == 1.5 * 3600.0
+
+    # current versions: each environment's own answer
+    for env, version in (("dev", "3.1"), ("production", "3.0")):
+        record = {"application": "rl-cv", "environment": env, "version": version}
+        assert client.query(RECORD, {"input": record})["recordDeployment"]["userErrors"] == []
+    current = client.query(CURRENT)["currentVersion"]
+    assert [(c["environment"], c["version"]) for c in current] == [
+        ("dev", "3.1"),
+        ("production", "3.0"),
+    ]
+    assert all(c["deployment"]["id"] for c in current)
+    names = client.query("{ applications { name environment } }")["applications"]
+    assert {("rl-cv", "dev"), ("rl-cv", "production")} <= {
+        (a["name"], a["environment"]) for a in names
+    }
+    for c in [client, *direct.values()]:
+        c.close()

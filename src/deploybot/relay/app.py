@@ -46,7 +46,9 @@ def create_relay_app(settings: Settings | None = None) -> Starlette:
     """One keep-alive pool per environment."""
     from deploybot.access import ANONYMOUS
 
-    backend = RelayBackend(upstreams, clients, ANONYMOUS)
+    backend = RelayBackend(
+        upstreams, clients, ANONYMOUS, db=instance.db, token_cache=instance.tokens
+    )
     query_limits.configure(query_limits.QueryLimits.from_settings(settings))
 
     def context_for(connection: HTTPConnection, principal: Principal) -> Context:
