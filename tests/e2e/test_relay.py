@@ -22,7 +22,8 @@ import pytest
 
 from deploybot.ids import decode_id
 from tests.conftest import server_env
-from tests.servers import Client, ServerProcess, free_port
+from tests.fuzzing import fuzz
+from tests.servers import Client, ServerProcess, auth_headers, free_port
 
 ENVIRONMENTS = ("dev", "staging", "production")
 COUNTS = {"dev": 25, "staging": 20, "production": 45}
@@ -263,3 +264,135 @@ def test_aggregations(relay_setup: dict[str, Any]) -> None:
     }
     for c in [client, *direct.values()]:
         c.close()
+
+
+# --- every other field answers typed -------------------------------------------------------
+
+NOWHERE = "RGVwbG95bWVudDpzdGFnaW5nOjk5OTk5"  # Deployment:staging:99999
+FIELDS: dict[str, tuple[str, str]] = {
+    # field: (document, the code the relay answers; OK: an answer)
+    "viewer": ("{ viewer { name environment scopes may(action: DEPLOY) } }", "OK"),
+    "apiTokens": ("{ apiTokens { id name } }", "OK"),
+    "auditEvents": ("{ auditEvents(first: 5) { nodes { id } } }", "OK"),
+    "node": (f'{{ node(id: "{NOWHERE}") {{ id }} }}', "OK"),
+    "validateDeployment": (
+        '{ validateDeployment(input: {image: "x/y:1", application: "a"}) { valid } }',
+        "INVALID_INPUT",
+    ),
+    "deployPolicy": ("{ deployPolicy { registries } }", "WRONG_ENVIRONMENT"),
+    "secretsWithout": ('{ secrets(application: "a") { name } }', "INVALID_INPUT"),
+    "secrets": ('{ secrets(application: "a", environment: "staging") { name } }', "FORBIDDEN"),
+    "webhooks": ("{ webhooks { id } }", "WRONG_ENVIRONMENT"),
+    "webhookDeliveries": ('{ webhookDeliveries(webhook: "1") { id } }', "WRONG_ENVIRONMENT"),
+    "notificationTargets": ("{ notificationTargets { id } }", "WRONG_ENVIRONMENT"),
+    "notificationDeliveries": (
+        '{ notificationDeliveries(target: "1") { id } }',
+        "WRONG_ENVIRONMENT",
+    ),
+    "deploy": (
+        'mutation { deploy(input: {image: "x/y:1", application: "a"}) { userErrors { code } } }',
+        "INVALID_INPUT",
+    ),
+    "rollback": (
+        'mutation { rollback(input: {application: "a"}) { userErrors { code } } }',
+        "INVALID_INPUT",
+    ),
+    "cancelDeployment": (
+        f'mutation {{ cancelDeployment(input: {{id: "{NOWHERE}"}}) {{ userErrors {{ code }} }} }}',
+        "DEPLOYMENT_NOT_FOUND",
+    ),
+    "reportDeploymentStatus": (
+        f'mutation {{ reportDeploymentStatus(input: {{id: "{NOWHERE}", state: SUCCESS}}) '
+        "{ userErrors { code } } }",
+        "DEPLOYMENT_NOT_FOUND",
+    ),
+    "addDeploymentResult": (
+        f'mutation {{ addDeploymentResult(input: {{id: "{NOWHERE}", result: {{}}}}) '
+        "{ userErrors { code } } }",
+        "DEPLOYMENT_NOT_FOUND",
+    ),
+    "addDeploymentServices": (
+        f'mutation {{ addDeploymentServices(input: {{id: "{NOWHERE}", services: '
+        '[{name: "web"}]}) { userErrors { code } } }',
+        "DEPLOYMENT_NOT_FOUND",
+    ),
+    "publishRelease": (
+        'mutation { publishRelease(input: {component: "c", train: "t", version: "1", '
+        'releasedAt: "2026-01-01T00:00:00Z"}) { userErrors { code } } }',
+        "WRONG_ENVIRONMENT",
+    ),
+    "updateDeployPolicy": (
+        "mutation { updateDeployPolicy(input: {registries: []}) { userErrors { code } } }",
+        "WRONG_ENVIRONMENT",
+    ),
+    "setSecret": (
+        'mutation { setSecret(input: {application: "a", name: "n", value: "v", '
+        'environment: "staging"}) { userErrors { code } } }',
+        "FORBIDDEN",
+    ),
+    "deleteSecret": (
+        'mutation { deleteSecret(input: {application: "a", name: "n"}) { userErrors { code } } }',
+        "INVALID_INPUT",
+    ),
+    "revokeApiToken": (
+        'mutation { revokeApiToken(input: {id: "99999"}) { userErrors { code } } }',
+        "TOKEN_NOT_FOUND",
+    ),
+    "createWebhook": (
+        'mutation { createWebhook(input: {provider: GITHUB, repository: "o/r", '
+        'application: "a"}) { userErrors { code } } }',
+        "WRONG_ENVIRONMENT",
+    ),
+    "updateWebhook": (
+        'mutation { updateWebhook(input: {id: "1"}) { userErrors { code } } }',
+        "WRONG_ENVIRONMENT",
+    ),
+    "deleteWebhook": (
+        'mutation { deleteWebhook(input: {id: "1"}) { userErrors { code } } }',
+        "WRONG_ENVIRONMENT",
+    ),
+    "createNotificationTarget": (
+        'mutation { createNotificationTarget(input: {url: "http://127.0.0.1:9/"}) '
+        "{ userErrors { code } } }",
+        "WRONG_ENVIRONMENT",
+    ),
+    "deleteNotificationTarget": (
+        'mutation { deleteNotificationTarget(input: {id: "1"}) { userErrors { code } } }',
+        "WRONG_ENVIRONMENT",
+    ),
+}
+
+
+def _code(body: dict[str, Any]) -> str:
+    """The answer's code: its first error's (a GraphQL error or a userError), else OK."""
+    for error in body.get("errors") or []:
+        assert "Internal server error" not in error["message"], error
+        return str(error["extensions"]["code"])
+    for value in (body.get("data") or {}).values():
+        if isinstance(value, dict) and value.get("userErrors"):
+            return str(value["userErrors"][0]["code"])
+    return "OK"
+
+
+def test_every_field_answers_typed(relay_setup: dict[str, Any]) -> None:
+    relay: RelayProcess = relay_setup["relay"]
+    client = Client(relay.url)
+    answered = {name: _code(client.execute(document)) for name, (document, _) in FIELDS.items()}
+    assert answered == {name: code for name, (_, code) in FIELDS.items()}
+    message = client.execute("{ deployPolicy { registries } }")["errors"][0]["message"]
+    assert "ask the environment's instance (dev, production, staging)" in message
+
+    # the relay's own tokens: made here, listed here, used here, revoked here
+    made = client.query(TOKEN, {"i": {"name": "rl-reader", "scopes": ["read"]}})
+    reader = Client(relay.url, made["createApiToken"]["token"])
+    viewer = reader.query("{ viewer { name environment scopes } }")["viewer"]
+    assert viewer["environment"] == "*" and viewer["scopes"] == ["read:*/*"]
+    assert "rl-reader" in [t["name"] for t in client.query("{ apiTokens { name } }")["apiTokens"]]
+    assert reader.execute("{ apiTokens { name } }")["errors"][0]["extensions"]["code"] == (
+        "FORBIDDEN"
+    )
+    findings = fuzz(relay.url, examples=80, headers=auth_headers(reader.token), seed=3)
+    assert findings.sent >= 50
+    assert findings.problems == [], "\n\n".join(f"{d}\n-> {p}" for d, p in findings.problems[:5])
+    reader.close()
+    client.close()
