@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from deploybot.ids import decode_id
-from tests.conftest import server_env
+from tests.conftest import DOCKER, docker, remove_stack, server_env
 from tests.fuzzing import fuzz
 from tests.servers import Client, ServerProcess, auth_headers, free_port
 
@@ -395,4 +395,132 @@ def test_every_field_answers_typed(relay_setup: dict[str, Any]) -> None:
     assert findings.sent >= 50
     assert findings.problems == [], "\n\n".join(f"{d}\n-> {p}" for d, p in findings.problems[:5])
     reader.close()
+    client.close()
+
+
+# --- deploys through the relay onto the Swarm, and a token scoped to one environment --------
+
+DEPLOY = """mutation($input: DeployInput!) {
+  deploy(input: $input) { deployment { id environment } userErrors { code message } } }"""
+STATE = """query($id: ID!) { deployment(id: $id) {
+  state errorCode errorMessage services { swarmName } } }"""
+ENVIRONMENTS_SEEN = "{ deployments(first: 100) { totalCount nodes { environment } } }"
+
+
+def _sleeper_image(registry: str) -> str:
+    """A tiny image in the shared registry (built from the local base image, pushed)."""
+    image = f"{registry}/relay/sleeper:1"
+    subprocess.run(
+        [DOCKER, "build", "-q", "-t", image, "-"],
+        input=b'FROM deploybot/busybox:latest\nCMD ["sleep", "3600"]\n',
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run([DOCKER, "push", "-q", image], check=True, capture_output=True, timeout=120)
+    return image
+
+
+def _wait_final(client: Client, deployment_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = client.query(STATE, {"id": deployment_id})["deployment"]
+        if found["state"] not in ("QUEUED", "IN_PROGRESS"):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+
+
+def test_scoped_token_and_deploys_on_the_swarm(relay_setup: dict[str, Any], registry: str) -> None:
+    relay: RelayProcess = relay_setup["relay"]
+    admin = Client(relay.url)
+    made = admin.query(TOKEN, {"i": {"name": "rl-staging", "scopes": ["read,deploy:staging"]}})
+    staging = Client(relay.url, made["createApiToken"]["token"])
+    image = _sleeper_image(registry)
+    stacks = ("staging-rl-sleep", "production-rl-sleep")
+    for stack in stacks:
+        remove_stack(stack)
+    try:
+        seen = staging.query(ENVIRONMENTS_SEEN)["deployments"]
+        only = '{ deployments(filter: {environments: ["staging"]}) { totalCount } }'
+        assert seen["totalCount"] == admin.query(only)["deployments"]["totalCount"] >= 20
+        assert {n["environment"] for n in seen["nodes"]} == {"staging"}
+
+        app = {"image": image, "application": "rl-sleep", "service": "app"}
+        refused = staging.query(DEPLOY, {"input": {**app, "environment": "production"}})
+        assert refused["deploy"]["deployment"] is None
+        assert [e["code"] for e in refused["deploy"]["userErrors"]] == ["FORBIDDEN"]
+        queued = {
+            "staging": staging.query(DEPLOY, {"input": {**app, "environment": "staging"}}),
+            "production": admin.query(DEPLOY, {"input": {**app, "environment": "production"}}),
+        }
+        for env, payload in queued.items():
+            assert payload["deploy"]["userErrors"] == [], payload
+            assert payload["deploy"]["deployment"]["environment"] == env
+            done = _wait_final(admin, payload["deploy"]["deployment"]["id"])
+            assert done["state"] == "SUCCESS", done
+            assert done["services"] == [{"swarmName": f"{env}-rl-sleep_app"}]
+        services = docker("service", "ls", "--format", "{{.Name}}").split()
+        assert {"staging-rl-sleep_app", "production-rl-sleep_app"} <= set(services)
+        assert "rl-sleep_app" not in services
+    finally:
+        for stack in stacks:
+            remove_stack(stack)
+        staging.close()
+        admin.close()
+
+
+# --- one environment down, then back ----------------------------------------------------------
+
+
+def test_environment_down_and_back(relay_setup: dict[str, Any]) -> None:
+    relay: RelayProcess = relay_setup["relay"]
+    staging_server: ServerProcess = relay_setup["instances"]["staging"]
+    client = Client(relay.url)
+    before = {
+        "count": client.query("{ deployments(first: 1) { totalCount } }"),
+        "releases": client.query(RELEASES, {"first": 10}),
+        "metrics": client.query(METRICS),
+    }
+    staging_server.stop()
+    try:
+        answer = client.execute(PAGE, {"first": 100})
+        edges = answer["data"]["deployments"]["edges"]
+        assert {e["node"]["environment"] for e in edges} == {"dev", "production"}
+        errors = {
+            (e["extensions"]["code"], e["extensions"].get("environment")) for e in answer["errors"]
+        }
+        assert errors == {("ENVIRONMENT_UNAVAILABLE", "staging")}
+        for document in (RELEASES, METRICS, CURRENT, "{ applications { name } }"):
+            partial = client.execute(document, {"first": 10} if document == RELEASES else None)
+            assert partial["data"] is not None
+            assert [e["extensions"]["code"] for e in partial["errors"]] == [
+                "ENVIRONMENT_UNAVAILABLE"
+            ]
+            assert "'staging'" in partial["errors"][0]["message"]
+        metrics = client.execute(METRICS)["data"]["deliveryMetrics"]["total"]
+        assert metrics["deployments"] == 4  # dev's 3 and production's 1
+        releases = client.execute(RELEASES, {"first": 10})["data"]["releases"]["edges"]
+        assert [_version_where(e["node"]) for e in releases] == [
+            ("1.0.1", "dev"),
+            ("1.1.0", "dev"),  # staging's twin is out of reach: dev's stands for it
+            ("1.0.0", "production"),
+        ]
+        routed = client.query(
+            RECORD, {"input": {"application": "rl-y", "version": "1", "environment": "staging"}}
+        )["recordDeployment"]
+        assert routed["userErrors"][0]["code"] == "ENVIRONMENT_UNAVAILABLE"
+        assert "staging" in routed["userErrors"][0]["message"]
+    finally:
+        staging_server.restart()
+    after = {
+        "count": client.query("{ deployments(first: 1) { totalCount } }"),
+        "releases": client.query(RELEASES, {"first": 10}),
+        "metrics": client.query(METRICS),
+    }
+    assert after == before
+    routed = client.query(
+        RECORD, {"input": {"application": "rl-y", "version": "1", "environment": "staging"}}
+    )["recordDeployment"]
+    assert routed["userErrors"] == []
     client.close()
