@@ -102,7 +102,8 @@ def relay_setup(tmp_path_factory: pytest.TempPathFactory, swarm: str) -> Iterato
     home.mkdir()
     env = server_env(home, DEPLOYBOT_RELAY_ENVIRONMENTS=json.dumps(upstreams))
     relay = RelayProcess(env, home)
-    yield {"relay": relay, "instances": instances}
+    tokens = {env: str(upstream["token"]) for env, upstream in upstreams.items()}
+    yield {"relay": relay, "instances": instances, "tokens": tokens}
     relay.stop()
     for server in instances.values():
         server.stop()
@@ -431,6 +432,21 @@ def _wait_final(client: Client, deployment_id: str, timeout: float = 120) -> dic
         time.sleep(0.5)
 
 
+def _rpc(setup: dict[str, Any], env: str, method: str, *, grants: str) -> dict[str, Any]:
+    """A relay's call of an instance's backend, forwarding a caller with `grants`."""
+    answer = httpx.post(
+        f"{setup['instances'][env].url}/relay/rpc/{method}",
+        json={"filter": None, "since": "2026-03-01T00:00:00Z", "until": "2026-03-08T00:00:00Z"},
+        headers={
+            "authorization": f"Bearer {setup['tokens'][env]}",
+            "x-deploybot-on-behalf-of": "rl-test",
+            "x-deploybot-forwarded-grants": grants,
+        },
+    )
+    body: dict[str, Any] = answer.json()
+    return body
+
+
 def test_scoped_token_and_deploys_on_the_swarm(relay_setup: dict[str, Any], registry: str) -> None:
     relay: RelayProcess = relay_setup["relay"]
     admin = Client(relay.url)
@@ -460,6 +476,14 @@ def test_scoped_token_and_deploys_on_the_swarm(relay_setup: dict[str, Any], regi
             done = _wait_final(admin, payload["deploy"]["deployment"]["id"])
             assert done["state"] == "SUCCESS", done
             assert done["services"] == [{"swarmName": f"{env}-rl-sleep_app"}]
+        # the samples behind deliveryMetrics: checked on the instance like the metrics
+        metrics = staging.query(METRICS)["deliveryMetrics"]["total"]
+        assert metrics["deployments"] == len(LEAD_HOURS["staging"])
+        for env, expected in (("staging", "answer"), ("production", "error")):
+            body = _rpc(relay_setup, env, "delivery_samples", grants="read,deploy:staging")
+            assert expected in body, body
+            if expected == "error":
+                assert body["error"]["code"] == "FORBIDDEN"
         services = docker("service", "ls", "--format", "{{.Name}}").split()
         assert {"staging-rl-sleep_app", "production-rl-sleep_app"} <= set(services)
         assert "rl-sleep_app" not in services

@@ -148,10 +148,14 @@ async def releases(
     return Page(shown, has_next=more, has_previous=after is not None)
 
 
-async def count_releases(relay: RelayBackend, filter: ReleaseFilter | None) -> int:
-    """How many distinct releases (component, train, version) the environments hold."""
+async def release_keys(relay: RelayBackend, filter: ReleaseFilter | None) -> list[ReleaseKey]:
+    """The distinct releases (component, train, version) the environments hold."""
     found = await relay._each(relay._readable(None), "release_keys", filter=filter)
-    return len({tuple(key) for keys in found.values() for key in keys})
+    return sorted({(k[0], k[1], k[2]) for keys in found.values() for k in keys})
+
+
+async def count_releases(relay: RelayBackend, filter: ReleaseFilter | None) -> int:
+    return len(await release_keys(relay, filter))
 
 
 async def latest_release(
@@ -211,12 +215,23 @@ async def delivery_metrics(
     interval: Interval,
 ) -> DeliveryMetrics:
     start, end = metrics.window(since, until, interval)
+    samples = await delivery_samples(relay, filter, since=start, until=end)
+    return metrics.compute(samples, since=start, until=end, interval=interval)
+
+
+async def delivery_samples(
+    relay: RelayBackend,
+    filter: MetricsFilter | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[DeliverySample]:
+    """The selected environments' samples, together (each keeps its environment's name)."""
     wanted = filter.environments if filter else None
     found = await relay._each(
-        relay._readable(wanted), "delivery_samples", filter=filter, since=start, until=end
+        relay._readable(wanted), "delivery_samples", filter=filter, since=since, until=until
     )
-    samples: list[DeliverySample] = [s for env in sorted(found) for s in found[env]]
-    return metrics.compute(samples, since=start, until=end, interval=interval)
+    return [s for env in sorted(found) for s in found[env]]
 
 
 def encode_release_cursor(position: Mapping[str, str]) -> str:

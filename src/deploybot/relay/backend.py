@@ -41,6 +41,7 @@ from deploybot.inputs import (
 )
 from deploybot.records import (
     DeliveryMetrics,
+    DeliverySample,
     DeploymentRecord,
     Edge,
     EnvironmentVersion,
@@ -320,6 +321,20 @@ class RelayBackend:
         return await aggregates.delivery_metrics(
             self, filter, since=since, until=until, interval=interval
         )
+
+    async def delivery_samples(
+        self, filter: MetricsFilter | None, *, since: datetime | None, until: datetime | None
+    ) -> list[DeliverySample]:
+        return await aggregates.delivery_samples(self, filter, since=since, until=until)
+
+    async def release_keys(self, filter: ReleaseFilter | None) -> list[tuple[str, str, str]]:
+        return await aggregates.release_keys(self, filter)
+
+    async def releases_named(
+        self, filter: ReleaseFilter | None, keys: Sequence[tuple[str, str, str]]
+    ) -> list[ReleaseRecord]:
+        found = await self._each(self._readable(None), "releases_named", filter=filter, keys=keys)
+        return [record for env in sorted(found) for record in found[env]]
 
     # --- routed by their environment argument -----------------------------------------------
 
