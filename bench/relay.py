@@ -140,6 +140,12 @@ def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=15)
@@ -151,6 +157,7 @@ def main() -> None:
     common = {"DEPLOYBOT_ADMIN_TOKEN": TOKEN, "DEPLOYBOT_RATE_LIMIT_ENABLED": "false"}
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, float]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     try:
         upstreams = {}
         for index, env in enumerate(ENVIRONMENTS):
@@ -205,9 +212,14 @@ def main() -> None:
             )
         )
         direct_port = BASE_PORT + ENVIRONMENTS.index("production")
+        names = [*ENVIRONMENTS, "relay"]
         for label, port in (("direct (production)", direct_port), ("relay (3 envs)", relay_port)):
             results[f"{label}, 1 conn"] = wrk(port, args.duration, 1)
+            before = [cpu_seconds(p.pid) for p in procs]
             results[label] = wrk(port, args.duration, args.connections)
+            used = [cpu_seconds(p.pid) - b for p, b in zip(procs, before, strict=True)]
+            requests = results[label]["rps"] * args.duration
+            cpu[label] = {n: 1000 * u / requests for n, u in zip(names, used, strict=True) if u}
     finally:
         for proc in procs:
             proc.terminate()
@@ -221,6 +233,9 @@ def main() -> None:
     for label, r in results.items():
         print(f"{label:30} {r['rps']:9.0f} {r['p50']:8.1f} {r['p99']:8.1f}"
               + (f"  non-2xx: {r['non2xx']:.0f}" if r["non2xx"] else ""))  # fmt: skip
+    for label, shares in cpu.items():
+        spent = ", ".join(f"{n} {ms:.1f}" for n, ms in shares.items())
+        print(f"CPU ms per request, {label}: {spent} (total {sum(shares.values()):.1f})")
     print(f"relay p50 / direct p50: {relay['p50'] / direct['p50']:.2f} (target ≤ 1.5)")
     print(f"relay req/s / direct req/s: {relay['rps'] / direct['rps']:.2f}")
 
