@@ -77,16 +77,25 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log_path = workdir / f"server-{self.port}.log"
-        full_env = {**os.environ, **env}
+        self._env = {**os.environ, **env}
+        self._args = args
         self._log = self.log_path.open("wb")
+        self._start()
+
+    def _start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deploybot", "serve", "--port", str(self.port), *args],
-            env=full_env,
-            cwd=workdir,
+            [sys.executable, "-m", "deploybot", "serve", "--port", str(self.port), *self._args],
+            env=self._env,
+            cwd=self.workdir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self._wait()
+
+    def restart(self) -> None:
+        """Start it again after `stop`, on the same port and database (a restarted host)."""
+        self._log = self.log_path.open("ab")
+        self._start()
 
     def _wait(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

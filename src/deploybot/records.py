@@ -440,6 +440,21 @@ class DeliveryMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverySample:
+    """What delivery metrics read of one finished deployment: a relay fetches these from
+    each environment and computes the union's metrics with the instance's own function."""
+
+    id: int
+    environment: str
+    application: str | None
+    state: DeploymentState
+    trigger: DeploymentTrigger
+    committed_at: datetime | None
+    finished_at: datetime
+    rollback_of_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentTally:
     """How many deployments of an application are in a state, by trigger."""
 

@@ -66,6 +66,7 @@ from deploybot.records import (
     ApplicationStatus,
     CreatedWebhook,
     DeliveryMetrics,
+    DeliverySample,
     DeploymentChange,
     DeploymentRecord,
     DeploymentTally,
@@ -436,6 +437,16 @@ class LocalBackend:
             self.db, component, train, environment=self.environment, by_semver=by_semver
         )
 
+    async def release_keys(self, filter: ReleaseFilter | None) -> list[tuple[str, str, str]]:
+        return await releases.release_keys(self.db, self._release_scope(filter))
+
+    async def releases_named(
+        self, filter: ReleaseFilter | None, keys: Sequence[tuple[str, str, str]]
+    ) -> list[ReleaseRecord]:
+        return await releases.releases_named(
+            self.db, self._release_scope(filter), keys, environment=self.environment
+        )
+
     # --- applications and history's views ---------------------------------------------------
 
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None:
@@ -509,13 +520,24 @@ class LocalBackend:
         until: datetime | None,
         interval: Interval,
     ) -> DeliveryMetrics:
+        return await delivery_metrics.delivery_metrics(
+            self.db, self._metrics_scope(filter), since=since, until=until, interval=interval
+        )
+
+    def _metrics_scope(self, filter: MetricsFilter | None) -> MetricsFilter | None:
         self.guard.require_anywhere(Action.READ)
         scope = self.guard.scope(Action.READ)
         if scope is not None:
             filter = dataclasses.replace(filter or MetricsFilter(), scope=scope)
-        return await delivery_metrics.delivery_metrics(
-            self.db, filter, since=since, until=until, interval=interval
-        )
+        return filter
+
+    async def delivery_samples(
+        self, filter: MetricsFilter | None, *, since: datetime | None, until: datetime | None
+    ) -> list[DeliverySample]:
+        """The same reads, and the same permission, as `delivery_metrics`."""
+        scoped = self._metrics_scope(filter)
+        start, _ = delivery_metrics.window(since, until, Interval.MONTH)
+        return await delivery_metrics.delivery_samples(self.db, scoped, since=start)
 
     # --- the caller -------------------------------------------------------------------------
 

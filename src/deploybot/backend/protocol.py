@@ -49,6 +49,7 @@ from deploybot.records import (
     ApplicationStatus,
     CreatedWebhook,
     DeliveryMetrics,
+    DeliverySample,
     DeploymentRecord,
     DeploymentTally,
     EnvironmentVersion,
@@ -179,6 +180,18 @@ class Backend(Protocol):
         self, component: str, train: str, *, by_semver: bool
     ) -> ReleaseRecord | None: ...
 
+    async def release_keys(self, filter: ReleaseFilter | None) -> list[tuple[str, str, str]]:
+        """(component, train, version) of every readable release matching (a relay counts
+        its environments' union with them)."""
+        ...
+
+    async def releases_named(
+        self, filter: ReleaseFilter | None, keys: Sequence[tuple[str, str, str]]
+    ) -> list[ReleaseRecord]:
+        """The readable releases among `keys` that match (a relay looks up a release's
+        twins on its other environments with it)."""
+        ...
+
     # --- applications and history's views ---------------------------------------------------
 
     async def application(self, name: str, environment: str | None) -> ApplicationStatus | None: ...
@@ -209,6 +222,13 @@ class Backend(Protocol):
         until: datetime | None,
         interval: Interval,
     ) -> DeliveryMetrics: ...
+
+    async def delivery_samples(
+        self, filter: MetricsFilter | None, *, since: datetime | None, until: datetime | None
+    ) -> list[DeliverySample]:
+        """What `delivery_metrics` over the same range reads: a relay computes the metrics of
+        its environments' union from them."""
+        ...
 
     # --- the deploy policy (admin) ----------------------------------------------------------
 

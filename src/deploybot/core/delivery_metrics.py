@@ -35,7 +35,7 @@ from deploybot.db.models import deployment_table
 from deploybot.domain import DeploymentState, DeploymentTrigger, Interval
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.filters import MetricsFilter, sql_filter
-from deploybot.records import DeliveryMetrics, Period
+from deploybot.records import DeliveryMetrics, DeliverySample, Period
 from deploybot.times import as_utc, utcnow
 
 MAX_PERIODS = 400
@@ -87,8 +87,11 @@ class _Facts:
 
 def _facts(rows: Sequence[Any]) -> list[_Facts]:
     """One entry per counted deployment, in order of their ends; each application's line
-    on each environment is walked backwards once, so the next success is always at hand."""
-    rolled_back = {int(r.rollback_of_id) for r in rows if r.rollback_of_id is not None}
+    on each environment is walked backwards once, so the next success is always at hand.
+    Numbers are an environment's own: a rollback's link is read with its environment."""
+    rolled_back = {
+        (r.environment, int(r.rollback_of_id)) for r in rows if r.rollback_of_id is not None
+    }
     lines: dict[tuple[str | int, str], list[Any]] = {}
     for row in rows:  # a recording without an application is a line of its own
         line = row.application if row.application is not None else int(row.id)
@@ -108,12 +111,12 @@ def _facts(rows: Sequence[Any]) -> list[_Facts]:
     return facts
 
 
-def _fact(row: Any, following: Any, next_success: Any, rolled_back: set[int]) -> _Facts:
+def _fact(row: Any, following: Any, next_success: Any, rolled_back: set[tuple[str, int]]) -> _Facts:
     change = row.trigger is not DeploymentTrigger.ROLLBACK
     succeeded = row.state in SUCCEEDED
     failed = (
         row.state in FAILED
-        or int(row.id) in rolled_back
+        or (row.environment, int(row.id)) in rolled_back
         or (following is not None and following.trigger is DeploymentTrigger.ROLLBACK)
     )
     lead_time = None
@@ -155,16 +158,7 @@ def _period(start: datetime, end: datetime, facts: Sequence[_Facts]) -> Period:
     )
 
 
-async def delivery_metrics(
-    db: Database,
-    flt: MetricsFilter | None,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    interval: Interval = Interval.WEEK,
-) -> DeliveryMetrics:
-    until = as_utc(until or utcnow())
-    since = as_utc(since or until - timedelta(days=30))
+def _boundaries(since: datetime, until: datetime, interval: Interval) -> list[datetime]:
     if since >= until:
         raise DeploybotError(ErrorCode.INVALID_INPUT, "since must be before until", field="since")
     boundaries = [interval_start(since, interval)]
@@ -176,6 +170,24 @@ async def delivery_metrics(
                 f"at most {MAX_PERIODS} intervals: use a longer interval or a shorter range",
                 field="interval",
             )
+    return boundaries
+
+
+def window(
+    since: datetime | None, until: datetime | None, interval: Interval
+) -> tuple[datetime, datetime]:
+    """The range asked (default: the 30 days to now), INVALID_INPUT if it cannot be cut."""
+    until = as_utc(until or utcnow())
+    since = as_utc(since or until - timedelta(days=30))
+    _boundaries(since, until, interval)
+    return since, until
+
+
+async def delivery_samples(
+    db: Database, flt: MetricsFilter | None, *, since: datetime
+) -> list[DeliverySample]:
+    """The finished deployments the metrics of a range from `since` read (and those after
+    its end: the restores of late failures)."""
     c = deployment_table.c
     query = select(
         c.id,
@@ -188,13 +200,34 @@ async def delivery_metrics(
         c.rollback_of_id,
     ).where(
         c.finished_at.is_not(None),
-        c.finished_at >= since,  # and everything after `until`: the restores of late failures
+        c.finished_at >= since,
         c.state.not_in([DeploymentState.QUEUED, DeploymentState.IN_PROGRESS]),
     )
     query = query.where(*sql_filter(flt))
     async with db.connection() as connection:
         rows = (await connection.execute(query)).all()
-    facts = [f for f in _facts(rows) if f.finished_at < until]
+    return [
+        DeliverySample(
+            id=int(r.id),
+            environment=r.environment,
+            application=r.application,
+            state=r.state,
+            trigger=r.trigger,
+            committed_at=as_utc(r.committed_at) if r.committed_at is not None else None,
+            finished_at=as_utc(r.finished_at),
+            rollback_of_id=int(r.rollback_of_id) if r.rollback_of_id is not None else None,
+        )
+        for r in rows
+    ]
+
+
+def compute(
+    samples: Sequence[DeliverySample], *, since: datetime, until: datetime, interval: Interval
+) -> DeliveryMetrics:
+    """The metrics of `samples` (of one environment or the union of several: every median
+    and p90 is taken over the union's own values)."""
+    boundaries = _boundaries(since, until, interval)
+    facts = [f for f in _facts(samples) if f.finished_at < until]
     ends = [f.finished_at for f in facts]
     periods = []
     for left, right in itertools.pairwise(boundaries):
@@ -208,3 +241,16 @@ async def delivery_metrics(
         total=_period(since, until, facts),
         periods=periods,
     )
+
+
+async def delivery_metrics(
+    db: Database,
+    flt: MetricsFilter | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    interval: Interval = Interval.WEEK,
+) -> DeliveryMetrics:
+    since, until = window(since, until, interval)
+    samples = await delivery_samples(db, flt, since=since)
+    return compute(samples, since=since, until=until, interval=interval)

@@ -226,6 +226,45 @@ async def count_releases(db: Database, flt: ReleaseFilter | None) -> int:
         return int(result.scalar_one())
 
 
+ReleaseKey = tuple[str, str, str]
+"""(component, train, version): what makes a release one release across environments."""
+
+
+async def release_keys(db: Database, flt: ReleaseFilter | None) -> list[ReleaseKey]:
+    """The (component, train, version) of every release matching `flt` (a relay counts the
+    union of its environments' catalogues with them)."""
+    c = release_table.c
+    async with db.connection() as connection:
+        rows = await connection.execute(
+            select(c.component, c.train, c.version).where(and_(True, *sql_filter(flt)))
+        )
+        return [(r.component, r.train, r.version) for r in rows]
+
+
+async def releases_named(
+    db: Database, flt: ReleaseFilter | None, keys: Sequence[ReleaseKey], *, environment: str
+) -> list[ReleaseRecord]:
+    """The releases among `keys` that match `flt` (a relay's look-up of a release's twins
+    on its other environments)."""
+    c = release_table.c
+    found: list[ReleaseRecord] = []
+    wanted = set(keys)
+    components = sorted({k[0] for k in wanted})
+    async with db.connection() as connection:
+        for start in range(0, len(components), 500):
+            rows = await connection.execute(
+                select(release_table).where(
+                    c.component.in_(components[start : start + 500]), *sql_filter(flt)
+                )
+            )
+            found += [
+                _record(row._mapping, environment)
+                for row in rows
+                if (row.component, row.train, row.version) in wanted
+            ]
+    return found
+
+
 async def latest_release(
     db: Database, component: str, train: str, *, environment: str, by_semver: bool = False
 ) -> ReleaseRecord | None:

@@ -52,7 +52,9 @@ def create_relay_app(settings: Settings | None = None) -> Starlette:
     from deploybot.access import ANONYMOUS
 
     live = RelayLive()
-    backend = RelayBackend(upstreams, clients, ANONYMOUS, live=live)
+    backend = RelayBackend(
+        upstreams, clients, ANONYMOUS, live=live, db=instance.db, token_cache=instance.tokens
+    )
     query_limits.configure(query_limits.QueryLimits.from_settings(settings))
 
     def context_for(connection: HTTPConnection, principal: Principal) -> Context:

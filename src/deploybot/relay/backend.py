@@ -16,24 +16,41 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import orjson
 
 from deploybot.access import Action, Principal
+from deploybot.core.audit import AuditFilter, AuditRecord
+from deploybot.core.tokens import CreatedToken, TokenCache, TokenRecord
+from deploybot.db.engine import Database
+from deploybot.domain import Interval
 from deploybot.errors import DeploybotError, ErrorCode
-from deploybot.filters import DeploymentFilter
+from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
 from deploybot.ids import InvalidId, encode_cursor
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
     PageRequest,
     RecordRequest,
+    ReleaseRef,
     RollbackRequest,
+    SecretRef,
+    SetSecretRequest,
 )
-from deploybot.records import DeploymentRecord, Edge, Page
-from deploybot.relay import wire
+from deploybot.records import (
+    DeliveryMetrics,
+    DeliverySample,
+    DeploymentRecord,
+    Edge,
+    EnvironmentVersion,
+    Page,
+    ReleaseRecord,
+    SecretRecord,
+    ViewerRecord,
+)
+from deploybot.relay import aggregates, elsewhere, wire
 from deploybot.relay.config import Upstream
 
 if TYPE_CHECKING:
@@ -60,6 +77,10 @@ class RelayBackend:
     """Environments left out of this request's answers, and why (reported as errors)."""
     live: RelayLive | None = None
     """The subscriptions' shared upstream streams (`relay.streams`)."""
+    db: Database | None = None
+    """The relay's own database: its tokens and audit trail (`relay.elsewhere`)."""
+    token_cache: TokenCache | None = None
+    """The relay's token cache (emptied when a token is revoked here)."""
 
     def bound(self, principal: Principal) -> RelayBackend:
         return dataclasses.replace(self, principal=principal, unavailable={})
@@ -99,7 +120,7 @@ class RelayBackend:
             raise EnvironmentUnavailable(upstream.name, type(exc).__name__) from None
         if response.status_code in (401, 403) or response.status_code >= 500:
             raise EnvironmentUnavailable(upstream.name, f"HTTP {response.status_code}")
-        body = response.json()
+        body = orjson.loads(response.content)
         if "error" in body:
             raise wire.error_of(body)
         return call.decode_answer(body["answer"])
@@ -269,9 +290,10 @@ class RelayBackend:
             for env in self._readable(wanted)
         }
         asks = {env: ask for env, ask in asks.items() if ask is not None}
+        columns = None if fields is None else sorted({*fields, *RECORD_COLUMNS})
         answers = await asyncio.gather(
             *(
-                self._call(env, "deployments", filter=filter, page=ask, fields=None)
+                self._call(env, "deployments", filter=filter, page=ask, fields=columns)
                 for env, ask in asks.items()
             ),
             return_exceptions=True,
@@ -285,6 +307,186 @@ class RelayBackend:
             else:
                 pages[env] = answer
         return _merge(pages, position, page.descending, size, backwards, marker is not None)
+
+    # --- aggregated over the environments (relay.aggregates) ----------------------------------
+
+    async def releases(
+        self,
+        filter: ReleaseFilter | None,
+        *,
+        first: int | None,
+        after: str | None,
+        by_release_time: bool,
+        descending: bool,
+    ) -> Page[ReleaseRecord]:
+        return await aggregates.releases(
+            self,
+            filter,
+            first=first,
+            after=after,
+            by_release_time=by_release_time,
+            descending=descending,
+        )
+
+    async def count_releases(self, filter: ReleaseFilter | None) -> int:
+        return await aggregates.count_releases(self, filter)
+
+    async def latest_release(
+        self, component: str, train: str, *, by_semver: bool
+    ) -> ReleaseRecord | None:
+        return await aggregates.latest_release(self, component, train, by_semver=by_semver)
+
+    async def release(self, ref: ReleaseRef) -> ReleaseRecord | None:
+        return await aggregates.release(self, ref)
+
+    async def releases_by_ref(self, refs: Sequence[ReleaseRef]) -> dict[ReleaseRef, ReleaseRecord]:
+        return await aggregates.releases_by_ref(self, list(refs))
+
+    async def current_versions(
+        self, application: str, environment: str | None
+    ) -> list[EnvironmentVersion]:
+        return await aggregates.current_versions(self, application, environment)
+
+    async def delivery_metrics(
+        self,
+        filter: MetricsFilter | None,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        interval: Interval,
+    ) -> DeliveryMetrics:
+        return await aggregates.delivery_metrics(
+            self, filter, since=since, until=until, interval=interval
+        )
+
+    async def delivery_samples(
+        self, filter: MetricsFilter | None, *, since: datetime | None, until: datetime | None
+    ) -> list[DeliverySample]:
+        return await aggregates.delivery_samples(self, filter, since=since, until=until)
+
+    async def release_keys(self, filter: ReleaseFilter | None) -> list[tuple[str, str, str]]:
+        return await aggregates.release_keys(self, filter)
+
+    async def releases_named(
+        self, filter: ReleaseFilter | None, keys: Sequence[tuple[str, str, str]]
+    ) -> list[ReleaseRecord]:
+        found = await self._each(self._readable(None), "releases_named", filter=filter, keys=keys)
+        return [record for env in sorted(found) for record in found[env]]
+
+    # --- routed by their environment argument -----------------------------------------------
+
+    async def secrets(self, application: str, environment: str | None) -> list[SecretRecord]:
+        found: list[SecretRecord] = await self._call(
+            environment, "secrets", application=application, environment=environment
+        )
+        return found
+
+    async def set_secret(self, request: SetSecretRequest) -> SecretRecord:
+        record: SecretRecord = await self._call(request.environment, "set_secret", request=request)
+        return record
+
+    async def delete_secret(self, ref: SecretRef) -> SecretRecord:
+        record: SecretRecord = await self._call(ref.environment, "delete_secret", ref=ref)
+        return record
+
+    # --- the relay's own: the caller, tokens, audit (relay.elsewhere) ---------------------------
+
+    async def viewer(self) -> ViewerRecord:
+        return elsewhere.viewer(self)
+
+    async def may(self, action: Action, application: str | None) -> bool:
+        return elsewhere.may(self, action, application)
+
+    async def create_api_token(
+        self, name: str, scopes: Sequence[str], expires_at: datetime | None
+    ) -> CreatedToken:
+        return await elsewhere.create_api_token(self, name, scopes, expires_at)
+
+    async def api_tokens(self) -> list[TokenRecord]:
+        return await elsewhere.api_tokens(self)
+
+    async def revoke_api_token(self, token_id: int) -> TokenRecord:
+        return await elsewhere.revoke_api_token(self, token_id)
+
+    async def audit_refusal(self, operation: str, message: str) -> None:
+        await elsewhere.audit_refusal(self, operation, message)
+
+    async def audit_events(
+        self, filter: AuditFilter | None, *, first: int, after: str | None
+    ) -> Page[AuditRecord]:
+        return await elsewhere.audit_events(self, filter, first=first, after=after)
+
+    # --- kept by each environment's instance: WRONG_ENVIRONMENT (relay.elsewhere) ---------------
+
+    async def deploy_policy(self) -> NoReturn:
+        elsewhere.elsewhere(self, "the deploy policy")
+
+    async def update_deploy_policy(self, change: object) -> NoReturn:
+        elsewhere.elsewhere(self, "the deploy policy")
+
+    async def publish_release(self, request: object) -> NoReturn:
+        elsewhere.elsewhere(self, "publishing a release (to an environment's catalogue)")
+
+    async def create_webhook(self, request: object) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def webhooks(self) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def webhook(self, hook_id: int) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def update_webhook(self, hook_id: int, request: object) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def delete_webhook(self, hook_id: int) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def webhook_deliveries(self, hook_id: int, *, first: int) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def receive_webhook(self, provider: str, hook_id: int, request: object) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def receive_repository_webhook(
+        self, provider: str, repository: str, request: object
+    ) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider webhook")
+
+    async def provider_deployments(
+        self, provider: str, repository: str, page: PageRequest
+    ) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider's view of its deployments")
+
+    async def provider_deployment(
+        self, provider: str, repository: str, ref: DeploymentRef
+    ) -> NoReturn:
+        elsewhere.elsewhere(self, "a provider's view of its deployments")
+
+    async def create_notification_target(self, request: object) -> NoReturn:
+        elsewhere.elsewhere(self, "a notification target")
+
+    async def notification_targets(self) -> NoReturn:
+        elsewhere.elsewhere(self, "a notification target")
+
+    async def delete_notification_target(self, target_id: int) -> NoReturn:
+        elsewhere.elsewhere(self, "a notification target")
+
+    async def notification_deliveries(self, target_id: int, *, first: int) -> NoReturn:
+        elsewhere.elsewhere(self, "a notification target")
+
+    async def deployment_tallies(self) -> NoReturn:
+        elsewhere.elsewhere(self, "the Prometheus tallies (/metrics)")
+
+    async def application_page(
+        self, environment: str | None, *, state: object, limit: int, offset: int
+    ) -> NoReturn:
+        elsewhere.elsewhere(self, "the REST application list")
+
+
+RECORD_COLUMNS = ("state", "strategy", "trigger", "created_at", "updated_at")
+"""Read whatever the caller shows: a record's required fields (the merge orders by
+`created_at`) travel with the columns the selection names, and nothing else does."""
 
 
 def _env_of(ref: DeploymentRef) -> str:

@@ -49,6 +49,18 @@ RELAYED: Final = frozenset(
         "application",
         "applications",
         "current_versions",
+        # aggregated (relay.aggregates)
+        "delivery_samples",
+        "release",
+        "releases",
+        "releases_by_ref",
+        "release_keys",
+        "releases_named",
+        "latest_release",
+        # routed by their environment argument
+        "secrets",
+        "set_secret",
+        "delete_secret",
     }
 )
 
