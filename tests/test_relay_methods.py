@@ -11,6 +11,7 @@ from deploybot.backend.protocol import Backend
 from deploybot.relay import aggregates, wire
 from deploybot.relay.backend import RelayBackend
 
+
 def _protocol_methods() -> set[str]:
     return {
         name
