@@ -81,7 +81,9 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def setup(
+    postgres_url: str, swarm: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("relay-logs")
     home = tmp / "production"
     home.mkdir()
@@ -90,7 +92,7 @@ def setup(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         home,
         "--no-runner",
     )
-    staging = _instance(tmp, "staging")
+    staging = _instance(tmp, "staging", swarm)
     proxy = DroppingProxy(production.port)
     upstreams = {
         "production": {"url": proxy.url, "token": _service_token(production), "timeout": 3},
@@ -378,3 +380,53 @@ async def test_application_logs_routed_by_environment(setup: Setup) -> None:
     assert "dev" in down["message"]
     unnamed = await _first_error(setup.relay_ws, {"app": "nothing-runs", "env": None})
     assert unnamed["extensions"]["code"] == "INVALID_INPUT"
+
+
+EVENTS_AFTER = """subscription($apps: [String!], $after: String) {
+  deploymentEvents(filter: {applications: $apps}, after: $after) {
+    kind cursor deployment { environment version } } }"""
+
+
+async def _events(
+    setup: Setup, variables: dict[str, Any], count: int, record: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """The first `count` events of a subscription through the relay, recording `record`
+    once it is open."""
+    async with websockets.connect(setup.relay_ws, subprotocols=[TRANSPORT_WS]) as ws:  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {ADMIN_TOKEN}"}}
+        await ws.send(orjson.dumps(init).decode())
+        assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+        subscribe = {"query": EVENTS_AFTER, "variables": variables}
+        await ws.send(orjson.dumps({"id": "r", "type": "subscribe", "payload": subscribe}).decode())
+        await asyncio.sleep(0.5)  # the upstream streams open
+        admin = Client(setup.relay.url)
+        for variables_in in record:
+            data = await asyncio.to_thread(admin.query, RECORD, {"input": variables_in})
+            assert data["recordDeployment"]["userErrors"] == []
+        admin.close()
+        seen: list[dict[str, Any]] = []
+        while len(seen) < count:
+            message = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert message["type"] == "next", message
+            if message["payload"].get("data"):  # the first may only name the down environment
+                seen.append(message["payload"]["data"]["deploymentEvents"])
+    return seen
+
+
+async def test_deployment_events_resume_after_a_cursor_through_the_relay(setup: Setup) -> None:
+    app = {"application": "resume-app"}
+    (first,) = await _events(
+        setup, {"apps": ["resume-app"]}, 1, [{**app, "version": "1", "environment": "staging"}]
+    )
+    admin = Client(setup.relay.url)
+    for version, environment in (("2", "production"), ("3", "staging")):
+        variables = {**app, "version": version, "environment": environment}
+        data = await asyncio.to_thread(admin.query, RECORD, {"input": variables})
+        assert data["recordDeployment"]["userErrors"] == []
+    admin.close()
+    # read back from each environment as they are now; staging's version 1 changed too
+    # (version 3 superseded it), so it comes again
+    missed = await _events(setup, {"apps": ["resume-app"], "after": first["cursor"]}, 3, [])
+    seen = [(e["deployment"]["environment"], e["deployment"]["version"]) for e in missed]
+    assert sorted(seen) == [("production", "2"), ("staging", "1"), ("staging", "3")]
+    assert seen.index(("production", "2")) < seen.index(("staging", "3"))  # in time order

@@ -254,8 +254,10 @@ class RelayBackend:
     async def follow_deployment_progress(self, ref: DeploymentRef) -> LiveSource:
         return await self._live().follow_deployment_progress(self, ref)
 
-    async def follow_deployment_events(self, filter: DeploymentFilter | None) -> LiveSource:
-        return await self._live().follow_deployment_events(self, filter)
+    async def follow_deployment_events(
+        self, filter: DeploymentFilter | None, *, after: str | None = None
+    ) -> LiveSource:
+        return await self._live().follow_deployment_events(self, filter, after=after)
 
     async def follow_application_logs(
         self, application: str, environment: str | None, *, tail: int | None, since: datetime | None

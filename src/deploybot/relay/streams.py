@@ -32,6 +32,7 @@ from pydantic import TypeAdapter
 
 from deploybot.access import Action
 from deploybot.backend.protocol import Backend
+from deploybot.core.feeds import parse_event_cursor
 from deploybot.core.logs import format_line
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.filters import DeploymentFilter
@@ -410,7 +411,7 @@ class RelayLive:
         return LiveSource(self.hub, feed, upstream.name)
 
     async def follow_deployment_events(
-        self, relay: RelayBackend, filter: DeploymentFilter | None
+        self, relay: RelayBackend, filter: DeploymentFilter | None, *, after: str | None = None
     ) -> LiveSource:
         """Merged from every selected environment the caller may read; one that does not
         answer is reported (ENVIRONMENT_UNAVAILABLE) and joins the stream when it is back.
@@ -447,7 +448,31 @@ class RelayLive:
             for env in environments
         ]
         feed = MergedFeed(("events", tuple(environments), encoded, caller.grants), parts)
-        return LiveSource(self.hub, feed, ",".join(environments))
+        initial: Initial | None = None
+        if after is not None:
+            parse_event_cursor(after)  # INVALID_INPUT here rather than from each environment
+            missed_arguments = {"filter": filter, "after": after}
+            answering = [env for env in environments if env not in relay.unavailable]
+
+            async def initial(_cursor: int | None) -> Batch | None:
+                """Each environment's changes since the cursor (a time, comparable across
+                environments), in the order they happened."""
+                found = await asyncio.gather(
+                    *(
+                        _initial_batch(
+                            relay, relay.upstreams[env], name, missed_arguments, caller, None
+                        )
+                        for env in answering
+                    ),
+                    return_exceptions=True,
+                )
+                items = [
+                    item for batch in found if isinstance(batch, Batch) for item in batch.items
+                ]
+                items.sort(key=lambda change: change.deployment.updated_at)
+                return Batch(items)
+
+        return LiveSource(self.hub, feed, ",".join(environments), initial=initial)
 
     async def follow_application_logs(
         self,
