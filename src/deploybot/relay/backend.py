@@ -129,18 +129,7 @@ class RelayBackend:
         self, environments: Sequence[str], name: str, /, **arguments: Any
     ) -> dict[str, Any]:
         """Ask every environment at once; one that fails to answer is noted, not fatal."""
-        answers = await asyncio.gather(
-            *(self._call(env, name, **arguments) for env in environments), return_exceptions=True
-        )
-        found: dict[str, Any] = {}
-        for env, answer in zip(environments, answers, strict=True):
-            if isinstance(answer, EnvironmentUnavailable):
-                self.unavailable[env] = answer.message
-            elif isinstance(answer, BaseException):
-                raise answer
-            else:
-                found[env] = answer
-        return found
+        return await aggregates._ask(self, name, {env: arguments for env in environments})
 
     def _readable(self, wanted: Sequence[str] | None) -> list[str]:
         """The environments a list asks: those selected that the caller may read."""
