@@ -17,13 +17,14 @@ from sqlalchemy import select
 from deploybot.core import lifecycle, logs
 from deploybot.core.feeds import DeploymentLogFeed
 from deploybot.db import migrate
-from deploybot.db.engine import Database, is_database_unavailable
+from deploybot.db.engine import Database
 from deploybot.db.models import Deployment, DeploymentStep, step_table
 from deploybot.db.retry import retry_unavailable
 from deploybot.domain import StepName, StepStatus
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.events.postgres import PostgresRelay
 from deploybot.live.hub import Hub, LiveSource
+from deploybot.outages import is_database_unavailable
 from tests.logproducer import LogProducer
 from tests.pgcluster import PgCluster
 

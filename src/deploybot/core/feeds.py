@@ -14,12 +14,13 @@ from deploybot.core import history
 from deploybot.core import logs as core_logs
 from deploybot.core.inspectors import ServiceLogSource
 from deploybot.core.progress import progress_of
-from deploybot.db.engine import Database, is_database_unavailable
+from deploybot.db.engine import Database
 from deploybot.domain import DeploymentState, StepStatus
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.events.bus import DeploymentEvent, EventBus
 from deploybot.ids import InvalidId, decode_keyset, encode_keyset
 from deploybot.live.feed import Batch, Emit, Feed
+from deploybot.outages import is_database_unavailable
 from deploybot.records import (
     DeploymentChange,
     DeploymentRecord,

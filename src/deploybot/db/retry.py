@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from deploybot.db.engine import is_database_unavailable
+from deploybot.outages import is_database_unavailable
 
 logger = logging.getLogger(__name__)
 

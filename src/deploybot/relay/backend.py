@@ -8,7 +8,6 @@ request gets an ENVIRONMENT_UNAVAILABLE error naming it) and fails what is route
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import heapq
@@ -198,18 +197,11 @@ class RelayBackend:
         for ref in refs:
             if ref.environment in self.upstreams:
                 groups[ref.environment].append(ref)
-        answers = await asyncio.gather(
-            *(self._call(env, name, refs=group) for env, group in groups.items()),
-            return_exceptions=True,
-        )
         found: dict[Any, Any] = {}
-        for env, answer in zip(groups, answers, strict=True):
-            if isinstance(answer, EnvironmentUnavailable):
-                self.unavailable[env] = answer.message
-            elif isinstance(answer, BaseException):
-                raise answer
-            else:
-                found.update(answer)
+        for answer in (
+            await aggregates._ask(self, name, {e: {"refs": g} for e, g in groups.items()})
+        ).values():
+            found.update(answer)
         return found
 
     async def deployments_by_ref(self, refs: Sequence[DeploymentRef]) -> dict[Any, Any]:
@@ -282,21 +274,10 @@ class RelayBackend:
         }
         asks = {env: ask for env, ask in asks.items() if ask is not None}
         columns = None if fields is None else sorted({*fields, *RECORD_COLUMNS})
-        answers = await asyncio.gather(
-            *(
-                self._call(env, "deployments", filter=filter, page=ask, fields=columns)
-                for env, ask in asks.items()
-            ),
-            return_exceptions=True,
-        )
-        pages: dict[str, Page[DeploymentRecord]] = {}
-        for env, answer in zip(asks, answers, strict=True):
-            if isinstance(answer, EnvironmentUnavailable):
-                self.unavailable[env] = answer.message
-            elif isinstance(answer, BaseException):
-                raise answer
-            else:
-                pages[env] = answer
+        calls = {
+            env: {"filter": filter, "page": ask, "fields": columns} for env, ask in asks.items()
+        }
+        pages: dict[str, Page[DeploymentRecord]] = await aggregates._ask(self, "deployments", calls)
         return _merge(pages, position, page.descending, size, backwards, marker is not None)
 
     # --- aggregated over the environments (relay.aggregates) ----------------------------------

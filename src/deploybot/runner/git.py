@@ -7,6 +7,9 @@ concurrent deployments of different commits never share a work tree).
 
 Everything here is blocking (libgit2 does network and disk I/O); async callers
 use the ``*_async`` wrappers, which run the work in a thread.
+
+One concern (fetching and reading commits through libgit2), a few lines over 600; splitting
+the blocking calls from their async wrappers would only separate each from its twin.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
-from deploybot.db.engine import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.outages import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
 from deploybot.resolvers import (
     access,
     admission,

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deploybot.access import Action, GrantError, Principal, parse_grants
 from deploybot.backend.local import LocalBackend
-from deploybot.db.engine import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
 from deploybot.errors import ErrorCode
+from deploybot.outages import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
 from deploybot.relay.wire import FORWARDED_GRANTS, ON_BEHALF_OF
 from deploybot.web.errors import error_response
 from deploybot.web.requests import instance_of

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from deploybot.db.engine import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
 from deploybot.errors import DeploybotError, ErrorCode
+from deploybot.outages import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
 
 logger = logging.getLogger(__name__)
 

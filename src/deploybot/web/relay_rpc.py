@@ -8,17 +8,26 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from deploybot.backend.protocol import Backend
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.relay import wire
 from deploybot.web.auth import bound_backend, principal_of
 
 
-async def relay_rpc(request: Request) -> Response:
+def relay_backend(request: Request) -> Backend | Response:
+    """The backend bound to the caller a relay forwards, or the 403 for anyone else: only
+    a token with the relay grant forwards a caller (`web.auth`)."""
     principal = principal_of(request)
-    backend = bound_backend(request)
     if principal is None or principal.on_behalf_of is None:
         error = DeploybotError(ErrorCode.FORBIDDEN, "only a relay (relay grant) may call this")
         return JSONResponse(wire.error_body(error), status_code=403)
+    return bound_backend(request)
+
+
+async def relay_rpc(request: Request) -> Response:
+    backend = relay_backend(request)
+    if isinstance(backend, Response):
+        return backend
     try:
         call = wire.method(request.path_params["method"])
         arguments = call.decode_arguments(orjson.loads(await request.body()))

@@ -18,7 +18,7 @@ from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.live.hub import LiveSource
 from deploybot.relay import wire
 from deploybot.relay.streams import HEARTBEAT, StreamMethod, stream_method
-from deploybot.web.auth import bound_backend, principal_of
+from deploybot.web.relay_rpc import relay_backend
 
 RELAY_STREAMS = Gauge(
     "deploybot_relay_streams", "Live streams open to relays, by backend method", ["method"]
@@ -28,11 +28,9 @@ MODES = ("follow", "check", "initial")
 
 
 async def relay_stream(request: Request) -> Response:
-    principal = principal_of(request)
-    backend = bound_backend(request)
-    if principal is None or principal.on_behalf_of is None:
-        error = DeploybotError(ErrorCode.FORBIDDEN, "only a relay (relay grant) may call this")
-        return JSONResponse(wire.error_body(error), status_code=403)
+    backend = relay_backend(request)
+    if isinstance(backend, Response):
+        return backend
     try:
         call = stream_method(request.path_params["method"])
         body = orjson.loads(await request.body())
