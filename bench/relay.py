@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.history import wrk  # noqa: E402
+
 ENVIRONMENTS = ("dev", "staging", "production")
 TOKEN = "dbt_bench-admin-token-0123456789abcdefghijklmnopqrstu"
 """Every server's fixed admin token: the benchmark measures with authentication on."""
@@ -96,48 +99,6 @@ def relay_token(port: int) -> str:
     ).json()
     token: str = answer["data"]["createApiToken"]["token"]
     return token
-
-
-def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
-    payload = json.dumps({"query": QUERY})
-    answer = httpx.post(
-        f"http://127.0.0.1:{port}/graphql",
-        content=payload,
-        headers={"Content-Type": "application/json", **AUTH},
-    ).json()
-    assert "errors" not in answer and len(answer["data"]["deployments"]["nodes"]) == 50, answer
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            'wrk.method = "POST"\n'
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
-            f"wrk.body = {json.dumps(payload)}\n"
-        )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
-         "-s", script.name,
-         f"http://127.0.0.1:{port}/graphql"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    os.unlink(script.name)
-
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        assert m, out
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rps, out
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    timeouts = re.search(r"timeout (\d+)", out)
-    assert not timeouts or timeouts.group(1) == "0", out
-    return {
-        "rps": float(rps.group(1)),
-        "p50": ms("50"),
-        "p99": ms("99"),
-        "non2xx": float(errors.group(1)) if errors else 0,
-    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -214,9 +175,9 @@ def main() -> None:
         direct_port = BASE_PORT + ENVIRONMENTS.index("production")
         names = [*ENVIRONMENTS, "relay"]
         for label, port in (("direct (production)", direct_port), ("relay (3 envs)", relay_port)):
-            results[f"{label}, 1 conn"] = wrk(port, args.duration, 1)
+            results[f"{label}, 1 conn"] = wrk(port, {"query": QUERY}, args.duration, 1)
             before = [cpu_seconds(p.pid) for p in procs]
-            results[label] = wrk(port, args.duration, args.connections)
+            results[label] = wrk(port, {"query": QUERY}, args.duration, args.connections)
             used = [cpu_seconds(p.pid) - b for p, b in zip(procs, before, strict=True)]
             requests = results[label]["rps"] * args.duration
             cpu[label] = {n: 1000 * u / requests for n, u in zip(names, used, strict=True) if u}
