@@ -5,6 +5,7 @@
 # local registry on 127.0.0.1:5000, a busybox base image, a throwaway
 # PostgreSQL cluster, and the Python virtual environment in .venv.
 # The recipe is the one DESIGN.md records as verified on these machines.
+# `restart-docker`: a graceful restart of dockerd, back with the Swarm ready (tests use it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,8 @@ install_packages() {
 start_docker() {
   if ! $DOCKER info >/dev/null 2>&1; then
     log "starting dockerd"
-    (as_root setsid nohup /usr/sbin/dockerd >"$STATE/dockerd.log" 2>&1 &)
+    # Appended to: the log of a daemon before a restart (restart-docker) is kept.
+    (as_root setsid nohup /usr/sbin/dockerd >>"$STATE/dockerd.log" 2>&1 &)
     for _ in $(seq 1 120); do
       [ -S /var/run/docker.sock ] && $DOCKER info >/dev/null 2>&1 && break
       sleep 0.5
@@ -47,6 +49,46 @@ start_docker() {
     log "initialising swarm"
     $DOCKER swarm init --advertise-addr 127.0.0.1 >/dev/null
   fi
+}
+
+# Until the Swarm is active, this node Ready and the registry answers: the machine as the
+# tests expect it (after a restart the manager needs a moment to take its node back).
+wait_swarm_ready() {
+  for _ in $(seq 1 240); do
+    if [ "$($DOCKER info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null)" = "active true" ] \
+      && [ "$($DOCKER node inspect self --format '{{.Status.State}}' 2>/dev/null)" = "ready" ] \
+      && curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then
+      return
+    fi
+    sleep 0.25
+  done
+  log "the swarm is not ready after a minute"
+  tail -30 "$STATE/dockerd.log" >&2
+  exit 1
+}
+
+# A real restart of the machine's dockerd (the e2e test of a daemon restart mid-rollout uses
+# it): SIGTERM, wait for the daemon to exit (it stops its containers first), start it the
+# way start_docker does, wait for the Swarm. Registry and PostgreSQL are native processes
+# and go on running. Prints the UTC times of the stop and of the Swarm being ready.
+restart_docker() {
+  local pid
+  pid=$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping dockerd (pid $pid) at $(date -u +%H:%M:%S.%N | cut -c1-12) UTC"
+    as_root kill -TERM "$pid"
+    for _ in $(seq 1 1200); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "dockerd (pid $pid) did not stop within 120 s"
+      exit 1
+    fi
+  fi
+  start_docker
+  wait_swarm_ready
+  log "dockerd is back, swarm ready at $(date -u +%H:%M:%S.%N | cut -c1-12) UTC"
 }
 
 start_registry() {
@@ -140,8 +182,9 @@ case "${1:-all}" in
   services)
     install_packages; start_docker; start_registry; make_base_image; make_debian_image; start_postgres ;;
   python) python_env ;;
+  restart-docker) restart_docker ;;
   all)
     install_packages; start_docker; start_registry; make_base_image; make_debian_image; start_postgres; python_env ;;
-  *) echo "usage: $0 [all|services|python]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|services|python|restart-docker]" >&2; exit 2 ;;
 esac
 log "ready: docker swarm, registry $REGISTRY_ADDR, base image $BASE_IMAGE, postgres 127.0.0.1:$PG_PORT"

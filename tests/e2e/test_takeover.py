@@ -4,7 +4,8 @@
 during a build, and the Docker endpoint going away mid-rollout: each time the deployment
 ends with what really happened on the Swarm (or a clear ERROR), its log goes on where it
 stopped, and the next deploy works. The Docker fault is a proxy to the Docker socket that
-the test stops, so the shared daemon is never restarted.
+the test stops, so the shared daemon is not restarted here (test_dockerd_restart.py
+restarts the real dockerd once).
 """
 
 from __future__ import annotations

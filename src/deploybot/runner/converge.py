@@ -14,6 +14,12 @@ update completed, not a window later. An update Swarm has not picked up yet (its
 of the new spec that fail (`non-zero exit`, `unhealthy container`) are
 collected; an update that Swarm paused or rolled back, or
 repeated task failures, end the wait early.
+
+Docker out of reach (its daemon restarting) is waited for. A daemon restart stops the
+node's containers and loses tasks that were starting ("No such container"): a task that
+existed before Docker came back and failed during the outage or right after it is the
+restart's casualty, not the deployment's fault; it is reported as such and not counted.
+Swarm replaces it, and the replacement is judged like any other task.
 """
 
 from __future__ import annotations
@@ -52,6 +58,26 @@ class ServiceWatch:
     sent_at: float = field(default_factory=time.time)
     """When the spec was sent: until Swarm's update status is newer, it may be the last one's."""
     failure: str | None = None
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    """Times (epoch seconds) Docker was out of reach: from the last answer before to the
+    first after; the tasks lost in them are not failures of the deployment."""
+    lost: list[str] = field(default_factory=list)
+    """Tasks lost to a Docker outage, not yet reported."""
+
+
+RESTART_SETTLE = 30.0
+"""Seconds after Docker is back in which a failure of a task from before it was back is
+still the restart's: the restarted daemon reports the tasks it lost as it takes them back."""
+
+
+def lost_in_outage(task: dict[str, Any], outages: list[tuple[float, float]]) -> bool:
+    """Whether a failed task is a casualty of a Docker outage: made before Docker was back
+    and failed after the outage began, at most `RESTART_SETTLE` seconds after its end."""
+    created = _timestamp(task.get("CreatedAt"))
+    failed = _timestamp(task["Status"].get("Timestamp"))
+    return any(
+        created <= back and start <= failed <= back + RESTART_SETTLE for start, back in outages
+    )
 
 
 class ConvergeTimeout(Exception):
@@ -125,7 +151,11 @@ async def _observe(
             continue
         message = task["Status"].get("Err") or task["Status"].get("Message") or "task failed"
         slot = task.get("Slot")
-        watch.errors.append(f"{watch.service}{'.' + str(slot) if slot else ''}: {message}")
+        label = f"{watch.service}{'.' + str(slot) if slot else ''}: {message}"
+        if lost_in_outage(task, watch.outages):
+            watch.lost.append(label)
+        else:
+            watch.errors.append(label)
         watch.known_tasks.add(task["ID"])
 
     if watch.update_state in BAD_UPDATE_STATES:
@@ -172,18 +202,25 @@ async def wait_converged(
     """Poll until every service converged; raise ConvergeFailed/ConvergeTimeout otherwise.
 
     Docker out of reach (its daemon restarting) is waited for up to `patience` seconds:
-    Swarm goes on with the update meanwhile, and the watch resumes where it stands; past
-    that, DockerUnavailable."""
+    Swarm goes on with the update meanwhile, and the watch resumes where it stands (tasks
+    the outage cost are reported through `on_unavailable`, not counted); past that,
+    DockerUnavailable."""
     watches = list(watches)
     deadline = time.monotonic() + timeout
     nodes: dict[str, str] | None = None
     seen: dict[str, tuple[Any, ...]] = {}
     away_since: float | None = None
+    answered = time.time()  # the last moment Docker answered (epoch seconds)
     while True:
         try:
             if nodes is None:
                 nodes = await swarm.node_names()
+            if away_since is not None:
+                # Back: the outage runs from the last answer before it to now.
+                for watch in watches:
+                    watch.outages.append((answered, time.time()))
             await _observe_all(swarm, watches, nodes, max_failures, stable, seen, on_change)
+            answered = time.time()
         except DockerUnavailable as exc:
             now = time.monotonic()
             if away_since is None:
@@ -199,6 +236,11 @@ async def wait_converged(
         if away_since is not None and on_unavailable is not None:
             on_unavailable(f"Docker is back after {time.monotonic() - away_since:.1f}s")
         away_since = None
+        for watch in watches:
+            for label in watch.lost:
+                if on_unavailable is not None:
+                    on_unavailable(f"{label} (a task lost while Docker was away; not counted)")
+            watch.lost.clear()
         if all(w.converged for w in watches):
             return watches
         if time.monotonic() > deadline:
