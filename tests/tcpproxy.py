@@ -1,5 +1,6 @@
 """A TCP proxy in front of a server that can drop every connection through it at once: a
-network failure as a client sees it (the server itself stays up)."""
+network failure as a client sees it (the server itself stays up). It can also hold what
+passes through it (a slow remote, for as long as a test needs) and let it go."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ class DroppingProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._gate = threading.Event()
+        self._gate.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -37,6 +40,7 @@ class DroppingProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._gate.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -51,6 +55,13 @@ class DroppingProxy:
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 
+    def hold(self) -> None:
+        """From now on nothing passes either way (connections stay open) until `release`."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
     def drop_all(self) -> None:
         """Cut every connection open through the proxy now (new ones still pass)."""
         with self._lock:
@@ -61,5 +72,6 @@ class DroppingProxy:
 
     def close(self) -> None:
         self._closed = True
+        self._gate.set()
         self._listener.close()
         self.drop_all()

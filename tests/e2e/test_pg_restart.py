@@ -28,8 +28,10 @@ from gql.transport.websockets import WebsocketsTransport
 
 from tests.conftest import DOCKER, remove_stack, server_env, ws_url
 from tests.e2e.test_takeover import start_deploy, wait_final, wait_step
+from tests.gitserver import GitServer
 from tests.pgcluster import PgCluster
 from tests.servers import AUTH_HEADERS, WS_INIT_PAYLOAD, Client, ServerProcess
+from tests.tcpproxy import DroppingProxy
 
 APP = "pgrestart"
 TICKS = 80
@@ -223,3 +225,70 @@ async def test_postgresql_restarted_mid_deployment_every_line_once(
     assert any(at > started_at for at, _ in events), events
     assert (resumed["deployment"]["id"], resumed["state"]) == (gid, "SUCCESS"), resumed
     assert resumed["cursor"] == events[-1][1]["cursor"]  # where the last event stood
+
+
+EARLY_APP = "pgearly"
+EARLY_STACK = """version: "3.8"
+services:
+  app:
+    image: deploybot/busybox:latest
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: 1
+"""
+
+
+def wait_for_line(path: Path, text: str, timeout: float = 60) -> None:
+    """Until a server's log says `text` (what the runner is waiting for)."""
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} not in {path}"
+        time.sleep(0.05)
+
+
+def test_postgresql_down_during_the_fetch_the_deployment_waits_and_succeeds(
+    swarm: str, pg_cluster: PgCluster, git_server: GitServer, tmp_path: Path
+) -> None:
+    """PostgreSQL stops while the runner fetches the repository; when the fetch ends the
+    runner reads the deploy policy again (for the stack) with the database still down. The
+    read waits for the database like the runner's writes do: once it is back, the
+    deployment goes on and ends SUCCESS (it used to end ERROR INTERNAL_ERROR)."""
+    remove_stack(EARLY_APP)
+    git_server.create_repo(EARLY_APP)
+    sha = git_server.commit(EARLY_APP, {"docker-compose.stack.yml": EARLY_STACK}, tag="v1")
+    assert git_server.port is not None
+    # The runner's git remote, slowed down at will: the fetch lasts as long as it is held.
+    remote = DroppingProxy(git_server.port)
+    url = f"git://127.0.0.1:{remote.port}/{EARLY_APP}.git"
+    env = server_env(
+        tmp_path,
+        DEPLOYBOT_DATABASE_URL=pg_cluster.url,
+        DEPLOYBOT_DOCKER_HOST=swarm,
+        DEPLOYBOT_CONVERGE_STABLE_SECONDS="1",
+        DEPLOYBOT_RUNNER_POLL_INTERVAL="0.2",
+    )
+    api = ServerProcess(env, tmp_path, "--no-runner")
+    runner: ServerProcess | None = None
+    try:
+        with Client(api.url) as client:
+            gid = start_deploy(client, repositoryUrl=url, commitSha=sha)  # admitted, queued
+            remote.hold()
+            runner = ServerProcess(env, tmp_path)  # claims it; its fetch hangs on the remote
+            wait_step(client, gid, "fetch")
+            pg_cluster.stop()
+            try:
+                remote.release()  # the fetch ends while the database is down
+                wait_for_line(runner.log_path, "reading the deploy policy: the database is")
+            finally:
+                pg_cluster.start()
+            until_answering(api, gid)  # the API's first answers after a restart may be 503
+            final = wait_final(client, gid)
+        assert final["state"] == "SUCCESS", final
+        assert final["errorCode"] is None, final
+        assert all(step["status"] == "COMPLETED" for step in final["steps"]), final
+    finally:
+        remote.close()
+        for server in (runner, api):
+            if server is not None:
+                server.stop()
+        remove_stack(EARLY_APP)

@@ -54,7 +54,10 @@ class LogWriter:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LogWriter:
-        self._seq = await last_sequence(self.db, self.deployment_id)
+        self._seq = await retry_unavailable(
+            lambda: last_sequence(self.db, self.deployment_id),
+            what=f"deployment {self.deployment_id}: reading its last log line",
+        )
         self._task = asyncio.create_task(self._flusher())
         return self
 

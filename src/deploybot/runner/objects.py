@@ -17,6 +17,7 @@ from typing import Any
 
 from deploybot.core import rollbacks
 from deploybot.core.secrets import kept_values
+from deploybot.db.retry import retry_unavailable
 from deploybot.errors import ErrorCode
 from deploybot.runner.run import DeploymentRun, StepFailure
 from deploybot.runner.stack import StackFile
@@ -118,8 +119,11 @@ async def _plan_kept(
     record = run.record
     try:
         box = box_for(run.ctx.settings)
-        values = await kept_values(
-            run.ctx.db, box, record.environment, record.named_application, sorted(kept)
+        values = await retry_unavailable(
+            lambda: kept_values(
+                run.ctx.db, box, record.environment, record.named_application, sorted(kept)
+            ),
+            what=f"deployment {run.id}: reading its kept secrets",
         )
     except SecretKeyError as exc:
         raise StepFailure(ErrorCode.INVALID_DEPLOYMENT_SPEC, str(exc)) from exc
@@ -206,12 +210,16 @@ async def prune_objects(run: DeploymentRun, namespace: str) -> None:
     used: set[tuple[Kind, str]] = set()
     for service in await swarm.stack_services(namespace):
         used |= referenced_names(service["Spec"])
-    for spec in await rollbacks.recent_restorable_specs(
-        run.ctx.db,
-        record.named_application,
-        record.environment,
-        run.ctx.settings.kept_object_versions,
-    ):
+    recent = await retry_unavailable(
+        lambda: rollbacks.recent_restorable_specs(
+            run.ctx.db,
+            record.named_application,
+            record.environment,
+            run.ctx.settings.kept_object_versions,
+        ),
+        what=f"deployment {run.id}: reading recent specs",
+    )
+    for spec in recent:
         used |= referenced_names(spec)
     for kind in KINDS:
         for obj in await swarm.stack_objects(kind, namespace):

@@ -130,7 +130,12 @@ async def _check_policy(
 ) -> None:
     """The deploy policy in force now (it may have been tightened since the request was
     admitted), held against what is about to run: before anything is built or changed."""
-    policy = (await current_policy(run.ctx.db, run.ctx.settings)).policy
+    policy = (
+        await retry_unavailable(
+            lambda: current_policy(run.ctx.db, run.ctx.settings),
+            what=f"deployment {run.id}: reading the deploy policy",
+        )
+    ).policy
     errors = []
     if repository_url is not None:
         errors.append(repository_violation(policy, repository_url))
@@ -376,11 +381,14 @@ async def _check_dependencies(run: DeploymentRun) -> None:
     if not dependencies:
         return
     try:
-        await check_dependencies(
-            run.ctx.db,
-            SwarmStatus(run.swarm, run.ctx.settings.namespaces),
-            run.record.environment,
-            dependencies,
+        await retry_unavailable(
+            lambda: check_dependencies(
+                run.ctx.db,
+                SwarmStatus(run.swarm, run.ctx.settings.namespaces),
+                run.record.environment,
+                dependencies,
+            ),
+            what=f"deployment {run.id}: checking its dependencies",
         )
     except DeploybotError as exc:
         raise StepFailure(exc.code, exc.message) from exc
@@ -441,7 +449,12 @@ async def execute(
     """Run a claimed deployment to its end and record the outcome. `replaced`: the deployment
     was taken over from a runner that is gone (why). None when it was left unfinished: this
     runner stopped (then it is handed over) or another runner took it over."""
-    record = await history.get_deployment(ctx.db, deployment_id)
+    # Its first read, like every read and write of the runner's, waits out a database
+    # restart: the deployment was claimed, and an outage now must not leave it stranded.
+    record = await retry_unavailable(
+        lambda: history.get_deployment(ctx.db, deployment_id),
+        what=f"deployment {deployment_id}: reading it",
+    )
     assert record is not None
     lost = asyncio.Event()
     driver = asyncio.current_task()

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from deploybot.core import history, rollbacks
+from deploybot.db.retry import retry_unavailable
 from deploybot.domain import DeploymentState, DeploymentTrigger, StepName, StepStatus
 from deploybot.errors import ErrorCode
 from deploybot.inputs import RolloutOptions
@@ -108,6 +109,15 @@ def _created(task: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(f"{head}.{(rest + '000000')[:6]}+00:00")
 
 
+async def _steps(run: DeploymentRun) -> list[StepRecord]:
+    """The deployment's recorded steps, waiting out a database restart."""
+    steps = await retry_unavailable(
+        lambda: history.steps_for(run.ctx.db, [run.id]),
+        what=f"deployment {run.id}: reading its steps",
+    )
+    return steps[run.id]
+
+
 def _failed_message(steps: list[StepRecord]) -> str:
     failed = [s.error for s in steps if s.status is StepStatus.FAILED and s.error]
     return failed[-1] if failed else "the rollout failed"
@@ -115,14 +125,18 @@ def _failed_message(steps: list[StepRecord]) -> str:
 
 async def watch_rollout(run: DeploymentRun, replaced: str) -> None:
     """The rollout had been sent: watch what Swarm made of it, then the remaining steps."""
-    steps = (await history.steps_for(run.ctx.db, [run.id]))[run.id]
+    steps = await _steps(run)
     statuses = _statuses(steps)
     run.swarm_changed = True
     if statuses.get(StepName.ROLLBACK, StepStatus.PENDING) is not StepStatus.PENDING:
         # The replaced runner was rolling back: do it (again; the specs are whole).
         message = _failed_message(steps)
         raise StepFailure(ErrorCode.ROLLOUT_FAILED, message)
-    rows = [r for r in await rollbacks.restorable_services(run.ctx.db, run.id) if r.swarm_id]
+    recorded = await retry_unavailable(
+        lambda: rollbacks.restorable_services(run.ctx.db, run.id),
+        what=f"deployment {run.id}: reading its recorded services",
+    )
+    rows = [r for r in recorded if r.swarm_id]
     bodies = {row.service: dict(row.spec or {}) for row in rows}
     watches = await _watches(run, rows)
     options = RolloutOptions.from_json(run.record.rollout_options)
@@ -174,7 +188,7 @@ async def take_over(run: DeploymentRun, replaced: str) -> bool:
     Raises StepFailure (ERROR, RUNNER_LOST) when it stopped in a step that must not be
     repeated."""
     run.say(f"runner {run.ctx.runner_id} takes this deployment over: the previous {replaced}")
-    steps = (await history.steps_for(run.ctx.db, [run.id]))[run.id]
+    steps = await _steps(run)
     statuses = _statuses(steps)
     await clean_up(run)
     unsafe = unsafe_step(statuses)

@@ -19,9 +19,11 @@ from typing import Any
 from deploybot.core import rollbacks
 from deploybot.core.policy import restore_violations
 from deploybot.core.policy_store import current_policy
+from deploybot.db.retry import retry_unavailable
 from deploybot.domain import ApplicationState, DeploymentState, LogStream, StepName
 from deploybot.errors import ErrorCode
 from deploybot.inputs import RolloutOptions
+from deploybot.records import ServiceRolloutRecord
 from deploybot.runner.converge import (
     ConvergeFailed,
     ConvergeTimeout,
@@ -136,15 +138,19 @@ async def roll_back_on_failure(
     if not RolloutOptions.from_json(record.rollout_options).rollback_on_failure:
         run.say("rollbackOnFailure is false: the stack stays as the failed rollout left it")
         return state, code, message
-    good = await rollbacks.last_good_deployment(db, record.named_application, record.environment)
-    rows = await rollbacks.restorable_services(db, good.id) if good is not None else []
+    good = await retry_unavailable(
+        lambda: rollbacks.last_good_deployment(db, record.named_application, record.environment),
+        what=f"deployment {run.id}: finding the last good deployment",
+    )
+    rows = await _restorable(run, int(good.id)) if good is not None else []
     if good is None or not rows:
         run.say("no earlier successful deployment to roll back to", LogStream.STDERR)
         return state, code, message
-    await rollbacks.add_step(db, run.id, StepName.ROLLBACK)
-    await rollbacks.set_application_state(
-        db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
+    await retry_unavailable(
+        lambda: rollbacks.add_step(db, run.id, StepName.ROLLBACK),
+        what=f"deployment {run.id}: adding the rollback step",
     )
+    await _rolling_back(run)
     run.say(f"rolling the whole stack back to #{good.id} ({good.version}) after: {message}")
     followers: list[asyncio.Task[None]] = []
     try:
@@ -162,11 +168,33 @@ async def roll_back_on_failure(
         )
     finally:
         await stop_following(followers)
-    await rollbacks.record_restored(db, run.id, int(good.id))
+    await retry_unavailable(
+        lambda: rollbacks.record_restored(db, run.id, int(good.id)),
+        what=f"deployment {run.id}: recording the rollback",
+    )
     return (
         DeploymentState.ROLLED_BACK,
         code,
         f"{message}; rolled back to {good.version} (deployment #{good.id})",
+    )
+
+
+async def _rolling_back(run: DeploymentRun) -> None:
+    """The application shows ROLLING_BACK (waiting out a database restart)."""
+    record = run.record
+    await retry_unavailable(
+        lambda: rollbacks.set_application_state(
+            run.ctx.db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
+        ),
+        what=f"deployment {run.id}: marking the application rolling back",
+    )
+
+
+async def _restorable(run: DeploymentRun, deployment_id: int) -> list[ServiceRolloutRecord]:
+    """A deployment's recorded services, waiting out a database restart."""
+    return await retry_unavailable(
+        lambda: rollbacks.restorable_services(run.ctx.db, deployment_id),
+        what=f"deployment {run.id}: reading the services of #{deployment_id}",
     )
 
 
@@ -175,19 +203,22 @@ async def run_rollback(run: DeploymentRun) -> None:
     db = run.ctx.db
     record = run.record
     target = record.rollback_to_id
-    rows = await rollbacks.restorable_services(db, int(target)) if target is not None else []
+    rows = await _restorable(run, int(target)) if target is not None else []
     if not rows:
         raise StepFailure(ErrorCode.BACKUP_NOT_FOUND, f"deployment #{target} recorded no specs")
     assert target is not None  # rows were found for it
-    policy = (await current_policy(db, run.ctx.settings)).policy
+    policy = (
+        await retry_unavailable(
+            lambda: current_policy(db, run.ctx.settings),
+            what=f"deployment {run.id}: reading the deploy policy",
+        )
+    ).policy
     violations = restore_violations(policy, int(target), {r.service: r.spec for r in rows})
     if violations:  # the policy may have been tightened since the target ran
         message = "; ".join(v.message for v in violations)
         run.say(f"refused by the deploy policy: {message}", LogStream.STDERR)
         raise StepFailure(ErrorCode.POLICY_VIOLATION, message)
-    await rollbacks.set_application_state(
-        db, record.named_application, record.environment, ApplicationState.ROLLING_BACK
-    )
+    await _rolling_back(run)
     run.say(f"rollback to #{target} ({record.version}): {len(rows)} recorded service spec(s)")
     followers: list[asyncio.Task[None]] = []
     try:
