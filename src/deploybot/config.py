@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         description="Seconds a converging rollout waits for an unreachable Docker (a daemon"
         " restarting) before the deployment ends ERROR DOCKER_UNAVAILABLE",
     )
+    log_buffer_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=4096,
+        description="Bytes of log lines (text plus about 100 bytes a line) one deployment keeps in"
+        " memory while they wait for the database (unavailable or too slow); past it the"
+        " middle of the wait is dropped for one line saying how many lines were dropped",
+    )
     runner_concurrency: int = Field(
         default=2, ge=1, description="Deployments one runner process executes at once"
     )

@@ -117,3 +117,52 @@ async def test_storing_a_batch_again_skips_the_stored_lines_only_on_retry(
         await logs.store_lines(database, [{**row, "text": "other"}])
     stored = await logs.list_lines(database, deployment_id)
     assert [(r.sequence, r.text) for r in stored] == [(1, "one")]
+
+
+@both_databases
+async def test_a_full_buffer_keeps_the_first_and_newest_lines_and_says_what_it_dropped(
+    database: Database,
+) -> None:
+    """Lines that cannot be stored (here: no flush yet) are capped: the first lines and the
+    newest stay, one line counts the dropped ones, and the numbering has no gap."""
+    deployment_id = await new_deployment(database)
+    writer = logs.LogWriter(database, EventBus(), deployment_id, buffer_bytes=20_000)
+    texts = [f"line {i} " + "x" * 90 for i in range(2000)]
+    for text in texts:
+        writer.write(text, source=LogSource.SERVICE, source_name="web")
+        assert writer.buffered_bytes <= 20_000
+    assert 0 < writer.dropped < 2000
+    await writer.flush()
+
+    stored = await logs.list_lines(database, deployment_id, limit=10_000)
+    assert [r.sequence for r in stored] == list(range(1, len(stored) + 1))
+    markers = [i for i, r in enumerate(stored) if "lines dropped" in r.text]
+    assert len(markers) == 1, [r.text for r in stored if "dropped" in r.text]
+    at = markers[0]
+    marker = stored[at]
+    assert marker.text.startswith(
+        f"… {writer.dropped} lines dropped while the database was unavailable"
+    )
+    assert marker.source is LogSource.SYSTEM and marker.stream is LogStream.STDERR
+    # The first lines, then the newest: nothing else, nothing twice, in order.
+    head = [r.text for r in stored[:at]]
+    tail = [r.text for r in stored[at + 1 :]]
+    assert head == texts[: len(head)] and tail == texts[len(texts) - len(tail) :]
+    assert len(head) + writer.dropped + len(tail) == len(texts)
+    assert head and tail
+
+    # The next line goes on from there.
+    writer.write("after")
+    await writer.flush()
+    last = await logs.list_lines(database, deployment_id, after_seq=len(stored))
+    assert [(r.sequence, r.text) for r in last] == [(len(stored) + 1, "after")]
+
+
+async def test_an_unfull_buffer_drops_nothing(database: Database) -> None:
+    deployment_id = await new_deployment(database)
+    async with logs.LogWriter(database, EventBus(), deployment_id, buffer_bytes=4096) as writer:
+        for i in range(30):
+            writer.write(f"line {i}")
+    assert writer.dropped == 0
+    stored = await logs.list_lines(database, deployment_id)
+    assert [r.text for r in stored] == [f"line {i}" for i in range(30)]

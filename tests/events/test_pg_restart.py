@@ -130,6 +130,46 @@ async def test_log_lines_written_during_a_restart_are_stored_once_in_order(
     assert covered == list(range(1, written + 1))
 
 
+async def test_lines_of_a_long_outage_are_capped_and_the_log_says_so(
+    pg_cluster: PgCluster, db: Database
+) -> None:
+    """The database down while a service talks a lot: the writer keeps at most its cap in
+    memory (the first lines of the outage and the newest), never blocks a write, and once
+    the database is back the log says how many lines it dropped, with no gap."""
+    deployment_id = await new_deployment(db)
+    written: list[str] = []
+    async with logs.LogWriter(
+        db, EventBus(), deployment_id, interval=0.05, buffer_bytes=30_000
+    ) as writer:
+        writer.write("before the outage")
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(pg_cluster.stop)
+        try:
+            for n in range(3000):
+                written.append(f"line {n} " + "y" * 60)
+                writer.write(written[-1])
+                assert writer.buffered_bytes <= 30_000
+                if n % 100 == 0:
+                    await asyncio.sleep(0.01)  # the flusher tries (and waits) meanwhile
+        finally:
+            await asyncio.to_thread(pg_cluster.start)
+    assert writer.dropped > 0
+
+    stored = await logs.list_lines(db, deployment_id, limit=10_000)
+    assert [r.sequence for r in stored] == list(range(1, len(stored) + 1))
+    texts = [r.text for r in stored]
+    assert texts[0] == "before the outage"
+    markers = [i for i, text in enumerate(texts) if "lines dropped" in text]
+    assert len(markers) == 1, markers
+    at = markers[0]
+    assert texts[at].startswith(
+        f"… {writer.dropped} lines dropped while the database was unavailable"
+    )
+    head, tail = texts[1:at], texts[at + 1 :]
+    assert head == written[: len(head)] and tail == written[len(written) - len(tail) :]
+    assert len(head) + writer.dropped + len(tail) == len(written)
+
+
 async def test_a_step_recorded_during_a_restart_waits_for_the_database(
     pg_cluster: PgCluster, db: Database
 ) -> None:

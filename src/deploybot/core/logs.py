@@ -4,7 +4,9 @@ Lines are numbered per deployment (`seq`, from 1) so that a reader can resume
 exactly after the last line it saw. Writes are batched by time and by count:
 a chatty service must not cost a database round trip per line. While the database
 is unavailable (restarting), lines wait in memory and their batch is retried; the
-sequence number makes the retry safe (see `store_lines`).
+sequence number makes the retry safe (see `store_lines`). The lines waiting are capped
+(`buffer_bytes`): past the cap the first lines of the wait and the newest stay, the
+middle is dropped for one line that says how many, and the numbering stays contiguous.
 """
 
 from __future__ import annotations
@@ -28,9 +30,20 @@ from deploybot.metrics import LOG_LINES
 from deploybot.records import LogLineRecord
 from deploybot.times import utcnow
 
+LINE_OVERHEAD = 100
+"""Bytes a buffered line costs beyond its text (its row: numbers, times, names), roughly."""
+
+BUFFER_BYTES = 8 * 1024 * 1024
+"""The default cap on one writer's waiting lines (the `log_buffer_bytes` setting)."""
+
+
+def line_cost(row: dict[str, Any]) -> int:
+    return len(row["text"]) + LINE_OVERHEAD
+
 
 class LogWriter:
-    """Appends one deployment's lines; flushes every `interval` seconds or `batch` lines."""
+    """Appends one deployment's lines; flushes every `interval` seconds or `batch` lines.
+    At most about `buffer_bytes` of lines wait in memory for the database (see `_shed`)."""
 
     def __init__(
         self,
@@ -40,14 +53,24 @@ class LogWriter:
         *,
         interval: float = 0.1,
         batch: int = 1000,
+        buffer_bytes: int = BUFFER_BYTES,
     ) -> None:
         self.db = db
         self.bus = bus
         self.deployment_id = deployment_id
         self.interval = interval
         self.batch = batch
+        self.buffer_bytes = buffer_bytes
+        self.dropped = 0
+        """Lines dropped so far because the buffer was full."""
         self._seq = 0
         self._pending: list[dict[str, Any]] = []
+        self._pending_bytes = 0
+        self._in_flight = 0
+        """The first pending lines, being stored now: never dropped nor renumbered."""
+        self._marker: dict[str, Any] | None = None
+        """The line that counts the dropped lines, while it waits (it is updated as more go)."""
+        self._marker_count = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._closing = False
@@ -82,19 +105,80 @@ class LogWriter:
     ) -> None:
         for line in text.splitlines() or [""]:
             self._seq += 1
-            self._pending.append(
-                {
-                    "deployment_id": self.deployment_id,
-                    "seq": self._seq,
-                    "timestamp": timestamp or utcnow(),
-                    "source": source,
-                    "source_name": source_name,
-                    "stream": stream,
-                    "text": line,
-                }
-            )
+            row = {
+                "deployment_id": self.deployment_id,
+                "seq": self._seq,
+                "timestamp": timestamp or utcnow(),
+                "source": source,
+                "source_name": source_name,
+                "stream": stream,
+                "text": line,
+            }
+            self._pending.append(row)
+            self._pending_bytes += line_cost(row)
+        if self._pending_bytes > self.buffer_bytes:
+            self._shed()
         if len(self._pending) >= self.batch:
             self._wake.set()
+
+    @property
+    def buffered_bytes(self) -> int:
+        """What the lines waiting to be stored cost now (see `line_cost`)."""
+        return self._pending_bytes
+
+    def _shed(self) -> None:
+        """The buffer is full: the database has not taken lines for a while. Writing must
+        not wait (the deployment goes on whatever the database does) and memory must not
+        grow without end, so lines are dropped, visibly: the first lines of the wait (up to
+        half the cap) and the newest stay, the ones between give way to one marker line
+        counting them. The lines after the marker are numbered on from it, so the stored
+        log has no gap. Down to three quarters of the cap, so that it is not redone for
+        every line."""
+        pending = self._pending
+        at = next(
+            (i for i in range(self._in_flight, len(pending)) if pending[i] is self._marker),
+            None,
+        )
+        if at is None:  # a new marker, after the first lines of the wait
+            at = self._in_flight
+            kept = sum(line_cost(row) for row in pending[:at])
+            while at < len(pending) - 1 and kept + line_cost(pending[at]) <= self.buffer_bytes // 2:
+                kept += line_cost(pending[at])
+                at += 1
+            first = pending[at]
+            self._marker = {
+                **first,
+                "source": LogSource.SYSTEM,
+                "source_name": None,
+                "stream": LogStream.STDERR,
+            }
+            self._marker_count = 0
+            pending.insert(at, self._marker)
+        marker = self._marker
+        assert marker is not None
+        total = sum(line_cost(row) for row in pending)
+        end = at + 1
+        while end < len(pending) - 1 and total > self.buffer_bytes * 3 // 4:
+            total -= line_cost(pending[end])
+            end += 1
+        dropped = end - at - 1
+        if dropped == 0 and self._marker_count == 0:  # nothing to drop (all in flight)
+            del pending[at]
+            self._marker = None
+            return
+        del pending[at + 1 : end]
+        self._marker_count += dropped
+        self.dropped += dropped
+        marker["text"] = (
+            f"… {self._marker_count} lines dropped while the database was unavailable (or too"
+            f" slow): at most {self.buffer_bytes} bytes of log wait in memory …"
+        )
+        sequence = marker["seq"]
+        for row in pending[at + 1 :]:
+            sequence += 1
+            row["seq"] = sequence
+        self._seq = sequence
+        self._pending_bytes = sum(line_cost(row) for row in pending)
 
     async def flush(self) -> None:
         async with self._lock:
@@ -102,10 +186,18 @@ class LogWriter:
             # flush, or a steady writer would turn batches into a trickle of tiny ones.
             remaining = len(self._pending)
             while remaining > 0:
-                chunk = self._pending[: min(self.batch, remaining)]
+                # Lines dropped meanwhile (see `_shed`) shorten what is left.
+                chunk, size = self._chunk(min(self.batch, remaining))
+                if not chunk:
+                    break
                 remaining -= len(chunk)
-                await store_lines(self.db, chunk)
+                self._in_flight = len(chunk)
+                try:
+                    await store_lines(self.db, chunk)
+                finally:
+                    self._in_flight = 0
                 del self._pending[: len(chunk)]
+                self._pending_bytes -= size
                 LOG_LINES.inc(len(chunk))
                 self.bus.publish(
                     DeploymentEvent(
@@ -117,6 +209,19 @@ class LogWriter:
                         lines=chunk,
                     )
                 )
+
+    def _chunk(self, most: int) -> tuple[list[dict[str, Any]], int]:
+        """The next lines to store: at most `most`, and at most half the buffer's bytes (at
+        least one line), so that lines in flight never crowd out the rest; and their cost."""
+        chunk: list[dict[str, Any]] = []
+        size = 0
+        for row in self._pending[:most]:
+            cost = line_cost(row)
+            if chunk and size + cost > self.buffer_bytes // 2:
+                break
+            chunk.append(row)
+            size += cost
+        return chunk, size
 
     async def _flusher(self) -> None:
         while not self._closing:

@@ -461,7 +461,9 @@ async def execute(
     assert driver is not None
     beat = asyncio.create_task(_heartbeat(ctx, deployment_id, lost, driver))
     try:
-        async with LogWriter(ctx.db, ctx.bus, deployment_id) as log:
+        async with LogWriter(
+            ctx.db, ctx.bus, deployment_id, buffer_bytes=ctx.settings.log_buffer_bytes
+        ) as log:
             run = DeploymentRun(
                 ctx, record, log, cancel=CancelWatch(ctx.db, deployment_id), claim_lost=lost
             )
