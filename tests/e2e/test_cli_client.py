@@ -256,7 +256,7 @@ def test_metrics_after_the_deployments(deploy_server: ServerProcess) -> None:
         if metric(text, "deploybot_running_deployments", environment="test") == 0:
             break
         assert time.monotonic() < deadline
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert response.headers["content-type"].startswith("text/plain")
     by = {"environment": "test", "application": APP, "trigger": "CLI"}
     assert metric(text, "deploybot_deployments", state="SUCCESS", **by) == 1

@@ -429,7 +429,7 @@ def _wait_final(client: Client, deployment_id: str, timeout: float = 120) -> dic
         if found["state"] not in ("QUEUED", "IN_PROGRESS"):
             return found
         assert time.monotonic() < deadline, found
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def _rpc(setup: dict[str, Any], env: str, method: str, *, grants: str) -> dict[str, Any]:
