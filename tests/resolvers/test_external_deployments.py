@@ -3,53 +3,17 @@ PostgreSQL: an outside runner's whole cycle, a bare recording, a release manager
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
-
-from deploybot.db import migrate
 from deploybot.db.engine import Database
 from deploybot.db.models import Deployment
 from deploybot.domain import DeploymentState
 from deploybot.ids import encode_id
-from tests.conftest import _create_pg_database, both_databases, server_env
-from tests.servers import Client, ServerProcess
+from tests.conftest import both_databases
+from tests.resolvers.shared import api, database, empty_database_url
+from tests.servers import Client
 
-
-@pytest.fixture(scope="module")
-async def empty_database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """One database of each kind for the module's tests, which record applications of their
-    own and ask about those alone: one server each rather than one per test."""
-    if getattr(request, "param", "sqlite") == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('external-db')}/deploybot.db"
-    else:
-        yield await _create_pg_database()
-
-
-@pytest.fixture(scope="module")
-async def database(empty_database_url: str) -> AsyncIterator[Database]:
-    db = Database(empty_database_url)
-    await migrate.upgrade(db)
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture(scope="module")
-def api(
-    database: Database, empty_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Client]:
-    """`deploybot serve` without a runner over the module's database of that kind."""
-    tmp = tmp_path_factory.mktemp("external-api")
-    server = ServerProcess(
-        server_env(tmp, DEPLOYBOT_DATABASE_URL=empty_database_url), tmp, "--no-runner"
-    )
-    client = Client(server.url)
-    yield client
-    client.close()
-    server.stop()
+__all__ = ["api", "database", "empty_database_url"]  # one server per database kind
 
 
 FIELDS = """
