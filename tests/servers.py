@@ -72,7 +72,11 @@ class Client:
 class ServerProcess:
     """`deploybot serve` started the way a user starts it, on a free port."""
 
-    def __init__(self, env: Mapping[str, str], workdir: Path, *args: str) -> None:
+    def __init__(
+        self, env: Mapping[str, str], workdir: Path, *args: str, wait: bool = True
+    ) -> None:
+        """`wait=False` returns once the process is started; `ready()` then waits for it, so
+        that servers over different databases start side by side (on both CPUs)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
@@ -80,9 +84,9 @@ class ServerProcess:
         self._env = {**os.environ, **env}
         self._args = args
         self._log = self.log_path.open("wb")
-        self._start()
+        self._start(wait)
 
-    def _start(self) -> None:
+    def _start(self, wait: bool = True) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deploybot", "serve", "--port", str(self.port), *self._args],
             env=self._env,
@@ -90,6 +94,11 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        if wait:
+            self.ready()
+
+    def ready(self) -> None:
+        """Until it answers /healthz."""
         self._wait()
 
     def restart(self) -> None:

@@ -226,7 +226,8 @@ def test_cancelling_a_waited_deployment_exits_5(
     for line in waiting.stdout:
         found = re.match(r"deployment #(\d+) QUEUED", line)
         number = number or (found[1] if found else None)
-        if "waiting" in line and "[hook" in line:
+        # The hook's own output is read when its job ends; the runner's line says it began.
+        if "[system]" in line and "pre-deploy hook 1: echo waiting" in line:
             break
     assert number is not None
     cancelled = deploybot(deploy_server, "cancel", number)
@@ -255,7 +256,7 @@ def test_metrics_after_the_deployments(deploy_server: ServerProcess) -> None:
         if metric(text, "deploybot_running_deployments", environment="test") == 0:
             break
         assert time.monotonic() < deadline
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert response.headers["content-type"].startswith("text/plain")
     by = {"environment": "test", "application": APP, "trigger": "CLI"}
     assert metric(text, "deploybot_deployments", state="SUCCESS", **by) == 1

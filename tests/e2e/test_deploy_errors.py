@@ -56,6 +56,7 @@ def repos(git_server: GitServer) -> Iterator[dict[str, Any]]:
                 "    healthcheck:\n"
                 '      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9/"]\n'
                 "      interval: 1s\n      timeout: 1s\n      retries: 1\n"
+                "    stop_grace_period: 1s\n"  # httpd as PID 1 ignores SIGTERM
                 "    deploy:\n      restart_policy:\n        delay: 1s\n"
             ),
         },

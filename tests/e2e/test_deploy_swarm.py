@@ -88,7 +88,7 @@ def wait_final(client: Client, deployment_id: str, timeout: float = 150) -> dict
             return dict(found)
         if time.monotonic() > deadline:
             raise AssertionError(f"deployment still {found['state']}: {found}")
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def outcome(deployment: dict[str, Any]) -> str:

@@ -57,7 +57,7 @@ async def _remove_all(swarm: Swarm) -> None:
     for _ in range(60):  # tasks release configs and networks asynchronously
         if await asyncio.to_thread(_remove_leftovers):
             return
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
     raise AssertionError(f"stack {NS} did not go away")
 
 

@@ -67,7 +67,7 @@ class RelayProcess:
 NAMESPACE = "{environment}-{application}"
 
 
-def _instance(tmp: Path, environment: str, swarm: str) -> ServerProcess:
+def _instance(tmp: Path, environment: str, swarm: str, *, wait: bool = True) -> ServerProcess:
     home = tmp / environment
     home.mkdir(exist_ok=True)
     env = server_env(
@@ -76,7 +76,7 @@ def _instance(tmp: Path, environment: str, swarm: str) -> ServerProcess:
         DEPLOYBOT_DOCKER_HOST=swarm,
         DEPLOYBOT_STACK_NAMESPACE=NAMESPACE,
     )
-    return ServerProcess(env, home)
+    return ServerProcess(env, home, wait=wait)
 
 
 TOKEN = """mutation($i: CreateApiTokenInput!) { createApiToken(input: $i) { token } }"""
@@ -93,7 +93,9 @@ def _service_token(server: ServerProcess) -> str:
 @pytest.fixture(scope="module")
 def relay_setup(tmp_path_factory: pytest.TempPathFactory, swarm: str) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("relay")
-    instances = {env: _instance(tmp, env, swarm) for env in ENVIRONMENTS}
+    instances = {env: _instance(tmp, env, swarm, wait=False) for env in ENVIRONMENTS}
+    for server in instances.values():  # each on its own database: started side by side
+        server.ready()
     upstreams = {
         env: {"url": server.url, "token": _service_token(server), "timeout": 3}
         for env, server in instances.items()
@@ -429,7 +431,7 @@ def _wait_final(client: Client, deployment_id: str, timeout: float = 120) -> dic
         if found["state"] not in ("QUEUED", "IN_PROGRESS"):
             return found
         assert time.monotonic() < deadline, found
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def _rpc(setup: dict[str, Any], env: str, method: str, *, grants: str) -> dict[str, Any]:

@@ -91,8 +91,10 @@ def setup(
         server_env(home, DEPLOYBOT_DATABASE_URL=postgres_url, DEPLOYBOT_ENVIRONMENT="production"),
         home,
         "--no-runner",
+        wait=False,
     )
-    staging = _instance(tmp, "staging", swarm)
+    staging = _instance(tmp, "staging", swarm)  # its own database: starts beside production
+    production.ready()
     proxy = DroppingProxy(production.port)
     upstreams = {
         "production": {"url": proxy.url, "token": _service_token(production), "timeout": 3},

@@ -90,7 +90,7 @@ def deploy_and_wait(client: Client, timeout: float = 240, **input: Any) -> dict[
             assert found["state"] == "SUCCESS", found
             return found
         assert time.monotonic() < deadline, f"still {found['state']}: {found}"
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def test_deployments_publish_their_releases(server: Client, site: dict[str, Any]) -> None:

@@ -69,7 +69,7 @@ def wait_final(client: Client, deployment_id: str, timeout: float = 180) -> dict
         if found["state"] not in ("QUEUED", "IN_PROGRESS"):
             return dict(found)
         assert time.monotonic() < deadline, f"deployment still {found['state']}: {found}"
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def deployed(client: Client, mutation: str, **input: Any) -> dict[str, Any]:

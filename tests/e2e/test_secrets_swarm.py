@@ -97,7 +97,7 @@ def _exec(command: str) -> str:
             if result.returncode == 0:
                 return result.stdout.strip()
         assert time.monotonic() < deadline, f"no single running task of {APP}_app: {ids}"
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def _wait_content(path: str, expected: str) -> None:
@@ -105,7 +105,7 @@ def _wait_content(path: str, expected: str) -> None:
     deadline = time.monotonic() + 60
     while (seen := _exec(f"cat {path}")) != expected:
         assert time.monotonic() < deadline, f"{path}: {seen!r}, expected {expected!r}"
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def _objects(kind: str) -> set[str]:

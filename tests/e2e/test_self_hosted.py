@@ -34,7 +34,7 @@ def _cleanup() -> None:
     while time.monotonic() < deadline:
         if not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={NAMESPACE}"):
             break
-        time.sleep(1)
+        time.sleep(0.25)
     for name in SECRETS:
         subprocess.run([DOCKER, "secret", "rm", f"{NAMESPACE}_{name}"], capture_output=True)
     subprocess.run([DOCKER, "volume", "rm", f"{NAMESPACE}_pgdata"], capture_output=True)
@@ -114,7 +114,7 @@ def _wait_ready(url: str, timeout: float = 180) -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.25)
     logs = docker("service", "logs", "--tail", "50", f"{NAMESPACE}_api")
     raise AssertionError(f"deploybot on Swarm did not answer:\n{logs}")
 
@@ -151,7 +151,7 @@ def test_deploybot_on_swarm_runs_a_deployment(self_hosted: dict[str, str]) -> No
             assert isinstance(found, dict)
             if found["state"] not in ("QUEUED", "IN_PROGRESS") or time.monotonic() > deadline:
                 break
-            time.sleep(1)
+            time.sleep(0.25)
         assert found["state"] == "SUCCESS", outcome(found)
     # The API replicas run with --no-runner: the stack's runner service ran it.
     service = docker("service", "inspect", f"{APP}_web", "--format", "{{json .Spec}}")

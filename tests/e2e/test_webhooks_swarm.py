@@ -49,7 +49,7 @@ def wait_final(client: Client, deployment_id: str, timeout: float = 150) -> dict
         if found["state"] not in ("QUEUED", "IN_PROGRESS"):
             return dict(found)
         assert time.monotonic() < deadline, f"deployment still {found['state']}"
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

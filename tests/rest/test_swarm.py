@@ -178,7 +178,7 @@ def test_graphql_deploys_with_working_directory_then_the_client_rolls_back(
         "IN_PROGRESS",
     ):
         assert time.monotonic() < deadline
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert found["state"] == "SUCCESS", found
 
     back = dm.post(f"/api/v1/deployments/{APP}/rollback", json={"version": "v1"})
