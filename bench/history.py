@@ -6,13 +6,15 @@ serve --no-runner` on PostgreSQL and a bare Strawberry schema serving the same
 requests/s, p50, p99 and deploybot's ratio to the bare schema. A script that
 prints figures, not a test.
 
-With `--baseline-src <checkout>` it also serves older code (its own database,
-`--baseline-db`, migrated by that code) and interleaves rounds (bare, deploybot,
-baseline, bare, ...), printing medians over `--rounds` and each server's CPU time per
-request (from /proc/<pid>/stat), so a 5 % difference shows above a loaded machine's noise.
+With `--baseline-src <checkout>[@db]` (repeatable) it also serves other code (on its
+own database, `--baseline-db` by default, migrated by that code) and interleaves rounds
+(bare, deploybot, baselines, bare, ...), printing medians over `--rounds` and each
+server's CPU time per request (from /proc/<pid>/stat), so a 5 % difference shows above a
+loaded machine's noise.
 
     .venv/bin/python bench/history.py [--duration 15] [--connections 64] [--rounds 5]
-        [--baseline-src /work/wt-9fbfc1a [--baseline-db deploybot_bench_9]] [--bare-caches]
+        [--baseline-src /work/wt-9fbfc1a [--baseline-db deploybot_bench_9]]
+        [--baseline-src /work/main@deploybot_bench] [--bare-caches]
 """
 
 from __future__ import annotations
@@ -292,9 +294,15 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--baseline-src", type=Path, help="a checkout of older code to compare")
     parser.add_argument(
-        "--baseline-db", default="deploybot_bench_9", help="the baseline's own migrated database"
+        "--baseline-src",
+        action="append",
+        default=[],
+        metavar="PATH[@DB]",
+        help="a checkout of other code to compare (repeatable), on database DB",
+    )
+    parser.add_argument(
+        "--baseline-db", default="deploybot_bench_9", help="the baselines' own migrated database"
     )
     parser.add_argument(
         "--bare-caches", action="store_true", help="also the bare schema with Strawberry's caches"
@@ -311,11 +319,12 @@ def main() -> None:
         if args.bare_caches:
             servers.append(start_bare(True, 18101, logs))
         servers.append(start_deploybot("deploybot", ROOT, DB_NAME, 18110, logs))
-        if args.baseline_src:
+        for number, baseline in enumerate(args.baseline_src):
+            path, _, db_name = baseline.partition("@")
+            src = Path(path).resolve()
             servers.append(
-                start_deploybot("baseline", args.baseline_src.resolve(), args.baseline_db,
-                                18111, logs)
-            )  # fmt: skip
+                start_deploybot(src.name, src, db_name or args.baseline_db, 18111 + number, logs)
+            )
         rounds: list[dict[tuple[str, str], dict[str, float]]] = []
         for number in range(args.rounds):
             figures: dict[tuple[str, str], dict[str, float]] = {}
