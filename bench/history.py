@@ -6,7 +6,15 @@ serve --no-runner` on PostgreSQL and a bare Strawberry schema serving the same
 requests/s, p50, p99 and deploybot's ratio to the bare schema. A script that
 prints figures, not a test.
 
-    .venv/bin/python bench/history.py [--duration 15] [--connections 64]
+With `--baseline-src <checkout>[@db]` (repeatable) it also serves other code (on its
+own database, `--baseline-db` by default, migrated by that code) and interleaves rounds
+(bare, deploybot, baselines, bare, ...), printing medians over `--rounds` and each
+server's CPU time per request (from /proc/<pid>/stat), so a 5 % difference shows above a
+loaded machine's noise.
+
+    .venv/bin/python bench/history.py [--duration 15] [--connections 64] [--rounds 5]
+        [--baseline-src /work/wt-9fbfc1a [--baseline-db deploybot_bench_9]]
+        [--baseline-src /work/main@deploybot_bench] [--bare-caches]
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,9 +129,11 @@ async def seed() -> None:
     print(f"seeded in {time.monotonic() - started:.0f}s", flush=True)
 
 
-def start(cmd: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], port: int, env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        cmd, env={**os.environ, **env}, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        cmd, env={**os.environ, **env}, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -168,7 +180,10 @@ def wrk(port: int, body: dict[str, object], duration: int, connections: int) -> 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"timeout (\d+)", out)
     assert not timeouts or timeouts.group(1) == "0", out
+    requests = re.search(r"(\d+) requests in", out)
+    assert requests, out
     return {
+        "requests": float(requests.group(1)),
         "rps": rps,
         "p50": ms("50"),
         "p99": ms("99"),
@@ -176,8 +191,8 @@ def wrk(port: int, body: dict[str, object], duration: int, connections: int) -> 
     }
 
 
-async def deep_cursor() -> str:
-    conn = await asyncpg.connect(f"{PG}/{DB_NAME}")
+async def deep_cursor(db_name: str = DB_NAME) -> str:
+    conn = await asyncpg.connect(f"{PG}/{db_name}")
     deep = await conn.fetchval("SELECT min(id) + 50000 FROM deployment")
     await conn.close()
     from deploybot.ids import encode_cursor
@@ -185,62 +200,149 @@ async def deep_cursor() -> str:
     return encode_cursor(int(deep))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    """One server under test, started once and driven in every round."""
+
+    label: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    bodies: dict[str, dict[str, object]]
+    """What it is asked, by page ("first", "deep")."""
+
+
+def start_deploybot(label: str, src: Path, db_name: str, port: int, logs: Path) -> Server:
+    """`deploybot serve --no-runner` of the source tree `src` on the database `db_name`."""
+    url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{db_name}"
+    cursor = asyncio.run(deep_cursor(db_name))
+    proc = start(
+        [sys.executable, "-m", "deploybot", "serve", "--port", str(port), "--no-runner",
+         "--no-migrate", "--log-level", "warning"],
+        port,
+        # A throughput benchmark: per-caller rate limits would refuse it (bench/rate_limits.py
+        # and bench/access.py measure what a check costs). Code without access control
+        # ignores the token.
+        {"DEPLOYBOT_DATABASE_URL": url, "DEPLOYBOT_ENVIRONMENT": "production",
+         "DEPLOYBOT_ADMIN_TOKEN": TOKEN, "DEPLOYBOT_RATE_LIMIT_ENABLED": "false",
+         "PYTHONPATH": str(src / "src")},
+        logs / f"{label}.log",
+        cwd=src,
+    )  # fmt: skip
+    bodies: dict[str, dict[str, object]] = {
+        "first": {"query": QUERY},
+        "deep": {"query": QUERY, "variables": {"after": cursor}},
+    }
+    return Server(label, proc, port, bodies)
+
+
+def start_bare(caches: bool, port: int, logs: Path) -> Server:
+    label = "bare (caches)" if caches else "bare"
+    proc = start(
+        [sys.executable, "-m", "uvicorn", "bench.bare_schema:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        port, {"BARE_CACHES": "1" if caches else "0"}, logs / f"bare{int(caches)}.log",
+    )  # fmt: skip
+    body: dict[str, object] = {"query": BARE_QUERY}
+    return Server(label, proc, port, {"first": body, "deep": body})
+
+
+def measure(server: Server, page: str, duration: int, connections: int) -> dict[str, float]:
+    """wrk's figures, and the server's CPU milliseconds per request meanwhile."""
+    before = cpu_seconds(server.proc.pid)
+    result = wrk(server.port, server.bodies[page], duration, connections)
+    result["cpu_ms"] = (cpu_seconds(server.proc.pid) - before) / (result["requests"] + 1) * 1e3
+    return result
+
+
+def report(
+    rounds: list[dict[tuple[str, str], dict[str, float]]],
+    servers: list[Server],
+    pages: list[str],
+    args: argparse.Namespace,
+) -> None:
+    print(f"\n{ROWS:,} deployments in PostgreSQL, {args.connections} connections,", end=" ")
+    print(f"{args.duration}s each, {len(rounds)} interleaved round(s); ratio = req/s over bare")
+    bare = servers[0].label
+    for page in pages:
+        print(f"\n{page} page")
+        print(f"{'':18} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms/req':>10} {'ratio':>6}"
+              "   ratios per round")  # fmt: skip
+        for server in servers:
+            figures = [r[(server.label, page)] for r in rounds]
+            ratios = [r[(server.label, page)]["rps"] / r[(bare, page)]["rps"] for r in rounds]
+
+            def med(key: str, figures: list[dict[str, float]] = figures) -> float:
+                return statistics.median(f[key] for f in figures)
+
+            errors = sum(f["non2xx"] for f in figures)
+            print(f"{server.label:18} {med('rps'):8.0f} {med('p50'):7.1f} {med('p99'):7.1f}"
+                  f" {med('cpu_ms'):10.2f} {statistics.median(ratios):6.2f}   "
+                  + " ".join(f"{x:.2f}" for x in ratios)
+                  + (f"  non-2xx: {errors:.0f}" if errors else ""))  # fmt: skip
+    if args.json:
+        print(json.dumps([{f"{k[0]}/{k[1]}": v for k, v in r.items()} for r in rounds]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--baseline-src",
+        action="append",
+        default=[],
+        metavar="PATH[@DB]",
+        help="a checkout of other code to compare (repeatable), on database DB",
+    )
+    parser.add_argument(
+        "--baseline-db", default="deploybot_bench_9", help="the baselines' own migrated database"
+    )
+    parser.add_argument(
+        "--bare-caches", action="store_true", help="also the bare schema with Strawberry's caches"
+    )
+    parser.add_argument("--pages", default="first,deep")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     asyncio.run(seed())
-    cursor = asyncio.run(deep_cursor())
     logs = Path(tempfile.mkdtemp(prefix="deploybot-bench-"))
-    python = sys.executable
-    results: dict[str, dict[str, float]] = {}
-
-    for label, caches in (("bare strawberry (defaults)", "0"), ("bare strawberry (caches)", "1")):
-        port = 18100 + int(caches)
-        proc = start(
-            [python, "-m", "uvicorn", "bench.bare_schema:app", "--port", str(port),
-             "--log-level", "warning", "--no-access-log"],
-            port, {"BARE_CACHES": caches}, logs / f"bare{caches}.log",
-        )  # fmt: skip
-        try:
-            results[label] = wrk(port, {"query": BARE_QUERY}, args.duration, args.connections)
-        finally:
-            proc.terminate()
-            proc.wait()
-
-    port = 18110
-    url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{DB_NAME}"
-    proc = start(
-        [python, "-m", "deploybot", "serve", "--port", str(port), "--no-runner", "--no-migrate",
-         "--log-level", "warning"],
-        port,
-        # A throughput benchmark: per-caller rate limits would refuse it (bench/rate_limits.py
-        # measures what a check costs).
-        {"DEPLOYBOT_DATABASE_URL": url, "DEPLOYBOT_ENVIRONMENT": "production",
-         "DEPLOYBOT_ADMIN_TOKEN": TOKEN, "DEPLOYBOT_RATE_LIMIT_ENABLED": "false"},
-        logs / "deploybot.log",
-    )  # fmt: skip
+    pages = args.pages.split(",")
+    servers: list[Server] = []
     try:
-        results["deploybot first page"] = wrk(
-            port, {"query": QUERY}, args.duration, args.connections
-        )
-        results["deploybot deep page"] = wrk(
-            port, {"query": QUERY, "variables": {"after": cursor}}, args.duration, args.connections
-        )
+        servers.append(start_bare(False, 18100, logs))
+        if args.bare_caches:
+            servers.append(start_bare(True, 18101, logs))
+        servers.append(start_deploybot("deploybot", ROOT, DB_NAME, 18110, logs))
+        for number, baseline in enumerate(args.baseline_src):
+            path, _, db_name = baseline.partition("@")
+            src = Path(path).resolve()
+            servers.append(
+                start_deploybot(src.name, src, db_name or args.baseline_db, 18111 + number, logs)
+            )
+        rounds: list[dict[tuple[str, str], dict[str, float]]] = []
+        for number in range(args.rounds):
+            figures: dict[tuple[str, str], dict[str, float]] = {}
+            for page in pages:
+                for server in servers:
+                    figures[(server.label, page)] = measure(
+                        server, page, args.duration, args.connections
+                    )
+            rounds.append(figures)
+            summary = ", ".join(
+                f"{label}/{page} {f['rps']:.0f}" for (label, page), f in figures.items()
+            )
+            print(f"round {number + 1}: {summary}", flush=True)
     finally:
-        proc.terminate()
-        proc.wait()
-
-    base = results["bare strawberry (defaults)"]["rps"]
-    print(f"\n{ROWS:,} deployments in PostgreSQL,", end=" ")
-    print(f"{args.connections} connections, {args.duration}s each")
-    print(f"{'':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}")
-    for label, r in results.items():
-        print(f"{label:32} {r['rps']:9.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['rps'] / base:7.2f}"
-              + (f"  non-2xx: {r['non2xx']:.0f}" if r["non2xx"] else ""))  # fmt: skip
-    if "--json" in sys.argv:
-        print(json.dumps(results))
+        for server in servers:
+            server.proc.terminate()
+            server.proc.wait()
+    report(rounds, servers, pages, args)
 
 
 if __name__ == "__main__":

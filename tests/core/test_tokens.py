@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from deploybot.access import Action, Grant, Principal
 from deploybot.backend.guard import Guard
@@ -101,6 +101,27 @@ async def test_the_cache_answers_without_the_database_within_its_ttl(database: D
     assert await cache.authenticate(created.token) is first  # cached: no round trip
     cache.clear()  # what revoking through the backend does to its own process's cache
     assert await cache.authenticate(created.token) is None
+
+
+@both_databases
+async def test_requests_that_miss_the_cache_together_share_one_lookup(database: Database) -> None:
+    created = await tokens.create_token(database, "ci", ["read"])
+    await tokens.TokenCache(database).authenticate(created.token)  # last_used_at written
+    lookups: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM api_tokens" in statement:
+            lookups.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        cache = tokens.TokenCache(database)
+        answers = await asyncio.gather(*(cache.authenticate(created.token) for _ in range(32)))
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    assert len(lookups) == 1, lookups
+    assert answers[0] is not None and answers[0].may_anywhere(Action.READ)
+    assert all(answer is answers[0] for answer in answers)  # one principal, built once
 
 
 @both_databases

@@ -106,6 +106,9 @@ def test_aliases_depth_and_nodes_are_refused(client: Client) -> None:
     assert error["extensions"]["nodes"] == 100 + 100 * 1000
     assert error["extensions"]["maxNodes"] == 50_000
     assert client.query(nodes, {"n": 10})["deployments"]["nodes"] == []
+    # The estimate is cached per document and integer variables: the same document with a
+    # larger page is still counted at its own size.
+    assert _refusal(client.execute(nodes, {"n": 2000}))["extensions"]["nodes"] == 200_100
 
 
 async def test_the_limits_hold_over_websocket(server: ServerProcess) -> None:

@@ -8,6 +8,7 @@ database round trip per call; a revocation is seen within the cache's TTL.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -206,6 +207,7 @@ class TokenCache:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, TokenRecord | None, Principal | None]] = {}
         self._touched: dict[int, datetime] = {}
+        self._lookups: dict[str, asyncio.Future[TokenRecord | None]] = {}
 
     def clear(self) -> None:
         self._entries.clear()
@@ -218,11 +220,15 @@ class TokenCache:
         now_mono = time.monotonic()
         cached = self._entries.get(digest)
         if cached is None or cached[0] < now_mono:
-            record = await token_by_digest(self.db, digest)
-            principal = record.principal() if record is not None else None
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[digest] = (now_mono + self.ttl, record, principal)
+            record = await self._lookup(digest)
+            cached = self._entries.get(digest)
+            if cached is not None and cached[1] is record:
+                principal = cached[2]
+            else:
+                principal = record.principal() if record is not None else None
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[digest] = (now_mono + self.ttl, record, principal)
         else:
             _, record, principal = cached
         if record is None or principal is None:
@@ -232,6 +238,36 @@ class TokenCache:
             return None
         await self._note_use(record.id, now)
         return principal
+
+    async def _lookup(self, digest: str) -> TokenRecord | None:
+        """One database lookup per digest at a time: when an entry expires under load, the
+        requests that find it expired wait for the first one's lookup instead of each
+        sending its own (64 connections meant up to 64 identical queries every TTL)."""
+        pending = self._lookups.get(digest)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this request was cancelled, not the lookup
+            except Exception:  # the first lookup failed: this one tries its own
+                pass
+            return await token_by_digest(self.db, digest)
+        future: asyncio.Future[TokenRecord | None] = asyncio.get_running_loop().create_future()
+        self._lookups[digest] = future
+        try:
+            record = await token_by_digest(self.db, digest)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # marked retrieved: there may be nobody waiting
+            raise
+        finally:
+            del self._lookups[digest]
+        future.set_result(record)
+        return record
 
     async def _note_use(self, token_id: int, now: datetime) -> None:
         last = self._touched.get(token_id)

@@ -47,14 +47,14 @@ from deploybot.schema.external_deployments import (
     RecordDeploymentPayload,
     ReportDeploymentStatusPayload,
 )
-from deploybot.schema.limits import QueryLimitsExtension, tag_request_error
+from deploybot.schema.limits import tag_request_error
 from deploybot.schema.notifications import (
     CreateNotificationTargetPayload,
     DeleteNotificationTargetPayload,
     NotificationDelivery,
     NotificationTarget,
 )
-from deploybot.schema.operation_metrics import OperationMetrics
+from deploybot.schema.operation_metrics import OperationChecks
 from deploybot.schema.permissions import (
     RequiresAdmin,
     RequiresDeploy,
@@ -364,10 +364,9 @@ def build_schema(*extra: type[SchemaExtension]) -> Schema:
         types=[Deployment, Release, Webhook],
         execution_context_class=Executor,
         extensions=[
-            QueryLimitsExtension,
+            OperationChecks,
             lambda: ParserCache(maxsize=1000),
             lambda: ValidationCache(maxsize=1000),
-            OperationMetrics,
             *extra,
         ],
     )

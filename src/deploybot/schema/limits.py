@@ -286,6 +286,33 @@ def estimated_nodes(
     return _Estimate(schema, fragments, variables or {}).nodes(operation.selection_set, root, 1)
 
 
+_ESTIMATES_MAX = 1000
+_estimates: dict[tuple[int, int, int, tuple[tuple[str, int], ...]], tuple[DocumentNode, int]] = {}
+"""Node estimates by (schema, document, operation, the integer variables): a document
+comes back as the same object from the parser cache for every request of the same text,
+so the walk runs once per document and page size, not once per request. The document is
+kept in the value, so the identity in the key cannot be reused while the entry lives."""
+
+
+def _cached_estimate(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+) -> int:
+    # Only integer variables can change the estimate (`first`/`last` given as $variables).
+    sizes = tuple(sorted((k, v) for k, v in (variables or {}).items() if isinstance(v, int)))
+    key = (id(schema), id(document), id(operation), sizes)
+    found = _estimates.get(key)
+    if found is not None and found[0] is document:
+        return found[1]
+    count = estimated_nodes(schema, document, operation, variables)
+    if len(_estimates) >= _ESTIMATES_MAX:
+        _estimates.clear()
+    _estimates[key] = (document, count)
+    return count
+
+
 def node_limit_error(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -293,7 +320,7 @@ def node_limit_error(
     variables: Mapping[str, Any] | None,
 ) -> GraphQLError | None:
     limit = _current.max_nodes
-    count = estimated_nodes(schema, document, operation, variables)
+    count = _cached_estimate(schema, document, operation, variables)
     if count <= limit:
         return None
     return GraphQLError(
