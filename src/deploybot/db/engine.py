@@ -61,7 +61,14 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips.
-        self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Not on SQLite: its driver begins a transaction only before a write, so a read is
+        # already outside one, and switching the isolation level would cost two more trips
+        # to aiosqlite's thread (set at checkout, reset at checkin) on every read.
+        self.read_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
