@@ -250,3 +250,68 @@ async def test_create_checks_first_and_queues(
     assert record.state is DeploymentState.QUEUED
     steps = (await history.steps_for(database, [record.id]))[record.id]
     assert [s.name for s in steps] == ["fetch", "build", "push", "rollout", "converge"]
+
+
+async def at_once(
+    db: Database, settings: Settings, req: DeployRequest, along: admission.WriteAlong
+) -> DeploymentRecord:
+    swarm = Swarm(settings.docker_host)
+    try:
+        return await admission.admit_at_once(
+            db, EventBus(), settings, Preflight(settings, swarm), req, along
+        )
+    finally:
+        await swarm.close()
+
+
+@both_databases
+async def test_admit_at_once_is_one_transaction_with_what_goes_along(
+    database: Database, empty_database_url: str, settings: Settings
+) -> None:
+    """A webhook's path: the same rules as `create_deployment`, and the rows written along
+    commit with the deployment or not at all."""
+    along: list[int] = []
+
+    async def record(session: object, deployment_id: int) -> None:
+        along.append(deployment_id)
+
+    async def broken(session: object, deployment_id: int) -> None:
+        raise RuntimeError("the delivery could not be written")
+
+    with pytest.raises(RuntimeError):
+        await at_once(database, settings, request("ao-a", "1"), broken)
+    assert await history.count_deployments(database, None) == 0  # rolled back with it
+
+    other = Database(empty_database_url)  # a second process's engine
+    try:
+        results = await asyncio.gather(
+            *(
+                at_once(database if i % 2 else other, settings, request("ao-b", f"{i}"), record)
+                for i in range(6)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await other.dispose()
+    accepted = [r for r in results if isinstance(r, DeploymentRecord)]
+    assert len(accepted) == 1, results
+    assert all(
+        isinstance(r, DeploybotError) and r.code is ErrorCode.DEPLOYMENT_IN_PROGRESS
+        for r in results
+        if r is not accepted[0]
+    ), results
+    assert along == [accepted[0].id] and accepted[0].state is DeploymentState.QUEUED
+    steps = (await history.steps_for(database, [accepted[0].id]))[accepted[0].id]
+    assert steps and {s.status for s in steps} == {StepStatus.PENDING}
+
+    older = await at_once(database, settings, request("ao-b", "7", queue=True), record)
+    newer = await at_once(
+        database, settings, request("ao-b", "8", queue=True, idempotency_key="k"), record
+    )
+    again = await at_once(
+        database, settings, request("ao-b", "8", queue=True, idempotency_key="k"), record
+    )
+    assert again.id == newer.id and along[-2:] == [newer.id, newer.id]  # a replay, along too
+    older_now = await history.get_deployment(database, older.id)
+    assert older_now is not None and older_now.state is DeploymentState.CANCELLED
+    assert f"superseded by deployment #{newer.id}" in (older_now.error_message or "")

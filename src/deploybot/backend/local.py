@@ -644,12 +644,16 @@ class LocalBackend:
         """No token: the request's signature (or URL token) is its credential. The deploy it
         makes runs as the hook's own principal, allowed to deploy its application only."""
 
-        async def admit(deploy: DeployRequest, source: webhooks.PayloadSource) -> DeploymentRecord:
+        async def admit(
+            deploy: DeployRequest,
+            source: webhooks.PayloadSource,
+            write_delivery: admission.WriteAlong,
+        ) -> DeploymentRecord:
             principal = webhook_principal(hook_id, self.environment, deploy.application)
             as_hook = dataclasses.replace(self, principal=principal)
             as_hook.guard.require(Action.DEPLOY, deploy.application, deploy.repository_url)
-            return await admission.create_deployment(
-                as_hook.db, as_hook.bus, as_hook.settings, source, deploy, swarm=as_hook.swarm
+            return await admission.admit_at_once(
+                as_hook.db, as_hook.bus, as_hook.settings, source, deploy, write_delivery
             )
 
         async def deployment(number: int) -> DeploymentRecord | None:

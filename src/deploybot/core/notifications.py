@@ -23,7 +23,6 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deploybot.config import Settings
-from deploybot.core import history
 from deploybot.core.webhooks import callback_of
 from deploybot.db.engine import Database
 from deploybot.db.models import (
@@ -43,7 +42,7 @@ from deploybot.records import (
     NotificationTargetRecord,
 )
 from deploybot.times import utcnow
-from deploybot.webhooks.base import sign_sha256
+from deploybot.webhooks.base import ProviderName, sign_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +275,8 @@ def _matches(target: Any, record: DeploymentRecord) -> bool:
 async def enqueue(db: Database, settings: Settings, deployment_id: int, state: str) -> int:
     """The deliveries one state change makes (targets that match, Docker Hub's callback);
     answers how many were new."""
-    async with db.connection() as connection:
+    final = DeploymentState(state) in FINAL_STATES
+    async with db.connection() as connection:  # one connection for both reads
         targets = list(
             await connection.execute(
                 select(notification_target_table).where(
@@ -284,9 +284,14 @@ async def enqueue(db: Database, settings: Settings, deployment_id: int, state: s
                 )
             )
         )
-    if not targets and DeploymentState(state) not in FINAL_STATES:
-        return 0  # nothing to tell anyone: no need to read the deployment
-    record = await history.get_deployment(db, deployment_id)
+        if not targets and not final:
+            return 0  # nothing to tell anyone: no need to read the deployment
+        found = (
+            await connection.execute(
+                select(deployment_table).where(deployment_table.c.id == deployment_id)
+            )
+        ).first()
+    record = DeploymentRecord.of(found._mapping) if found is not None else None
     if record is None or record.state.value != state:
         return 0  # gone, or already in another state: that change has its own event
     base = settings.public_url.rstrip("/")
@@ -305,7 +310,7 @@ async def enqueue(db: Database, settings: Settings, deployment_id: int, state: s
                 body=notification_body(record, target.format, delivery_uuid, base),
             )
         )
-    if record.state in FINAL_STATES:
+    if final and record.provider == ProviderName.DOCKER_HUB:  # only its hooks call back
         callback = await callback_of(db, record.id)
         if callback:
             rows.append(

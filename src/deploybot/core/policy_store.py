@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploybot.config import Settings
 from deploybot.core.policy import DeployPolicy, PolicyChange, PolicyError, StoredPolicy
@@ -23,16 +24,17 @@ from deploybot.times import utcnow
 _ROW_ID = 1
 
 
-async def current_policy(db: Database, settings: Settings) -> StoredPolicy:
-    """The policy in force now, and whether it is an admin's edit."""
+async def current_policy(db: Database | AsyncSession, settings: Settings) -> StoredPolicy:
+    """The policy in force now, and whether it is an admin's edit (read in the caller's
+    transaction when given its session: no second connection)."""
     defaults = settings.deploy_policy
     c = deploy_policy_table.c
-    async with db.connection() as connection:
-        row = (
-            await connection.execute(
-                select(c.document, c.updated_at, c.updated_by).where(c.id == _ROW_ID)
-            )
-        ).first()
+    query = select(c.document, c.updated_at, c.updated_by).where(c.id == _ROW_ID)
+    if isinstance(db, AsyncSession):
+        row = (await db.execute(query)).first()
+    else:
+        async with db.connection() as connection:
+            row = (await connection.execute(query)).first()
     if row is None:
         return StoredPolicy(defaults, defaults=defaults)
     policy = DeployPolicy.from_json(row.document, base=defaults)

@@ -21,8 +21,10 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploybot.config import Settings
+from deploybot.core.admission import WriteAlong
 from deploybot.core.inspectors import DEFAULT_STACK_FILE, ImageInfo, SourceInfo
 from deploybot.core.requests import NAME_RE
 from deploybot.db.engine import Database
@@ -319,8 +321,9 @@ class PayloadSource:
         return True
 
 
-Admit = Callable[[DeployRequest, PayloadSource], Awaitable[DeploymentRecord]]
-"""Admits a deploy request with a source inspector (the backend's, as the hook's principal)."""
+Admit = Callable[[DeployRequest, PayloadSource, WriteAlong], Awaitable[DeploymentRecord]]
+"""Admits a deploy request with a source inspector (the backend's, as the hook's principal),
+writing the delivery (`WriteAlong`) in the deployment's own transaction."""
 
 
 def _globs_match(globs: list[str], name: str) -> bool:
@@ -405,24 +408,30 @@ async def _save(
 ) -> tuple[WebhookDeliveryRecord, bool]:
     """Write a delivery (or replace the REJECTED one it retries); (the stored one, whether
     it is ours: a concurrent copy of the same delivery may have been first)."""
-    c = webhook_delivery_table.c
     try:
         async with db.transaction() as session:
-            if replace_rejected:
-                await session.execute(
-                    delete(webhook_delivery_table).where(
-                        c.webhook_id == values["webhook_id"],
-                        c.delivery_key == values["delivery_key"],
-                        c.outcome == Outcome.REJECTED,
-                    )
-                )
-            statement = insert(webhook_delivery_table).values(**values).returning(c.id)
-            delivery_id = (await session.execute(statement)).scalar_one()
+            delivery_id = await _insert(session, values, replace_rejected=replace_rejected)
     except IntegrityError:
         found = await _existing(db, environment, values["webhook_id"], values["delivery_key"])
         assert found is not None
         return found, False
     return _delivery(SimpleNamespace(**values, id=delivery_id), environment), True
+
+
+async def _insert(session: AsyncSession, values: dict[str, Any], *, replace_rejected: bool) -> int:
+    """Insert a delivery (after deleting the REJECTED one it retries); IntegrityError if a
+    concurrent copy of it was first."""
+    c = webhook_delivery_table.c
+    if replace_rejected:
+        await session.execute(
+            delete(webhook_delivery_table).where(
+                c.webhook_id == values["webhook_id"],
+                c.delivery_key == values["delivery_key"],
+                c.outcome == Outcome.REJECTED,
+            )
+        )
+    statement = insert(webhook_delivery_table).values(**values).returning(c.id)
+    return int((await session.execute(statement)).scalar_one())
 
 
 async def receive(
@@ -486,19 +495,31 @@ async def receive(
     }
     options = WebhookOptions.from_json(row.options or {})
     source = PayloadSource(event, options.stack_file or DEFAULT_STACK_FILE)
+    saved: list[int] = []
+
+    async def write_delivery(session: AsyncSession, deployment_id: int) -> None:
+        """The DEPLOYED delivery, committed with its deployment: one commit before the 202."""
+        values.update(
+            outcome=Outcome.DEPLOYED,
+            reason=f"deployed #{deployment_id}",
+            deployment_id=deployment_id,
+        )
+        saved.append(await _insert(session, values, replace_rejected=seen is not None))
+
     try:
-        deployment = await admit(deploy, source)
+        deployment = await admit(deploy, source, write_delivery)
+    except IntegrityError:
+        # A concurrent copy of this delivery was first (nothing of ours was written).
+        found = await _existing(db, settings.environment, hook_id, key)
+        if found is None:
+            raise
+        return await _replayed(found, get_deployment)
     except (DeploybotError, ValidationFailed) as exc:
-        values.update(outcome=Outcome.REJECTED, reason=str(exc))
+        values.update(outcome=Outcome.REJECTED, reason=str(exc), deployment_id=None)
         await _save(db, settings.environment, values, replace_rejected=seen is not None)
         raise
-    values.update(
-        outcome=Outcome.DEPLOYED, reason=f"deployed #{deployment.id}", deployment_id=deployment.id
-    )
-    delivery, ours = await _save(
-        db, settings.environment, values, replace_rejected=seen is not None
-    )
-    return WebhookOutcome(delivery, deployment, duplicate=not ours)
+    delivery = _delivery(SimpleNamespace(**values, id=saved[0]), settings.environment)
+    return WebhookOutcome(delivery, deployment, duplicate=False)
 
 
 async def hook_for(db: Database, settings: Settings, provider: str, repository: str) -> int:

@@ -62,6 +62,19 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips.
         self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        if self.is_sqlite and ":memory:" not in url:
+            # On SQLite, a pool of its own whose connections stay in autocommit: switching a
+            # pooled connection's isolation level cost a statement each way (at checkout
+            # and checkin) and a rollback, each a trip to aiosqlite's thread and back, on
+            # every read; now a read is its statement's trips alone.
+            self.read_engine = create_async_engine(
+                url,
+                **kwargs,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+                skip_autocommit_rollback=True,
+            )
+            event.listen(self.read_engine.sync_engine, "connect", _sqlite_pragmas)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -81,3 +94,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine.sync_engine.pool is not self.engine.sync_engine.pool:
+            await self.read_engine.dispose()

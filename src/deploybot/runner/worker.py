@@ -21,7 +21,7 @@ from deploybot.core import log_retention, queue
 from deploybot.db.engine import Database
 from deploybot.db.retry import log_failure
 from deploybot.domain import DeploymentState
-from deploybot.events.bus import DeploymentEvent, EventBus
+from deploybot.events.bus import DeploymentEvent, EventBus, Subscription
 from deploybot.runner.pipeline import execute
 from deploybot.runner.preflight import mirror_cache
 from deploybot.runner.run import RunnerContext
@@ -92,7 +92,7 @@ class Runner:
                     await self._recover_now_and_then()
                     await self._fill()
                 waiters = [
-                    asyncio.ensure_future(sub.queue.get()),
+                    asyncio.ensure_future(_claimable_work(sub)),
                     asyncio.ensure_future(self._stop.wait()),
                 ]
                 await asyncio.wait(
@@ -148,3 +148,18 @@ class Runner:
         except Exception:
             logger.exception("runner lost deployment %s", deployment_id)
             return None
+
+
+async def _claimable_work(sub: Subscription) -> None:
+    """Until an event that may mean a deployment to claim: one queued, or one ended (its
+    application is free). Step, log and IN_PROGRESS events (most of what a running
+    deployment publishes) wake nothing: each wake-up costs a claim query on the loop and
+    the database that the API's requests share."""
+    while True:
+        event = await sub.queue.get()
+        if sub.overflowed or (event.kind not in _NO_WORK_KINDS and event.state != _RUNNING):
+            return
+
+
+_NO_WORK_KINDS = frozenset({"step", "log"})
+_RUNNING = DeploymentState.IN_PROGRESS.value
