@@ -20,6 +20,7 @@ class DroppingProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self.refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -28,6 +29,11 @@ class DroppingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.refusing:  # the server is unreachable: the connection ends at once
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+                client.close()
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
                 self._open |= {client, upstream}
@@ -58,6 +64,14 @@ class DroppingProxy:
         self.dropped += len(current)
         for sock in current:
             self._close(sock)
+
+    def refuse(self) -> None:
+        """An outage: cut every connection and end new ones at once, until `admit`."""
+        self.refusing = True
+        self.drop_all()
+
+    def admit(self) -> None:
+        self.refusing = False
 
     def close(self) -> None:
         self._closed = True
