@@ -143,7 +143,7 @@ def caller_of(relay: RelayBackend) -> Caller:
 
 SHARED = Caller(SHARED_CALLER, READ_ANYTHING)
 
-KEPT_LINES: Final = 20_000
+KEPT_LINES: Final = 10_000
 """Lines of a deployment's log the relay keeps while it follows it, for late followers."""
 
 

@@ -151,8 +151,10 @@ def _encode_deployment_page(page: Page[DeploymentRecord]) -> dict[str, Any]:
 
 
 def _decode_deployment_page(body: dict[str, Any]) -> Page[DeploymentRecord]:
+    """Edges as [cursor, node]; also as {cursor, node}, an instance from before this codec."""
+    edges = [(e["cursor"], e["node"]) if isinstance(e, dict) else e for e in body["edges"]]
     return Page(
-        [Edge(cursor, decode_deployment(node)) for cursor, node in body["edges"]],
+        [Edge(cursor, decode_deployment(node)) for cursor, node in edges],
         has_next=bool(body["has_next"]),
         has_previous=bool(body["has_previous"]),
     )
