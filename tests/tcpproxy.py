@@ -1,6 +1,6 @@
 """A TCP proxy in front of a server that can drop every connection through it at once: a
 network failure as a client sees it (the server itself stays up). It can also hold what
-passes through it (a slow remote, for as long as a test needs) and let it go."""
+passes through it (a slow remote, for as long as a test needs) and let it go, or refuse every connection for a while (an outage)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class DroppingProxy:
         self._closed = False
         self._gate = threading.Event()
         self._gate.set()
+        self.refusing = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -31,6 +32,11 @@ class DroppingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.refusing:  # the server is unreachable: the connection ends at once
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+                client.close()
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
                 self._open |= {client, upstream}
@@ -69,6 +75,14 @@ class DroppingProxy:
         self.dropped += len(current)
         for sock in current:
             self._close(sock)
+
+    def refuse(self) -> None:
+        """An outage: cut every connection and end new ones at once, until `admit`."""
+        self.refusing = True
+        self.drop_all()
+
+    def admit(self) -> None:
+        self.refusing = False
 
     def close(self) -> None:
         self._closed = True

@@ -99,8 +99,12 @@ class DeploymentRecord:
     def of(cls, values: Mapping[Any, Any]) -> DeploymentRecord:
         """From a stored row's columns (all, or a selection of them).
 
-        Built without the dataclass constructor: pages of 50 are the hottest path.
+        Built without the dataclass constructor: pages of 50 are the hottest path. A row
+        is copied to a dict first: a missing key of a SQLAlchemy row raises (and catches)
+        inside SQLAlchemy, which costs more than the copy.
         """
+        if not isinstance(values, dict):
+            values = dict(values)
         record = cls.__new__(cls)
         fields = record.__dict__
         fields.update(_DEPLOYMENT_DEFAULTS)

@@ -124,11 +124,14 @@ def _transport(url: str, protocol: str, token: str) -> WebsocketsTransport:
     )
 
 
-async def follow_gql(url: str, protocol: str, gid: str, *, token: str = ADMIN_TOKEN) -> list[int]:
+async def follow_gql(
+    url: str, protocol: str, gid: str, *, token: str = ADMIN_TOKEN, after: int | None = None
+) -> list[int]:
     """Every line's sequence until the subscription completes."""
     seen: list[int] = []
+    variables = {"id": gid, "after": after}
     async with GqlClient(transport=_transport(url, protocol, token)) as session:
-        async for result in session.subscribe(GraphQLRequest(LOGS, variable_values={"id": gid})):
+        async for result in session.subscribe(GraphQLRequest(LOGS, variable_values=variables)):
             seen.extend(line["sequence"] for line in result["deploymentLogs"]["lines"])
     return seen
 
@@ -432,3 +435,89 @@ async def test_deployment_events_resume_after_a_cursor_through_the_relay(setup: 
     seen = [(e["deployment"]["environment"], e["deployment"]["version"]) for e in missed]
     assert sorted(seen) == [("production", "2"), ("staging", "1"), ("staging", "3")]
     assert seen.index(("production", "2")) < seen.index(("staging", "3"))  # in time order
+
+
+EVENTS_STATES = """subscription($apps: [String!]) {
+  deploymentEvents(filter: {applications: $apps}) {
+    kind state cursor deployment { environment version } } }"""
+
+
+async def test_deployment_events_missed_in_an_outage_are_replayed_once(setup: Setup) -> None:
+    """Production is unreachable for a while (its connections cut, new ones refused) and
+    records a deployment meanwhile; when it is back the relay resumes production's stream
+    after the last change it delivered: the subscriber gets the missed change, and no
+    change twice."""
+    app = {"application": "outage-app"}
+    relay, production = Client(setup.relay.url), Client(setup.production.url)
+
+    def record(client: Client, version: str, environment: str) -> None:
+        variables = {**app, "version": version, "environment": environment}
+        data = client.query(RECORD, {"input": variables})
+        assert data["recordDeployment"]["userErrors"] == []
+
+    seen: list[tuple[str, str, str, str]] = []
+    async with websockets.connect(setup.relay_ws, subprotocols=[TRANSPORT_WS]) as ws:  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {ADMIN_TOKEN}"}}
+        await ws.send(orjson.dumps(init).decode())
+        assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+        subscribe = {"query": EVENTS_STATES, "variables": {"apps": ["outage-app"]}}
+        await ws.send(orjson.dumps({"id": "o", "type": "subscribe", "payload": subscribe}).decode())
+
+        async def until(environment: str, version: str) -> None:
+            while (environment, version) not in {(e[2], e[3]) for e in seen}:
+                message = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                if message["type"] == "ping":  # the server's keep-alive
+                    await ws.send(orjson.dumps({"type": "pong"}).decode())
+                    continue
+                assert message["type"] == "next", message
+                event = (message["payload"].get("data") or {}).get("deploymentEvents")
+                if event:  # the first message may only name the down environment
+                    what, d = f"{event['kind']} {event['state']}", event["deployment"]
+                    seen.append((what, event["cursor"], d["environment"], d["version"]))
+
+        await asyncio.sleep(0.5)  # the upstream streams open
+        await asyncio.to_thread(record, relay, "1", "production")
+        await until("production", "1")
+        setup.proxy.refuse()
+        try:
+            await asyncio.to_thread(record, production, "2", "production")  # at the instance
+            await asyncio.to_thread(record, relay, "3", "staging")
+            await until("staging", "3")  # the relay is up; production's change waits
+            assert ("production", "2") not in {(e[2], e[3]) for e in seen}
+        finally:
+            setup.proxy.admit()
+        await until("production", "2")  # replayed when the stream is resumed
+        await asyncio.to_thread(record, relay, "4", "production")
+        await until("production", "4")
+    relay.close()
+    production.close()
+    assert len(set(seen)) == len(seen), seen
+    versions = [(e[2], e[3]) for e in seen]
+    assert versions.index(("production", "2")) < versions.index(("production", "4"))
+    assert versions.index(("staging", "3")) < versions.index(("production", "2"))
+
+
+async def test_a_late_follower_of_a_finished_log_reads_it_from_upstream_once(
+    setup: Setup, producer: LogProducer
+) -> None:
+    """A follower of a finished deployment's log from `after: 300`: the relay's stream
+    upstream reads the log from its start, and the follower's lines are served from what
+    the relay kept of it, not read again (`mode="initial"`)."""
+    deployment = await producer.create("finished-log")
+    gid = encode_id("Deployment", "production", deployment)
+    await producer.write(deployment, 400)
+    await producer.finish(deployment)
+    opened = "deploybot_relay_upstream_opened_total"
+
+    async def opens(mode: str) -> float:
+        labels = f'method="follow_deployment_logs",mode="{mode}"'
+        return await asyncio.to_thread(metric, setup.relay.url, opened, labels)
+
+    before = {mode: await opens(mode) for mode in ("follow", "initial")}
+    late = await asyncio.wait_for(follow_gql(setup.relay_ws, TRANSPORT_WS, gid, after=300), 60)
+    raw = await asyncio.wait_for(follow_raw(setup.relay.url, gid), 60)
+    assert late == list(range(301, 401)), _runs(late)
+    assert raw == list(range(1, 401)), _runs(raw)
+    # one follow stream per follower (the channel ends with the log), no backlog read
+    assert await opens("follow") - before["follow"] == 2
+    assert await opens("initial") - before["initial"] == 0

@@ -787,6 +787,7 @@ class LocalBackend:
             initial=missed if since is not None else None,
             keep=keep,
             view=scoped.scope,
+            resume=lambda: feeds.resume_cursor(self.db, self.environment),
         )
 
     async def follow_application_logs(

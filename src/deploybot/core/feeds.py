@@ -242,7 +242,18 @@ MICROSECOND = timedelta(microseconds=1)
 def event_cursor(deployment: DeploymentRecord) -> str:
     """A `deploymentEvents` cursor (opaque to clients): when the deployment last changed,
     its `updated_at` in microseconds since the epoch."""
-    return encode_keyset((deployment.updated_at - EPOCH) // MICROSECOND)
+    return cursor_at(deployment.updated_at)
+
+
+def cursor_at(when: datetime) -> str:
+    """The `deploymentEvents` cursor of a moment: a resume there gets what changed after."""
+    return encode_keyset((when - EPOCH) // MICROSECOND)
+
+
+async def resume_cursor(db: Database, environment: str) -> str:
+    """Where a follower of this environment's changes stands now (its last change, or the
+    epoch when it has none): a relay resumes there if it loses the stream before a change."""
+    return cursor_at(await history.last_change(db, environment) or EPOCH)
 
 
 def parse_event_cursor(text: str) -> datetime:

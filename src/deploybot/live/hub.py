@@ -323,6 +323,9 @@ class LiveSource:
     initial: Initial | None = None
     keep: Callable[[Any], bool] | None = None
     view: Hashable = None
+    resume: Callable[[], Awaitable[str]] | None = None
+    """Where a reader that loses this stream resumes it (`deploymentEvents(after:)`): the
+    feed's position now. Sent to a relay when it opens the stream (`web/relay_stream.py`)."""
 
     def subscribe(self, topic_key: Hashable, render: Render) -> Subscriber:
         return self.hub.subscribe(

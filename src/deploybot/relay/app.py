@@ -72,6 +72,7 @@ def create_relay_app(settings: Settings | None = None) -> Starlette:
                 yield
             finally:
                 await live.close()
+                await backend.rpc.close()
                 for client in clients.values():
                     await client.aclose()
 

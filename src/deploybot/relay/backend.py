@@ -11,17 +11,19 @@ from __future__ import annotations
 import base64
 import dataclasses
 import heapq
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import aiohttp
 import httpx
 import orjson
 
 from deploybot.access import Action, Principal
 from deploybot.core.audit import AuditFilter, AuditRecord
+from deploybot.core.history import page_bounds
 from deploybot.core.tokens import CreatedToken, TokenCache, TokenRecord
 from deploybot.db.engine import Database
 from deploybot.domain import Interval
@@ -67,6 +69,34 @@ class EnvironmentUnavailable(DeploybotError):
         self.environment = environment
 
 
+class RpcPool:
+    """The relay's keep-alive connections for `/relay/rpc` calls, shared by every request.
+
+    aiohttp rather than httpx here: an httpx call cost the relay about three times the CPU
+    (bench/relay.py), and a list makes one call per environment. The session is made on
+    first use, inside the server's event loop."""
+
+    def __init__(self, connections: int = 100, per_environment: int = 64) -> None:
+        self.connections = connections
+        self.per_environment = per_environment
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self.connections, limit_per_host=self.per_environment
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 @dataclass
 class RelayBackend:
     upstreams: dict[str, Upstream]
@@ -80,6 +110,8 @@ class RelayBackend:
     """The relay's own database: its tokens and audit trail (`relay.elsewhere`)."""
     token_cache: TokenCache | None = None
     """The relay's token cache (emptied when a token is revoked here)."""
+    rpc: RpcPool = field(default_factory=RpcPool)
+    """The `/relay/rpc` connections (the streams use `clients`)."""
 
     def bound(self, principal: Principal) -> RelayBackend:
         return dataclasses.replace(self, principal=principal, unavailable={})
@@ -109,17 +141,19 @@ class RelayBackend:
             wire.FORWARDED_GRANTS: ";".join(str(g) for g in self.principal.grants),
         }
         try:
-            response = await self.clients[upstream.name].post(
+            async with self.rpc.session().post(
                 f"{upstream.url}{wire.RPC_PATH}{name}",
-                content=orjson.dumps(call.encode_arguments(arguments)),
+                data=orjson.dumps(call.encode_arguments(arguments)),
                 headers=headers,
-                timeout=upstream.timeout,
-            )
-        except httpx.HTTPError as exc:
+                timeout=aiohttp.ClientTimeout(total=upstream.timeout),
+            ) as response:
+                status = response.status
+                content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise EnvironmentUnavailable(upstream.name, type(exc).__name__) from None
-        if response.status_code in (401, 403) or response.status_code >= 500:
-            raise EnvironmentUnavailable(upstream.name, f"HTTP {response.status_code}")
-        body = orjson.loads(response.content)
+        if status in (401, 403) or status >= 500:
+            raise EnvironmentUnavailable(upstream.name, f"HTTP {status}")
+        body = orjson.loads(content)
         if "error" in body:
             raise wire.error_of(body)
         return call.decode_answer(body["answer"])
@@ -268,17 +302,85 @@ class RelayBackend:
         size = (page.last if backwards else page.first) or 50
         marker = page.before if backwards else page.after
         position, own = decode_relay_cursor(marker) if marker else ({}, None)
+        columns = None if fields is None else sorted({*fields, *RECORD_COLUMNS})
+        if not backwards:
+            page_bounds(page.first, page.last)  # each environment is asked for less
+            return await self._forward_page(
+                filter, page.descending, size, position, columns, self._readable(wanted), marker
+            )
         asks = {
             env: _env_page(env, position, own, page, size, backwards)
             for env in self._readable(wanted)
         }
         asks = {env: ask for env, ask in asks.items() if ask is not None}
-        columns = None if fields is None else sorted({*fields, *RECORD_COLUMNS})
         calls = {
             env: {"filter": filter, "page": ask, "fields": columns} for env, ask in asks.items()
         }
         pages: dict[str, Page[DeploymentRecord]] = await aggregates._ask(self, "deployments", calls)
         return _merge(pages, position, page.descending, size, backwards, marker is not None)
+
+    async def _forward_page(
+        self,
+        filter: DeploymentFilter | None,
+        descending: bool,
+        size: int,
+        start: dict[str, int],
+        columns: list[str] | None,
+        environments: list[str],
+        marker: str | None,
+    ) -> Page[DeploymentRecord]:
+        """`first: size` over k environments: each is asked for its share (size/k and a
+        margin), and asked again, after what it sent, only when the merge has used up its
+        share while it has more (uneven data). The merge never guesses: the next edge is
+        taken only when every environment that may hold it has a row in hand."""
+        share = min(size, -(-size // max(len(environments), 1)) + SHARE_MARGIN)
+        buffers: dict[str, deque[DeploymentRecord]] = {}
+        more: dict[str, bool] = {}
+        last: dict[str, int | None] = {env: start.get(env) for env in environments}
+        asking = {env: share for env in environments}
+        taken: list[DeploymentRecord] = []
+        while True:
+            if asking:
+                calls = {
+                    env: {
+                        "filter": filter,
+                        "page": PageRequest(
+                            first=first,
+                            after=_cursor_after(last[env]),
+                            descending=descending,
+                        ),
+                        "fields": columns,
+                    }
+                    for env, first in asking.items()
+                }
+                pages: dict[str, Page[DeploymentRecord]] = await aggregates._ask(
+                    self, "deployments", calls
+                )
+                for env in asking:
+                    answered = pages.get(env)
+                    nodes = [] if answered is None else [e.node for e in answered.edges]
+                    buffers.setdefault(env, deque()).extend(nodes)
+                    more[env] = answered is not None and answered.has_next and bool(nodes)
+                    if nodes:
+                        last[env] = nodes[-1].id
+            if len(taken) == size:
+                break
+            asking = {env: size - len(taken) for env in buffers if not buffers[env] and more[env]}
+            if asking:
+                continue
+            heads = [env for env in buffers if buffers[env]]
+            if not heads:
+                break
+            pick = max if descending else min
+            env = pick(heads, key=lambda e: _key(buffers[e][0]))
+            taken.append(buffers[env].popleft())
+        has_next = any(buffers[env] or more[env] for env in buffers)
+        position = dict(start)
+        edges: list[Edge[DeploymentRecord]] = []
+        for record in taken:
+            position[record.environment] = record.id
+            edges.append(Edge(encode_relay_cursor(position, record.environment), record))
+        return Page(edges, has_next=has_next, has_previous=marker is not None)
 
     # --- aggregated over the environments (relay.aggregates) ----------------------------------
 
@@ -456,6 +558,10 @@ class RelayBackend:
         elsewhere.elsewhere(self, "the REST application list")
 
 
+SHARE_MARGIN = 4
+"""Rows asked of each environment beyond its even share of a page (size/k): a little
+unevenness costs no second round."""
+
 RECORD_COLUMNS = ("state", "strategy", "trigger", "created_at", "updated_at")
 """Read whatever the caller shows: a record's required fields (the merge orders by
 `created_at`) travel with the columns the selection names, and nothing else does."""
@@ -467,6 +573,10 @@ def _env_of(ref: DeploymentRef) -> str:
             ErrorCode.INVALID_INPUT, "the relay needs a global ID, not a bare number", field="id"
         )
     return ref.environment
+
+
+def _cursor_after(position: int | None) -> str | None:
+    return None if position is None else encode_cursor(position)
 
 
 def _key(record: DeploymentRecord) -> tuple[Any, str, int]:

@@ -17,10 +17,11 @@ every client sees every line exactly once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import logging
 import typing
-from collections.abc import AsyncIterator, Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any, Final
@@ -32,7 +33,7 @@ from pydantic import TypeAdapter
 
 from deploybot.access import Action
 from deploybot.backend.protocol import Backend
-from deploybot.core.feeds import parse_event_cursor
+from deploybot.core.feeds import cursor_at, parse_event_cursor
 from deploybot.core.logs import format_line
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.filters import DeploymentFilter
@@ -58,6 +59,11 @@ READ_ANYTHING: Final = "read"
 
 UPSTREAM_STREAMS = Gauge(
     "deploybot_relay_upstream_streams", "Streams the relay has open to environments", ["method"]
+)
+UPSTREAM_OPENED = Counter(
+    "deploybot_relay_upstream_opened_total",
+    "Streams the relay opened to environments, by method and mode (follow, initial, check)",
+    ["method", "mode"],
 )
 UPSTREAM_RECONNECTS = Counter(
     "deploybot_relay_upstream_reconnects_total",
@@ -137,6 +143,9 @@ def caller_of(relay: RelayBackend) -> Caller:
 
 SHARED = Caller(SHARED_CALLER, READ_ANYTHING)
 
+KEPT_LINES: Final = 10_000
+"""Lines of a deployment's log the relay keeps while it follows it, for late followers."""
+
 
 async def _lines(
     relay: RelayBackend,
@@ -146,9 +155,12 @@ async def _lines(
     caller: Caller,
     *,
     follow: bool,
+    on_header: Callable[[dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The stream's messages; the header line is checked (an error raises, typed)."""
+    """The stream's messages; the header line is checked (an error raises, typed) and
+    handed to `on_header`."""
     timeout = httpx.Timeout(upstream.timeout, read=SILENCE if follow else upstream.timeout)
+    UPSTREAM_OPENED.labels(name, str(body.get("mode"))).inc()
     try:
         async with relay.clients[upstream.name].stream(
             "POST",
@@ -168,6 +180,8 @@ async def _lines(
                     header = False
                     if "error" in message:
                         raise wire.error_of(message)
+                    if on_header is not None:
+                        on_header(message.get("ok") or {})
                     continue
                 yield message
             if header:
@@ -211,7 +225,14 @@ class UpstreamFeed(Feed):
     """One environment's live stream of one method, reopened after a dropped connection.
 
     `contiguous` (a deployment's log): reopened with `after:` the last sequence emitted, and
-    lines at or before it are dropped, so nothing is emitted twice or skipped."""
+    lines at or before it are dropped, so nothing is emitted twice or skipped. The lines
+    emitted are kept (up to `KEPT_LINES`): a late subscriber's backlog is served from them,
+    so a log is read from upstream once however late its followers come.
+
+    `resumable` (deployment events): reopened with `after:` the last change emitted (or
+    where the environment stood when first opened), so what the environment did while the
+    connection was down is replayed; a change the replay and the live stream both bring is
+    emitted once."""
 
     def __init__(
         self,
@@ -224,6 +245,7 @@ class UpstreamFeed(Feed):
         *,
         contiguous: bool = False,
         snapshot: bool = False,
+        resumable: bool = False,
     ) -> None:
         super().__init__(key)
         self.relay = relay
@@ -236,6 +258,14 @@ class UpstreamFeed(Feed):
         """Whether a subscriber is first sent the instance's snapshot (progress)."""
         self.finished = False
         self._last: Any = None
+        self.resumable = resumable
+        self.since: datetime | None = None
+        """The last change emitted (resumable): the stream is reopened after it."""
+        self._replayed: set[tuple[int, datetime]] = set()
+        self.kept: list[LogLineRecord] = []
+        """The lines emitted, from the first (contiguous), while fewer than `KEPT_LINES`."""
+        self.kept_whole = True
+        """Whether `kept` holds every line emitted."""
 
     async def open(self) -> None:
         if self.contiguous:
@@ -248,17 +278,31 @@ class UpstreamFeed(Feed):
             arguments = dict(self.arguments)
             if self.contiguous:
                 arguments["after"] = self.position
+            resumed = self.resumable and self.since is not None
+            if resumed:
+                assert self.since is not None
+                arguments["after"] = cursor_at(self.since)
             body = {"arguments": method.encode_arguments(arguments), "mode": "follow"}
             UPSTREAM_STREAMS.labels(self.name).inc()
             opening = True
             try:
                 async for message in _lines(
-                    self.relay, self.upstream, self.name, body, self.caller, follow=True
+                    self.relay,
+                    self.upstream,
+                    self.name,
+                    body,
+                    self.caller,
+                    follow=True,
+                    on_header=self._header,
                 ):
                     if "batch" not in message:
                         continue
                     delay = 0.05
-                    batch = self._fresh(method.decode_batch(message["batch"]), opening)
+                    received = method.decode_batch(message["batch"])
+                    if self.resumable:
+                        batch = self._unseen(received, replay=opening and resumed)
+                    else:
+                        batch = self._fresh(received, opening)
                     opening = False
                     if batch is None:
                         continue
@@ -277,6 +321,28 @@ class UpstreamFeed(Feed):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    def _header(self, header: dict[str, Any]) -> None:
+        """A resumable stream's first header names where the environment stands."""
+        cursor = header.get("cursor")
+        if self.resumable and self.since is None and isinstance(cursor, str):
+            self.since = parse_event_cursor(cursor)
+
+    def _unseen(self, batch: Batch, *, replay: bool) -> Batch | None:
+        """The changes of `batch` not emitted yet: the first batch of a resumed stream is
+        the replay (what changed after `since`); a live change it already brought is
+        dropped. Empty batches are not passed on."""
+        items: list[DeploymentChange] = list(batch.items)
+        if replay:
+            self._replayed = {(c.deployment.id, c.deployment.updated_at) for c in items}
+        elif self._replayed:
+            items = [
+                c for c in items if (c.deployment.id, c.deployment.updated_at) not in self._replayed
+            ]
+        for change in items:
+            if self.since is None or change.deployment.updated_at > self.since:
+                self.since = change.deployment.updated_at
+        return Batch(items, batch.start, batch.end, batch.final) if items else None
+
     def _fresh(self, batch: Batch, opening: bool) -> Batch | None:
         """The part of `batch` not emitted yet (after a reconnection), None if nothing."""
         if self.contiguous:
@@ -286,6 +352,7 @@ class UpstreamFeed(Feed):
                 return None
             start = self.position
             self.position = items[-1].sequence if items else self.position
+            self._keep(items)
             return Batch(items, start, self.position, batch.final)
         items = list(batch.items)
         if self.snapshot and opening and items and not batch.final:
@@ -302,6 +369,28 @@ class UpstreamFeed(Feed):
             self._last = items[-1]
         return Batch(items, batch.start, batch.end, batch.final)
 
+    def _keep(self, lines: list[LogLineRecord]) -> None:
+        if not self.kept_whole or not lines:
+            return
+        if len(self.kept) + len(lines) > KEPT_LINES:
+            self.kept_whole = False
+            lines = lines[: KEPT_LINES - len(self.kept)]
+        self.kept.extend(lines)
+
+    def _kept_after(self, after: int) -> Batch | None:
+        """The emitted lines after `after` from memory (None: not all of them are kept)."""
+        assert self.position is not None
+        if after >= self.position:
+            return Batch([], after, after, final=True) if self.finished else None
+        if not self.kept:
+            return None  # kept from the first line on: every cursor before the end is in it
+        start = bisect.bisect_right(self.kept, after, key=lambda line: line.sequence)
+        lines = self.kept[start:]
+        if not lines:
+            return None  # beyond what is kept: read upstream
+        whole = self.kept_whole and lines[-1].sequence == self.position
+        return Batch(lines, after, lines[-1].sequence, final=self.finished and whole)
+
     async def backlog(self, cursor: int | None) -> Batch | None:
         if self.snapshot:
             return await self._initial(cursor)
@@ -310,6 +399,9 @@ class UpstreamFeed(Feed):
         after = cursor or 0
         if not self.finished and after >= (self.position or 0):
             return None  # nothing stored that the live stream has not brought yet
+        kept = self._kept_after(after)
+        if kept is not None:
+            return kept
         batch = await self._initial(after)
         if batch is None or batch.final or self.finished:
             return batch
@@ -444,6 +536,7 @@ class RelayLive:
                 name,
                 arguments,
                 caller,
+                resumable=True,
             )
             for env in environments
         ]

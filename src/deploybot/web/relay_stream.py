@@ -63,7 +63,10 @@ async def _messages(
             yield orjson.dumps({"text": chunk}) + b"\n"
         return
     assert isinstance(opened, LiveSource)
-    yield orjson.dumps({"ok": {"environment": opened.environment}}) + b"\n"
+    header: dict[str, Any] = {"environment": opened.environment}
+    if mode == "follow" and opened.resume is not None:
+        header["cursor"] = await opened.resume()  # a change made meanwhile is after it
+    yield orjson.dumps({"ok": header}) + b"\n"
     if mode == "check":
         return
     if mode == "initial":
