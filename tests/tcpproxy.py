@@ -1,6 +1,7 @@
 """A TCP proxy in front of a server that can drop every connection through it at once: a
 network failure as a client sees it (the server itself stays up). It can also hold what
-passes through it (a slow remote, for as long as a test needs) and let it go, or refuse every connection for a while (an outage)."""
+passes through it (a slow remote, for as long as a test needs) and let it go, or refuse
+every connection for a while (an outage)."""
 
 from __future__ import annotations
 
