@@ -27,56 +27,45 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.logproducer import LogProducer  # noqa: E402
-from tests.servers import ADMIN_TOKEN, WS_INIT_PAYLOAD, ServerProcess  # noqa: E402
+from tests.servers import ADMIN_TOKEN  # noqa: E402
 
+from bench.livelogs import (  # noqa: E402
+    Lines,
+    create_database,
+    database_url,
+    drop_database,
+    follow_ws,
+    live_instance,
+    report_followers,
+    sent_at,
+)
 from deploybot.core.logs import LogWriter  # noqa: E402
 from deploybot.db import migrate  # noqa: E402
 from deploybot.db.engine import Database  # noqa: E402
 from deploybot.events.bus import EventBus  # noqa: E402
 
-PG = os.environ.get("DEPLOYBOT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:55432")
-LOGS = "subscription($id: ID!) { deploymentLogs(id: $id) { lastSequence lines { sequence text } } }"
-
-
 # --- client processes ---------------------------------------------------------------------------
 
 
 async def _subscriber(url: str, deployment: int, sample: bool, out: dict[str, Any]) -> None:
-    import websockets
+    def on_lines(now: float, lines: Lines) -> None:
+        out["delivered"] += len(lines)
+        if sample:
+            out["latencies"].extend(now - sent_at(line["text"]) for line in lines)
 
-    async with websockets.connect(
-        url, subprotocols=["graphql-transport-ws"], max_size=None, ping_interval=None
-    ) as ws:  # type: ignore[list-item]
-        init = {"type": "connection_init", "payload": WS_INIT_PAYLOAD}
-        await ws.send(orjson.dumps(init).decode())
-        await ws.recv()
-        payload = {"query": LOGS, "variables": {"id": str(deployment)}}
-        await ws.send(orjson.dumps({"type": "subscribe", "id": "1", "payload": payload}).decode())
+    def ready() -> None:
         out["ready"] += 1
-        async for raw in ws:
-            now = time.time()
-            message = orjson.loads(raw)
-            if message["type"] == "complete":
-                return
-            if message["type"] != "next":
-                continue
-            lines = message["payload"]["data"]["deploymentLogs"]["lines"]
-            out["delivered"] += len(lines)
-            if sample:
-                out["latencies"].extend(
-                    now - float(line["text"].rsplit(" ", 1)[1]) for line in lines
-                )
+
+    await follow_ws(url, str(deployment), ADMIN_TOKEN, on_lines, ready)
 
 
 async def _client_main(url: str, deployment: int, count: int, sample_every: int) -> None:
@@ -85,14 +74,7 @@ async def _client_main(url: str, deployment: int, count: int, sample_every: int)
         asyncio.create_task(_subscriber(url, deployment, n % sample_every == 0, out))
         for n in range(count)
     ]
-    while out["ready"] < count:  # a failed subscriber fails the run instead of hanging it
-        done = [t for t in tasks if t.done() and t.exception()]
-        if done:
-            raise SystemExit(f"subscriber failed: {done[0].exception()!r}")
-        await asyncio.sleep(0.1)
-    print("ready", flush=True)
-    await asyncio.gather(*tasks)
-    sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    await report_followers(tasks, lambda: int(out["ready"]), out)
 
 
 # --- the fan-out run ----------------------------------------------------------------------------
@@ -118,35 +100,10 @@ def _memory(pid: int) -> dict[str, int]:
     return values
 
 
-async def _database() -> str:
-    name = f"deploybot_bench_live_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    return name
-
-
-async def _drop(name: str) -> None:
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
 async def fan_out(subscribers: int, processes: int, rate: int, duration: float) -> dict[str, Any]:
-    name = await _database()
-    url = f"postgresql+asyncpg://{PG.split('://', 1)[1]}/{name}"
-    tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    env = {
-        "DEPLOYBOT_DATABASE_URL": url,
-        "DEPLOYBOT_ENVIRONMENT": "test",
-        "DEPLOYBOT_ADMIN_TOKEN": ADMIN_TOKEN,
-        "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
-        "DEPLOYBOT_RATE_LIMIT_ENABLED": "false",
-    }
-    server = ServerProcess(env, tmp, "--no-runner", "--log-level", "warning")
     clients: list[subprocess.Popen[bytes]] = []
-    try:
-        async with LogProducer(url) as producer:
+    async with live_instance() as (server, producer):
+        try:
             deployment = await producer.create("bench")
             ws = server.url.replace("http://", "ws://") + "/graphql"
             per = [
@@ -182,12 +139,10 @@ async def fan_out(subscribers: int, processes: int, rate: int, duration: float) 
             cpu = _cpu_seconds(server.proc.pid) - cpu_before
             idle = _machine_idle() - idle_before
             memory = _memory(server.proc.pid)
-    finally:
-        for client in clients:
-            if client.poll() is None:
-                client.kill()
-        server.stop()
-        await _drop(name)
+        finally:
+            for client in clients:
+                if client.poll() is None:
+                    client.kill()
     latencies = sorted(x for r in results for x in r["latencies"])
     delivered = sum(r["delivered"] for r in results)
     return {
@@ -257,13 +212,13 @@ async def ingest(database_url: str, rate: int, duration: float) -> dict[str, Any
 
 async def main(args: argparse.Namespace) -> None:
     print(f"ingestion: {args.ingest_rate} lines/s for {args.duration:.0f}s")
-    name = await _database()
+    name = await create_database()
     try:
-        pg = f"postgresql+asyncpg://{PG.split('://', 1)[1]}/{name}"
+        pg = database_url(name)
         for url in (pg, f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/ingest.db"):
             print(" ", orjson.dumps(await ingest(url, args.ingest_rate, args.duration)).decode())
     finally:
-        await _drop(name)
+        await drop_database(name)
     print(
         f"fan-out: {args.rate} lines/s for {args.duration:.0f}s, {args.processes} client processes"
     )
