@@ -28,6 +28,7 @@ from tests.conftest import DOCKER, remove_stack, server_env
 from tests.e2e.test_takeover import (
     GET,
     current_image,
+    local_images,
     log_texts,
     start_deploy,
     wait_final,
@@ -43,20 +44,7 @@ PREFIX = "rn-dr"
 def images(swarm: str) -> Iterator[dict[str, str]]:
     """Two local images that run."""
     commands = {"v1": '["sleep", "3600"]', "v2": '["sh", "-c", "sleep 3600"]'}
-    tags = {}
-    for name, command in commands.items():
-        tag = f"{PREFIX}/app:{name}"
-        subprocess.run(
-            [DOCKER, "build", "-q", "-t", tag, "-"],
-            input=f"FROM deploybot/busybox:latest\nCMD {command}\n",
-            text=True,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        tags[name] = tag
-    yield tags
-    subprocess.run([DOCKER, "rmi", "-f", *tags.values()], capture_output=True, timeout=60)
+    yield from local_images(PREFIX, commands)
 
 
 def make_slow_service(namespace: str, image: str) -> None:

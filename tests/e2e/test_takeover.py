@@ -47,9 +47,14 @@ def images(swarm: str) -> Iterator[dict[str, str]]:
         "v2": '["sh", "-c", "sleep 3600"]',
         "bad": '["sh", "-c", "sleep 0.3; exit 3"]',
     }
+    yield from local_images(PREFIX, commands)
+
+
+def local_images(prefix: str, commands: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Builds `<prefix>/app:<name>` from the base image for each command; removes them after."""
     tags = {}
     for name, command in commands.items():
-        tag = f"{PREFIX}/app:{name}"
+        tag = f"{prefix}/app:{name}"
         subprocess.run(
             [DOCKER, "build", "-q", "-t", tag, "-"],
             input=f"FROM deploybot/busybox:latest\nCMD {command}\n",
