@@ -8,9 +8,7 @@ request gets an ENVIRONMENT_UNAVAILABLE error naming it) and fails what is route
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import heapq
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +27,6 @@ from deploybot.db.engine import Database
 from deploybot.domain import Interval
 from deploybot.errors import DeploybotError, ErrorCode
 from deploybot.filters import DeploymentFilter, MetricsFilter, ReleaseFilter
-from deploybot.ids import InvalidId, encode_cursor
 from deploybot.inputs import (
     DeploymentRef,
     DeployRequest,
@@ -51,7 +48,7 @@ from deploybot.records import (
     SecretRecord,
     ViewerRecord,
 )
-from deploybot.relay import aggregates, elsewhere, wire
+from deploybot.relay import aggregates, elsewhere, paging, wire
 from deploybot.relay.config import Upstream
 
 if TYPE_CHECKING:
@@ -301,7 +298,7 @@ class RelayBackend:
         backwards = page.last is not None and page.first is None
         size = (page.last if backwards else page.first) or 50
         marker = page.before if backwards else page.after
-        position, own = decode_relay_cursor(marker) if marker else ({}, None)
+        position, own = paging.decode_relay_cursor(marker) if marker else ({}, None)
         columns = None if fields is None else sorted({*fields, *RECORD_COLUMNS})
         if not backwards:
             page_bounds(page.first, page.last)  # each environment is asked for less
@@ -309,7 +306,7 @@ class RelayBackend:
                 filter, page.descending, size, position, columns, self._readable(wanted), marker
             )
         asks = {
-            env: _env_page(env, position, own, page, size, backwards)
+            env: paging.env_page(env, position, own, page, size, backwards)
             for env in self._readable(wanted)
         }
         asks = {env: ask for env, ask in asks.items() if ask is not None}
@@ -317,7 +314,9 @@ class RelayBackend:
             env: {"filter": filter, "page": ask, "fields": columns} for env, ask in asks.items()
         }
         pages: dict[str, Page[DeploymentRecord]] = await aggregates._ask(self, "deployments", calls)
-        return _merge(pages, position, page.descending, size, backwards, marker is not None)
+        return paging.merge_pages(
+            pages, position, page.descending, size, backwards, marker is not None
+        )
 
     async def _forward_page(
         self,
@@ -333,7 +332,7 @@ class RelayBackend:
         margin), and asked again, after what it sent, only when the merge has used up its
         share while it has more (uneven data). The merge never guesses: the next edge is
         taken only when every environment that may hold it has a row in hand."""
-        share = min(size, -(-size // max(len(environments), 1)) + SHARE_MARGIN)
+        share = min(size, -(-size // max(len(environments), 1)) + paging.SHARE_MARGIN)
         buffers: dict[str, deque[DeploymentRecord]] = {}
         more: dict[str, bool] = {}
         last: dict[str, int | None] = {env: start.get(env) for env in environments}
@@ -346,7 +345,7 @@ class RelayBackend:
                         "filter": filter,
                         "page": PageRequest(
                             first=first,
-                            after=_cursor_after(last[env]),
+                            after=paging.cursor_after(last[env]),
                             descending=descending,
                         ),
                         "fields": columns,
@@ -372,14 +371,14 @@ class RelayBackend:
             if not heads:
                 break
             pick = max if descending else min
-            env = pick(heads, key=lambda e: _key(buffers[e][0]))
+            env = pick(heads, key=lambda e: paging.merge_key(buffers[e][0]))
             taken.append(buffers[env].popleft())
         has_next = any(buffers[env] or more[env] for env in buffers)
         position = dict(start)
         edges: list[Edge[DeploymentRecord]] = []
         for record in taken:
             position[record.environment] = record.id
-            edges.append(Edge(encode_relay_cursor(position, record.environment), record))
+            edges.append(Edge(paging.encode_relay_cursor(position, record.environment), record))
         return Page(edges, has_next=has_next, has_previous=marker is not None)
 
     # --- aggregated over the environments (relay.aggregates) ----------------------------------
@@ -558,10 +557,6 @@ class RelayBackend:
         elsewhere.elsewhere(self, "the REST application list")
 
 
-SHARE_MARGIN = 4
-"""Rows asked of each environment beyond its even share of a page (size/k): a little
-unevenness costs no second round."""
-
 RECORD_COLUMNS = ("state", "strategy", "trigger", "created_at", "updated_at")
 """Read whatever the caller shows: a record's required fields (the merge orders by
 `created_at`) travel with the columns the selection names, and nothing else does."""
@@ -573,107 +568,3 @@ def _env_of(ref: DeploymentRef) -> str:
             ErrorCode.INVALID_INPUT, "the relay needs a global ID, not a bare number", field="id"
         )
     return ref.environment
-
-
-def _cursor_after(position: int | None) -> str | None:
-    return None if position is None else encode_cursor(position)
-
-
-def _key(record: DeploymentRecord) -> tuple[Any, str, int]:
-    return (record.created_at, record.environment, record.id)
-
-
-def _env_page(
-    env: str,
-    position: dict[str, int],
-    own: str | None,
-    page: PageRequest,
-    size: int,
-    backwards: bool,
-) -> PageRequest | None:
-    """What to ask `env` for: after its position, or before it (at-or-before for the
-    environments other than the cursor's own, whose position is the cursor's edge itself)."""
-    if not backwards:
-        after = position.get(env)
-        return PageRequest(
-            first=size,
-            after=None if after is None else encode_cursor(after),
-            descending=page.descending,
-        )
-    if own is None:
-        return PageRequest(last=size, descending=page.descending)
-    bound = position.get(env)
-    if bound is None:
-        return None  # none of its deployments comes before the cursor
-    if env != own:
-        bound = bound - 1 if page.descending else bound + 1  # include the position itself
-        if bound < 1:
-            return PageRequest(last=size, descending=page.descending)
-    return PageRequest(last=size, before=encode_cursor(bound), descending=page.descending)
-
-
-def _merge(
-    pages: dict[str, Page[DeploymentRecord]],
-    start: dict[str, int],
-    descending: bool,
-    size: int,
-    backwards: bool,
-    had_marker: bool,
-) -> Page[DeploymentRecord]:
-    streams = [[e.node for e in p.edges] for p in pages.values()]
-    ordered = list(heapq.merge(*streams, key=_key, reverse=descending))
-    more = len(ordered) > size or any(
-        p.has_previous if backwards else p.has_next for p in pages.values()
-    )
-    taken = ordered[-size:] if backwards else ordered[:size]
-    edges: list[Edge[DeploymentRecord]] = []
-    # backwards, positions are found from the answers: those before the page's first edge
-    position = _before_positions(pages, taken, descending) if backwards else dict(start)
-    for record in taken:
-        position[record.environment] = record.id
-        edges.append(Edge(encode_relay_cursor(position, record.environment), record))
-    if backwards:
-        return Page(edges, has_next=had_marker, has_previous=more)
-    return Page(edges, has_next=more, has_previous=had_marker)
-
-
-def _before_positions(
-    pages: dict[str, Page[DeploymentRecord]], taken: list[DeploymentRecord], descending: bool
-) -> dict[str, int]:
-    """Each environment's last deployment before the page's first edge (from what the
-    environments answered: a backwards page holds them, or the environment has none)."""
-    if not taken:
-        return {}
-    first = _key(taken[0])
-    position: dict[str, int] = {}
-    for env, answered in pages.items():
-        earlier = [
-            e.node
-            for e in answered.edges
-            if (_key(e.node) > first if descending else _key(e.node) < first)
-        ]
-        if earlier:
-            position[env] = earlier[-1].id
-        elif answered.has_previous:
-            # older ones exist beyond what was asked: the first answered one bounds them
-            nodes = [e.node for e in answered.edges]
-            if nodes:
-                position[env] = nodes[0].id - (-1 if descending else 1)
-    return position
-
-
-def encode_relay_cursor(position: dict[str, int], own: str) -> str:
-    raw = orjson.dumps({"p": position, "o": own})
-    return base64.urlsafe_b64encode(b"r:" + raw).decode().rstrip("=")
-
-
-def decode_relay_cursor(value: str) -> tuple[dict[str, int], str | None]:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        if not raw.startswith(b"r:"):
-            raise ValueError
-        body = orjson.loads(raw[2:])
-        position = {str(k): int(v) for k, v in body["p"].items()}
-        return position, str(body["o"])
-    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
-        raise InvalidId(f"not a valid cursor: {value[:60]!r}") from None

@@ -12,6 +12,10 @@ use: N clients following one deployment's log cost one upstream stream. A log fe
 contiguous (sequence numbers): after a dropped connection it reconnects with `after:` the
 last sequence it emitted, and late or lagging subscribers read the backlog upstream, so
 every client sees every line exactly once.
+
+Longer than 600 lines on purpose: the upstream feed, the merged events feed and `RelayLive`
+share one reconnect-and-resume protocol (the header's cursor, the initial batch, the last
+position delivered); split, each half would have to expose the other's private state.
 """
 
 from __future__ import annotations
