@@ -45,31 +45,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     compileall.compile_dir(Path(deploybot.__file__).parent, quiet=1)
 
 
-SELF_HOSTED = "tests/e2e/test_self_hosted.py"
-DOCKERD_RESTART = "tests/e2e/test_dockerd_restart.py"
-_image_build_at: str | None = None
-"""The test at whose setup deploybot's own image starts building in the background."""
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """When test_self_hosted runs, its image build (half a minute of CPU) starts at the
-    first e2e test after the dockerd restart (which would break a build under way): it
-    then overlaps tests that mostly wait for the Swarm instead of adding to the suite."""
-    global _image_build_at
-    ids = [item.nodeid for item in session.items]
-    if not any(n.startswith(SELF_HOSTED) for n in ids):
-        return
-    after = max((k for k, n in enumerate(ids) if n.startswith(DOCKERD_RESTART)), default=-1)
-    _image_build_at = next((n for n in ids[after + 1 :] if n.startswith("tests/e2e/")), None)
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if _image_build_at is not None and item.nodeid == _image_build_at:
-        from tests.e2e.test_self_hosted import start_image_build
-
-        start_image_build(REGISTRY)
-
-
 def docker(*args: str) -> str:
     return subprocess.run(
         [DOCKER, *args], check=True, capture_output=True, text=True, timeout=120

@@ -49,46 +49,23 @@ def _secret(name: str, value: str) -> None:
     )
 
 
-_build: subprocess.Popen[str] | None = None
-
-
-def start_image_build(registry: str) -> None:
-    """Start `deploy/build-image.sh` in the background (once): its half minute of wheels and
-    `pip install` then overlaps tests that mostly wait for the Swarm. The suite's conftest
-    starts it after the dockerd restart test (a restart would break a build under way)."""
-    global _build
-    if _build is None:
-        _build = subprocess.Popen(
-            ["bash", str(ROOT / "deploy/build-image.sh"), "selftest"],
-            env={
-                **os.environ,
-                "DEPLOYBOT_REGISTRY": registry,
-                "DEPLOYBOT_PYTHON": sys.executable,
-                "DEPLOYBOT_PUSH": "0",
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-
-def built_image(registry: str) -> str:
-    """The image the build made (started now if it was not yet)."""
-    start_image_build(registry)
-    assert _build is not None
-    try:
-        stdout, stderr = _build.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        _build.kill()
-        raise
-    assert _build.returncode == 0, stderr
-    return stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
 def self_hosted(swarm: str, registry: str) -> Iterator[dict[str, str]]:
     _cleanup()
-    image = built_image(registry)
+    built = subprocess.run(
+        ["bash", str(ROOT / "deploy/build-image.sh"), "selftest"],
+        env={
+            **os.environ,
+            "DEPLOYBOT_REGISTRY": registry,
+            "DEPLOYBOT_PYTHON": sys.executable,
+            "DEPLOYBOT_PUSH": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert built.returncode == 0, built.stderr
+    image = built.stdout.strip().splitlines()[-1]
     password = secrets.token_urlsafe(24)
     token = "dbt_" + secrets.token_urlsafe(32)
     _secret("postgres_password", password)
