@@ -137,6 +137,10 @@ def server_env(tmp: Path, **overrides: str) -> dict[str, str]:
         "DEPLOYBOT_WORK_DIR": str(tmp / "work"),
         "DEPLOYBOT_CONVERGE_TIMEOUT": "90",
         "DEPLOYBOT_RUNNER_POLL_INTERVAL": "0.5",
+        # A task counts as steady after 1 s running (2 s by default): a crash loop is still
+        # caught (the failing test tasks exit or turn unhealthy well within it), and each
+        # converge of the suite's rollouts is a second shorter.
+        "DEPLOYBOT_CONVERGE_STABLE_SECONDS": "1",
         "DEPLOYBOT_ADMIN_TOKEN": ADMIN_TOKEN,
         # The tests make many requests quickly; tests of the limits turn them back on.
         "DEPLOYBOT_RATE_LIMIT_ENABLED": "false",

@@ -28,6 +28,9 @@ GOOD_STACK = """services:
     build: .
     command: ["sh", "-c", "echo up $$(cat /www/v); while true; do sleep 1; done"]
     stop_grace_period: 1s
+    deploy:
+      update_config:
+        monitor: 1s  # Swarm's 5 s default: 4 s more per update
 """
 CRASHING_STACK = """services:
   app:

@@ -67,6 +67,7 @@ services:
         parallelism: 1
         delay: 0s
         order: stop-first
+        monitor: 1s  # Swarm's 5 s default: 4 s more to every update
   worker:
     build:
       context: .
@@ -77,6 +78,7 @@ services:
       update_config:
         parallelism: 1
         delay: 1s
+        monitor: 1s
 """
 
 

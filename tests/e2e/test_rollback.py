@@ -41,6 +41,10 @@ HOOK_LOGS = (
 
 
 def stack(port: int, health_port: int = 8080, retries: int = 3) -> str:
+    # Swarm's update monitor (5 s by default) shortened for the versions that turn healthy:
+    # a rollout then converges a second after its task runs, not five (the runner's own
+    # stability window still applies). The unhealthy version keeps Swarm's default.
+    update = "\n      update_config:\n        monitor: 1s" if retries == 3 else ""
     return f"""version: "3.8"
 services:
   web:
@@ -56,7 +60,7 @@ services:
       timeout: 1s
       retries: {retries}
     deploy:
-      replicas: 1
+      replicas: 1{update}
       restart_policy:
         delay: 1s
 """
@@ -307,7 +311,9 @@ def local_images() -> Iterator[list[str]]:
     for tag in tags:
         subprocess.run(
             [DOCKER, "build", "-q", "-t", tag, "--label", f"ro={tag}", "-"],
-            input='FROM deploybot/busybox:latest\nCMD ["sleep", "3600"]\n',
+            # Stops at SIGTERM (a bare `sleep` as PID 1 ignores it: 10 s to each update).
+            input="FROM deploybot/busybox:latest\n"
+            'CMD ["sh", "-c", "trap \'exit 0\' TERM; sleep 3600 & wait"]\n',
             text=True,
             check=True,
             capture_output=True,

@@ -83,6 +83,7 @@ def test_rolling_follows_the_requested_update_config(client: Client, repo: dict[
             "delay": 2,
             "order": "STOP_FIRST",
             "failureAction": "ROLLBACK",
+            "monitor": 1,  # Swarm's default is 5 s: 4 s more to the test
         },
     )
     assert done["state"] == "SUCCESS", outcome(done)
@@ -102,6 +103,7 @@ def test_rolling_follows_the_requested_update_config(client: Client, repo: dict[
     update: Any = service_inspect("ro-rolling_web")["Spec"]["UpdateConfig"]
     assert update["Parallelism"] == 1 and update["Delay"] == 2 * 10**9
     assert (update["Order"], update["FailureAction"]) == ("stop-first", "rollback")
+    assert update["Monitor"] == 10**9
 
 
 def test_recreate_stops_every_old_task_before_any_new_one_starts(
@@ -162,7 +164,7 @@ def test_canary_runs_one_new_task_beside_the_old_then_the_rest(
         ["ro-canary_web", "ro-canary_web-canary"],
         strategy="CANARY",
         canaryPeriod=period,
-        rollingUpdate={"parallelism": 1, "delay": 1, "order": "START_FIRST"},
+        rollingUpdate={"parallelism": 1, "delay": 1, "order": "START_FIRST", "monitor": 1},
     )
     assert done["state"] == "SUCCESS", outcome(done)
     assert steps(done)["canary"]["status"] == "COMPLETED"
