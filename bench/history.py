@@ -143,8 +143,11 @@ async def seed() -> None:
 
 
 def launch(
-    cmd: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+    cmd: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT, counted: bool = False
 ) -> subprocess.Popen[bytes]:
+    """`cmd` started (under Callgrind, writing beside `log`, when `counted`)."""
+    if counted:
+        cmd = instructions.under_callgrind(cmd, log.parent)
     return subprocess.Popen(
         cmd, env={**os.environ, **env}, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
@@ -249,11 +252,6 @@ class Server:
     headers: dict[str, str] = field(default_factory=lambda: dict(AUTH))
 
 
-def deploybot_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "deploybot", "serve", "--port", str(port), "--no-runner",
-            "--no-migrate", "--log-level", "warning"]  # fmt: skip
-
-
 def launch_deploybot(
     label: str, src: Path, db_name: str, port: int, logs: Path, counted: bool
 ) -> Server:
@@ -261,10 +259,10 @@ def launch_deploybot(
     (under Callgrind when `counted`); `ready` waits for it."""
     url = f"{PG.replace('postgresql://', 'postgresql+asyncpg://')}/{db_name}"
     cursor = asyncio.run(deep_cursor(db_name))
-    cmd = deploybot_command(port)
     log = logs / f"{label}.log"
     proc = launch(
-        instructions.under_callgrind(cmd, logs) if counted else cmd,
+        [sys.executable, "-m", "deploybot", "serve", "--port", str(port), "--no-runner",
+         "--no-migrate", "--log-level", "warning"],
         # A throughput benchmark: per-caller rate limits would refuse it (bench/rate_limits.py
         # and bench/access.py measure what a check costs). Code without access control
         # ignores the token.
@@ -273,6 +271,7 @@ def launch_deploybot(
          "PYTHONPATH": str(src / "src")},
         log,
         cwd=src,
+        counted=counted,
     )  # fmt: skip
     bodies: dict[str, dict[str, object]] = {
         "first": {"query": QUERY},
@@ -286,11 +285,7 @@ def launch_bare(caches: bool, port: int, logs: Path, counted: bool) -> Server:
     cmd = [sys.executable, "-m", "uvicorn", "bench.bare_schema:app", "--port", str(port),
            "--log-level", "warning", "--no-access-log"]  # fmt: skip
     log = logs / f"bare{int(caches)}.log"
-    proc = launch(
-        instructions.under_callgrind(cmd, logs) if counted else cmd,
-        {"BARE_CACHES": "1" if caches else "0"},
-        log,
-    )
+    proc = launch(cmd, {"BARE_CACHES": "1" if caches else "0"}, log, counted=counted)
     body: dict[str, object] = {"query": BARE_QUERY}
     return Server(label, proc, port, {"first": body, "deep": body}, log)
 
