@@ -111,7 +111,6 @@ def test_dockerd_restarted_mid_rollout(images: dict[str, str], tmp_path: Path) -
     server = ServerProcess(
         server_env(
             tmp_path,
-            DEPLOYBOT_CONVERGE_STABLE_SECONDS="1",
             DEPLOYBOT_RUNNER_POLL_INTERVAL="0.2",
             DEPLOYBOT_CONVERGE_TIMEOUT="240",
             DEPLOYBOT_DOCKER_PATIENCE="180",

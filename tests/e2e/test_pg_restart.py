@@ -264,7 +264,6 @@ def test_postgresql_down_during_the_fetch_the_deployment_waits_and_succeeds(
         tmp_path,
         DEPLOYBOT_DATABASE_URL=pg_cluster.url,
         DEPLOYBOT_DOCKER_HOST=swarm,
-        DEPLOYBOT_CONVERGE_STABLE_SECONDS="1",
         DEPLOYBOT_RUNNER_POLL_INTERVAL="0.2",
     )
     api = ServerProcess(env, tmp_path, "--no-runner")

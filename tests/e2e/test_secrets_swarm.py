@@ -135,7 +135,6 @@ def server(
         DEPLOYBOT_DOCKER_HOST=swarm,
         DEPLOYBOT_REGISTRY=registry,
         DEPLOYBOT_KEPT_OBJECT_VERSIONS="1",
-        DEPLOYBOT_CONVERGE_STABLE_SECONDS="1",
     )
     proc = ServerProcess(env, tmp)
     yield proc

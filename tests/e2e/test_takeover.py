@@ -94,7 +94,6 @@ def current_image(namespace: str) -> str:
 def env(tmp: Path, **extra: str) -> dict[str, str]:
     return server_env(
         tmp,
-        DEPLOYBOT_CONVERGE_STABLE_SECONDS="1",
         DEPLOYBOT_RUNNER_POLL_INTERVAL="0.2",
         DEPLOYBOT_CONVERGE_TIMEOUT="60",
         **extra,
