@@ -6,10 +6,8 @@ build contexts are produced straight from a commit's tree (no checkout, so
 concurrent deployments of different commits never share a work tree).
 
 Everything here is blocking (libgit2 does network and disk I/O); async callers
-use the ``*_async`` wrappers, which run the work in a thread.
-
-One concern (fetching and reading commits through libgit2), a few lines over 600; splitting
-the blocking calls from their async wrappers would only separate each from its twin.
+use the ``*_async`` wrappers, which run the work in a thread. Writing a tree as a
+build context's tar is `tree_archive.py`'s.
 """
 
 from __future__ import annotations
@@ -17,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
-import io
 import os
 import re
 import shutil
-import tarfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceFilter
 from pygit2.remotes import Remote
+
+from deploybot.runner.tree_archive import tree_archive
 
 __all__ = [
     "SHORT_SHA_LENGTH",
@@ -59,9 +57,6 @@ _SLUG_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _VERSION_RE = re.compile(r"^[vV]?(?P<nums>\d+(?:\.\d+)*)(?:[-+.~_]?(?P<rest>.*))?$")
 _NATURAL_RE = re.compile(r"(\d+)")
 _MAX_SYMLINK_HOPS = 8
-_TAR_MODE_DIR = 0o755
-_TAR_MODE_EXEC = 0o755
-_TAR_MODE_FILE = 0o644
 
 
 class GitError(Exception):
@@ -536,10 +531,7 @@ class MirrorCache:
                     f"{short_sha(str(commit.id))}"
                 )
             tree = obj
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            _add_tree(repo, tar, tree, "", commit.commit_time)
-        return buf.getvalue()
+        return tree_archive(repo, tree, commit.commit_time)
 
     # -- async wrappers -----------------------------------------------------
 
@@ -573,34 +565,3 @@ def _normalise_link(path: str) -> str:
         else:
             parts.append(part)
     return "/".join(parts)
-
-
-def _add_tree(
-    repo: pygit2.Repository, tar: tarfile.TarFile, tree: pygit2.Tree, prefix: str, mtime: int
-) -> None:
-    for entry in tree:
-        raw_name = entry.raw_name or b""
-        name = prefix + raw_name.decode("utf-8", "surrogateescape")
-        info = tarfile.TarInfo(name)
-        info.mtime = mtime
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        mode = entry.filemode
-        if mode == FileMode.TREE:
-            info.type = tarfile.DIRTYPE
-            info.mode = _TAR_MODE_DIR
-            tar.addfile(info)
-            _add_tree(repo, tar, repo[entry.id].peel(pygit2.Tree), name + "/", mtime)
-        elif mode == FileMode.LINK:
-            blob = repo[entry.id].peel(pygit2.Blob)
-            info.type = tarfile.SYMTYPE
-            info.linkname = blob.data.decode("utf-8", "surrogateescape")
-            info.mode = 0o777
-            tar.addfile(info)
-        elif mode in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE):
-            data = repo[entry.id].peel(pygit2.Blob).data
-            info.type = tarfile.REGTYPE
-            info.mode = _TAR_MODE_EXEC if mode == FileMode.BLOB_EXECUTABLE else _TAR_MODE_FILE
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        # FileMode.COMMIT (submodule): not part of this repository's content; skipped.
